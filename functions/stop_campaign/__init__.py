@@ -1,0 +1,1 @@
+"""campaign-stop: stops Kore.ai campaigns on request (see README.md)."""

@@ -1,0 +1,119 @@
+"""Configuration, read from the environment once per container and validated before any call."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from urllib.parse import urlsplit
+
+# Names the deployed template must set; tests compare them with template.yaml.
+REQUIRED_ENV_VARS: tuple[str, ...] = (
+    "KORE_BASE_URL",
+    "CREDENTIALS_SECRET_ID",
+    "RESULTS_TOPIC_ARN",
+    "DEAD_LETTER_QUEUE_URL",
+    "IDEMPOTENCY_TABLE_NAME",
+    "MAX_RECEIVE_COUNT",
+    "ALARM_TARGETS_PARAMETER",
+)
+# Tuning knobs with safe defaults (name -> default as the environment would spell it).
+OPTIONAL_ENV_VARS: dict[str, str] = {
+    "STOP_CONCURRENCY": "10",
+    "HTTP_CONNECT_TIMEOUT_SECONDS": "3",
+    "HTTP_READ_TIMEOUT_SECONDS": "10",
+    "HTTP_MAX_RETRIES": "6",
+    "CREDENTIALS_CACHE_SECONDS": "300",
+    "ALARM_TARGETS_CACHE_SECONDS": "60",
+    "IDEMPOTENCY_TTL_SECONDS": "86400",
+    "JWT_TTL_SECONDS": "300",
+}
+# The idempotency table's TTL attribute (Powertools' default name); the template must match it.
+IDEMPOTENCY_TTL_ATTRIBUTE = "expiration"
+
+
+class ConfigurationError(RuntimeError):
+    """The function's environment is wrong; no request can be served until it is fixed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    kore_base_url: str
+    credentials_secret_id: str
+    results_topic_arn: str
+    dead_letter_queue_url: str
+    idempotency_table_name: str
+    max_receive_count: int
+    alarm_targets_parameter: str
+    stop_concurrency: int
+    http_connect_timeout_seconds: float
+    http_read_timeout_seconds: float
+    http_max_retries: int
+    credentials_cache_seconds: int
+    alarm_targets_cache_seconds: int
+    idempotency_ttl_seconds: int
+    jwt_ttl_seconds: int
+
+
+def _number(env: dict[str, str], name: str, kind: type[int] | type[float], low: float, high: float) -> float:
+    raw = env.get(name) or OPTIONAL_ENV_VARS.get(name, "")
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigurationError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def validate_base_url(url: str) -> str:
+    """https only; plain http is allowed for loopback hosts (local simulator)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme not in ("https", "http") or not host:
+        raise ConfigurationError("KORE_BASE_URL must be an absolute https:// URL")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ConfigurationError("KORE_BASE_URL must not carry credentials, a query or a fragment")
+    if parts.scheme == "http" and not _is_loopback(host):
+        raise ConfigurationError("KORE_BASE_URL must use https:// (plain http is allowed only on loopback)")
+    return url.rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ) if env is None else env
+    missing = [name for name in REQUIRED_ENV_VARS if not env.get(name)]
+    if missing:
+        raise ConfigurationError(f"missing environment variables: {', '.join(missing)}")
+    return Settings(
+        kore_base_url=validate_base_url(env["KORE_BASE_URL"]),
+        credentials_secret_id=env["CREDENTIALS_SECRET_ID"],
+        results_topic_arn=env["RESULTS_TOPIC_ARN"],
+        dead_letter_queue_url=env["DEAD_LETTER_QUEUE_URL"],
+        idempotency_table_name=env["IDEMPOTENCY_TABLE_NAME"],
+        max_receive_count=int(_number(env, "MAX_RECEIVE_COUNT", int, 1, 1000)),
+        alarm_targets_parameter=env["ALARM_TARGETS_PARAMETER"],
+        stop_concurrency=int(_number(env, "STOP_CONCURRENCY", int, 1, 50)),
+        http_connect_timeout_seconds=_number(env, "HTTP_CONNECT_TIMEOUT_SECONDS", float, 0.1, 30),
+        http_read_timeout_seconds=_number(env, "HTTP_READ_TIMEOUT_SECONDS", float, 0.1, 60),
+        http_max_retries=int(_number(env, "HTTP_MAX_RETRIES", int, 0, 20)),
+        credentials_cache_seconds=int(_number(env, "CREDENTIALS_CACHE_SECONDS", int, 0, 86400)),
+        alarm_targets_cache_seconds=int(_number(env, "ALARM_TARGETS_CACHE_SECONDS", int, 0, 86400)),
+        idempotency_ttl_seconds=int(_number(env, "IDEMPOTENCY_TTL_SECONDS", int, 60, 30 * 86400)),
+        jwt_ttl_seconds=int(_number(env, "JWT_TTL_SECONDS", int, 10, 3600)),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The container's settings, read at first use so tests can set the environment first."""
+    return load_settings()
