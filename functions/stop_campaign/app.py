@@ -1,0 +1,177 @@
+"""Lambda entry point: wiring only. Builds the Powertools pieces and the I/O edges, hands each message to logic.
+
+Handler: ``stop_campaign.app.lambda_handler``. Accepts an SQS batch (standard or FIFO), an EventBridge
+event invoked directly, or a stop request as a direct invocation payload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cache, partial
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.utilities.batch import (
+    AsyncBatchProcessor,
+    EventType,
+    SqsFifoPartialProcessor,
+    async_process_partial_response,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.serialization.dataclass import DataclassSerializer
+from aws_lambda_powertools.utilities.parameters import SecretsProvider, SSMProvider
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from stop_campaign.alarm_targets import AlarmTargets
+from stop_campaign.credentials import CredentialStore
+from stop_campaign.dead_letter import DeadLetterQueue
+from stop_campaign.intake import Origin
+from stop_campaign.kore_client import ClientSettings, Deadline, KoreClient
+from stop_campaign.models import Source, StopOutcome
+from stop_campaign.processing import (
+    InboundMessage,
+    MessageProcessor,
+    Telemetry,
+    observed,
+    stop_and_observe,
+)
+from stop_campaign.results import ResultsPublisher
+from stop_campaign.settings import IDEMPOTENCY_TTL_ATTRIBUTE, get_settings
+from stop_campaign.stopper import CampaignStopper, utc_now
+
+logger = Logger()
+metrics = Metrics()
+tracer = Tracer()
+telemetry = Telemetry(metrics)
+sqs_batch = AsyncBatchProcessor(event_type=EventType.SQS)
+sqs_fifo_batch = SqsFifoPartialProcessor(skip_group_on_error=True)  # keeps order within a message group
+
+
+@dataclass(frozen=True, slots=True)
+class Container:
+    """What one Lambda container builds once and reuses: clients, pools, caches."""
+
+    processor: MessageProcessor
+    idempotency: IdempotencyConfig
+    record_workers: ThreadPoolExecutor
+    max_receive_count: int
+
+
+@cache
+def container() -> Container:
+    settings = get_settings()  # raises ConfigurationError before any call when the environment is wrong
+    session = boto3.session.Session()
+    dynamodb = session.client("dynamodb")
+    idempotency = IdempotencyConfig(expires_after_seconds=settings.idempotency_ttl_seconds)
+
+    def store() -> DynamoDBPersistenceLayer:
+        # One store per idempotent function: a shared store's key prefix would race between threads.
+        return DynamoDBPersistenceLayer(
+            table_name=settings.idempotency_table_name, expiry_attr=IDEMPOTENCY_TTL_ATTRIBUTE, boto3_client=dynamodb
+        )
+
+    stopper = CampaignStopper(
+        KoreClient(
+            ClientSettings(
+                base_url=settings.kore_base_url,
+                connect_timeout=settings.http_connect_timeout_seconds,
+                read_timeout=settings.http_read_timeout_seconds,
+                max_retries=settings.http_max_retries,
+                pool_size=2 * settings.stop_concurrency,  # records and their fan-out both hold connections
+            )
+        ),
+        CredentialStore(
+            settings.credentials_secret_id,
+            settings.credentials_cache_seconds,
+            SecretsProvider(boto3_session=session),
+        ),
+        settings.jwt_ttl_seconds,
+    )
+    stop_once = idempotent_function(
+        stop_and_observe(stopper, telemetry),
+        data_keyword_argument="key",
+        persistence_store=store(),
+        config=idempotency,
+        output_serializer=DataclassSerializer(StopOutcome),
+        key_prefix="stop",
+    )
+    publish_once = idempotent_function(
+        observed(ResultsPublisher(settings.results_topic_arn, session.client("sns")).publish, telemetry),
+        data_keyword_argument="identity",
+        persistence_store=store(),
+        config=idempotency,
+        key_prefix="result",
+    )
+    return Container(
+        processor=MessageProcessor(
+            stopper=stopper,
+            stop_once=stop_once,
+            publish_once=publish_once,
+            dead_letters=DeadLetterQueue(settings.dead_letter_queue_url, session.client("sqs")),
+            alarm_targets=AlarmTargets(
+                settings.alarm_targets_parameter,
+                settings.alarm_targets_cache_seconds,
+                SSMProvider(boto3_session=session),
+            ),
+            executor=ThreadPoolExecutor(settings.stop_concurrency, thread_name_prefix="stop"),
+            telemetry=telemetry,
+        ),
+        idempotency=idempotency,
+        record_workers=ThreadPoolExecutor(settings.stop_concurrency, thread_name_prefix="record"),
+        max_receive_count=settings.max_receive_count,
+    )
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics(capture_cold_start_metric=True)
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    started = time.perf_counter()
+    parts = container()
+    parts.idempotency.register_lambda_context(context)  # a timed-out attempt frees its records
+    deadline = Deadline(context.get_remaining_time_in_millis)
+    received_at = utc_now()
+    if isinstance(event, dict) and isinstance(event.get("Records"), list):
+        return _handle_sqs(event, context, parts, deadline, started, received_at)
+    if isinstance(event, dict) and "detail-type" in event:
+        origin = Origin(Source.EVENTBRIDGE, str(event.get("id") or context.aws_request_id), received_at)
+    else:
+        origin = Origin(Source.DIRECT, context.aws_request_id, received_at)
+    message = InboundMessage(body=json.dumps(event, default=str), origin=origin, payload=event)
+    # A transient failure raises: Lambda's asynchronous retries, then its failure destination, take over.
+    results = parts.processor.process(message, deadline, started)
+    return {"results": [result.as_message() for result in results]}
+
+
+def _handle_sqs(
+    event: dict[str, Any], context: LambdaContext, parts: Container, deadline: Deadline, started: float,
+    received_at: str,
+) -> dict[str, Any]:
+    def process_record(record: SQSRecord) -> None:
+        attempt = int(record.attributes.approximate_receive_count or 1)
+        message = InboundMessage(
+            body=record.body or "",
+            origin=Origin(Source.SQS, record.message_id, received_at, attempt),
+            final_attempt=attempt >= parts.max_receive_count,
+        )
+        parts.processor.process(message, deadline, started)
+
+    records = event["Records"]
+    if records and str(records[0].get("eventSourceARN", "")).endswith(".fifo"):
+        return dict(process_partial_response(event, process_record, sqs_fifo_batch, context))
+
+    async def process_concurrently(record: SQSRecord) -> None:
+        await asyncio.get_running_loop().run_in_executor(parts.record_workers, partial(process_record, record))
+
+    return dict(async_process_partial_response(event, process_concurrently, sqs_batch, context))

@@ -1,0 +1,31 @@
+"""Sends requests that cannot succeed, unchanged, to the dead-letter queue with the reason attached."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stop_campaign.models import ResultError
+
+
+class DeadLetterQueue:
+    def __init__(self, queue_url: str, sqs_client: Any) -> None:
+        self._queue_url = queue_url
+        self._sqs = sqs_client
+
+    def send(self, original_body: str, error: ResultError, request_id: str, source: str) -> str:
+        """The original message goes in as it came, so it can be redriven once the cause is fixed."""
+        attributes = {
+            "errorCode": error.code,
+            "errorMessage": error.message[:1024],
+            "requestId": request_id[:256],
+            "source": source,
+            "retryable": str(error.retryable).lower(),
+        }
+        response = self._sqs.send_message(
+            QueueUrl=self._queue_url,
+            MessageBody=original_body,
+            MessageAttributes={
+                name: {"DataType": "String", "StringValue": value} for name, value in attributes.items() if value
+            },
+        )
+        return str(response["MessageId"])

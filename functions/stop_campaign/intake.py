@@ -1,0 +1,221 @@
+"""Turns whatever arrived (SQS body, EventBridge event, SNS notification, direct payload) into requests.
+
+Plain Python: no AWS, no I/O. Everything a message says is validated here, before any call is made.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import fastjsonschema
+
+from stop_campaign.models import ALL_ACTIVE, CampaignType, RequestRejected, Source, StopRequest
+
+ALARM_DETAIL_TYPE = "CloudWatch Alarm State Change"
+MAX_BODY_BYTES = 256 * 1024  # SQS's own message limit; anything larger is not ours
+CAMPAIGN_SELECTORS = ("campaignId", "campaignIds", "campaigns")
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a message came from: sets the request id default, the source and the attempt count."""
+
+    source: Source
+    message_id: str
+    received_at: str
+    attempt: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmStateChange:
+    """A CloudWatch alarm changed state; the alarm map decides what, if anything, stops."""
+
+    alarm_name: str
+    alarm_arn: str | None
+    state: str
+    changed_at: str
+    reason: str | None
+    received_at: str
+    attempt: int = 1
+
+    @property
+    def request_id(self) -> str:
+        # Same alarm + same state change = same request: a redelivery stops nothing twice,
+        # while the alarm firing again later (a new timestamp) stops again.
+        return f"alarm:{self.alarm_name}:{self.changed_at}"
+
+
+class InvalidRequest(RequestRejected):
+    """A message that is not a valid stop request; carries what could be read for the result."""
+
+    def __init__(self, message: str, request_id: str, fields: dict[str, Any] | None = None) -> None:
+        super().__init__("invalid_request", message)
+        self.request_id = request_id
+        self.fields = fields or {}
+
+
+@cache
+def _stop_request_validator() -> Any:
+    # Compiled once: Powertools' validate() recompiles the schema on every call (~3 ms each).
+    schema_text = resources.files("stop_campaign").joinpath("schemas/stop_request_v1.json").read_text()
+    return fastjsonschema.compile(json.loads(schema_text))
+
+
+def parse_sqs_body(body: str, origin: Origin) -> StopRequest | AlarmStateChange:
+    """An SQS body: a stop request, an EventBridge envelope or an SNS notification."""
+    if len(body.encode("utf-8", "surrogatepass")) > MAX_BODY_BYTES:
+        raise InvalidRequest("message body is larger than 256 KiB", origin.message_id)
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        raise InvalidRequest("message body is not valid JSON", origin.message_id) from None
+    if isinstance(payload, dict) and payload.get("Type") == "Notification" and "Message" in payload:
+        return _parse_sns_notification(payload, origin)
+    return parse_event(payload, origin)
+
+
+def parse_event(payload: Any, origin: Origin) -> StopRequest | AlarmStateChange:
+    """A decoded payload: an EventBridge event (alarm or stop request) or a bare stop request."""
+    if not isinstance(payload, dict):
+        raise InvalidRequest("a stop request must be a JSON object", origin.message_id)
+    if "detail-type" in payload and "detail" in payload:
+        return _parse_eventbridge(payload, origin)
+    return parse_stop_request(payload, origin, default_request_id=origin.message_id)
+
+
+def _parse_eventbridge(event: dict[str, Any], origin: Origin) -> StopRequest | AlarmStateChange:
+    event_id = event.get("id") if isinstance(event.get("id"), str) else origin.message_id
+    detail = event.get("detail")
+    if event.get("detail-type") == ALARM_DETAIL_TYPE and event.get("source") == "aws.cloudwatch":
+        return _parse_eventbridge_alarm(event, origin, str(event_id))
+    source = Source.EVENTBRIDGE if origin.source is Source.SQS else origin.source
+    if not isinstance(detail, dict):
+        raise InvalidRequest("EventBridge detail must be a JSON object", str(event_id))
+    return parse_stop_request(
+        detail, Origin(source, str(event_id), origin.received_at, origin.attempt), str(event_id)
+    )
+
+
+def _parse_eventbridge_alarm(event: dict[str, Any], origin: Origin, event_id: str) -> AlarmStateChange:
+    detail = event.get("detail") if isinstance(event.get("detail"), dict) else {}
+    state = detail.get("state") if isinstance(detail.get("state"), dict) else {}
+    resources_ = event.get("resources")
+    arn = resources_[0] if isinstance(resources_, list) and resources_ and isinstance(resources_[0], str) else None
+    return _alarm(
+        name=detail.get("alarmName"),
+        arn=arn,
+        state=state.get("value"),
+        changed_at=state.get("timestamp") or event.get("time"),
+        reason=state.get("reason"),
+        origin=origin,
+        request_id=event_id,
+    )
+
+
+def _parse_sns_notification(notification: dict[str, Any], origin: Origin) -> StopRequest | AlarmStateChange:
+    # A duplicate SNS delivery arrives as a new SQS message: SNS's MessageId is the stable id.
+    message_id = notification.get("MessageId")
+    sns_origin = Origin(
+        origin.source, message_id if isinstance(message_id, str) else origin.message_id,
+        origin.received_at, origin.attempt,
+    )
+    message = notification.get("Message")
+    try:
+        payload = json.loads(message) if isinstance(message, str) else None
+    except ValueError:
+        payload = None
+    if not isinstance(payload, dict):
+        raise InvalidRequest("SNS message is not a JSON object", sns_origin.message_id)
+    if "AlarmName" in payload and "NewStateValue" in payload:
+        return _alarm(
+            name=payload.get("AlarmName"),
+            arn=payload.get("AlarmArn"),
+            state=payload.get("NewStateValue"),
+            changed_at=payload.get("StateChangeTime"),
+            reason=payload.get("NewStateReason"),
+            origin=sns_origin,
+            request_id=sns_origin.message_id,
+        )
+    return parse_event(payload, sns_origin)
+
+
+def _alarm(
+    *, name: Any, arn: Any, state: Any, changed_at: Any, reason: Any, origin: Origin, request_id: str
+) -> AlarmStateChange:
+    for field_name, value in (("alarmName", name), ("state", state), ("stateChangeTime", changed_at)):
+        if not isinstance(value, str) or not value or len(value) > 512:
+            raise InvalidRequest(f"alarm event: {field_name} is missing or not a string", request_id)
+    return AlarmStateChange(
+        alarm_name=name,
+        alarm_arn=arn if isinstance(arn, str) else None,
+        state=state,
+        changed_at=changed_at,
+        reason=reason[:512] if isinstance(reason, str) else None,
+        received_at=origin.received_at,
+        attempt=origin.attempt,
+    )
+
+
+def parse_stop_request(payload: dict[str, Any], origin: Origin, default_request_id: str) -> StopRequest:
+    """Validate a stop request (v1) against its schema; the error names the offending field."""
+    request_id = payload.get("requestId")
+    request_id = request_id if isinstance(request_id, str) and request_id.strip() else default_request_id
+    readable = _readable_fields(payload)
+    selectors = [name for name in CAMPAIGN_SELECTORS if name in payload]
+    if len(selectors) != 1:
+        found = f" (found {', '.join(selectors)})" if selectors else ""
+        raise InvalidRequest(
+            f"exactly one of campaignId, campaignIds or campaigns is required{found}", request_id, readable
+        )
+    try:
+        _stop_request_validator()(payload)
+    except fastjsonschema.JsonSchemaValueException as error:
+        raise InvalidRequest(_describe(error), request_id, readable) from None
+    campaign_ids: tuple[str, ...] = ()
+    if "campaignId" in payload:
+        campaign_ids = (payload["campaignId"],)
+    elif "campaignIds" in payload:
+        campaign_ids = tuple(payload["campaignIds"])
+    return StopRequest(
+        stream_id=payload["streamId"],
+        campaign_type=CampaignType(payload.get("campaignType", CampaignType.SMS.value)),
+        request_id=request_id,
+        source=origin.source,
+        received_at=origin.received_at,
+        campaign_ids=campaign_ids,
+        all_active=payload.get("campaigns") == ALL_ACTIVE,
+        reason=payload.get("reason"),
+        requested_by=payload.get("requestedBy"),
+        requested_at=payload.get("requestedAt"),
+        account_id=payload.get("accountId"),
+        dry_run=payload.get("dryRun", False),
+        attempt=origin.attempt,
+    )
+
+
+def _describe(error: fastjsonschema.JsonSchemaValueException) -> str:
+    # fastjsonschema names the field ("data.streamId must be string"); say "request." instead of "data."
+    message = str(error.message)
+    if message.startswith("data"):
+        message = "request" + message[len("data"):]
+    return message[:300]
+
+
+def _readable_fields(payload: dict[str, Any]) -> dict[str, Any]:
+    """The ids a rejected result can safely echo: only well-formed ones, so no junk is republished."""
+    validator_pattern = _ID_CHARS
+    fields: dict[str, Any] = {}
+    for name in ("streamId", "campaignId", "accountId"):
+        value = payload.get(name)
+        if isinstance(value, str) and 0 < len(value) <= 128 and set(value) <= validator_pattern:
+            fields[name] = value
+    if payload.get("campaignType") in ("sms", "voice"):
+        fields["campaignType"] = payload["campaignType"]
+    return fields
+
+
+_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")

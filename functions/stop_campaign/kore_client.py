@@ -1,0 +1,190 @@
+"""The only place that speaks HTTP: Kore.ai campaign API calls over one reused urllib3 pool."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import urllib3
+from urllib3.exceptions import HTTPError, MaxRetryError
+from urllib3.util import Retry, Timeout
+
+from stop_campaign.models import CampaignType
+
+# Path templates exactly as Kore.ai documents them (the double slash in the SMS stop path included).
+STOP_PATHS: dict[CampaignType, str] = {
+    CampaignType.SMS: "/campaign/api/v2/public/{stream_id}/campaign//trigger/{campaign_id}",
+    CampaignType.VOICE: "/api/v2/public/{stream_id}/campaign/trigger/{campaign_id}",
+}
+STATUS_PATH = "/campaign/api/v2/public/{stream_id}/campaign/{campaign_id}/status"
+LIST_PATH = "/campaign/api/v2/public/{stream_id}/campaign/getAllCampaignDetails"
+
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Never start an attempt that cannot finish before Lambda's own timeout.
+DEADLINE_MARGIN_SECONDS = 1.0
+
+HeadersFactory = Callable[[], Mapping[str, str]]
+
+
+class ApiUnavailable(Exception):
+    """No HTTP answer (connection refused or dropped, timeout) after every retry the time allowed."""
+
+
+@dataclass(frozen=True, slots=True)
+class ApiResponse:
+    status: int
+    body: dict[str, Any] | None
+    attempts: int
+    latency_ms: float
+    retry_after: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def retryable(self) -> bool:
+        return self.status in RETRYABLE_STATUSES
+
+
+class Deadline:
+    """The time this invocation has left, from the Lambda context (or unlimited outside Lambda)."""
+
+    def __init__(self, remaining_ms: Callable[[], int] | None = None) -> None:
+        self._remaining_ms = remaining_ms
+
+    def seconds_left(self) -> float:
+        return float("inf") if self._remaining_ms is None else self._remaining_ms() / 1000.0
+
+    def allows(self, wait_seconds: float, attempt_seconds: float) -> bool:
+        return self.seconds_left() - wait_seconds - attempt_seconds > DEADLINE_MARGIN_SECONDS
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSettings:
+    base_url: str
+    connect_timeout: float
+    read_timeout: float
+    max_retries: int
+    pool_size: int
+
+
+class KoreClient:
+    """Kore.ai campaign API v2. One instance per container, so warm invocations reuse connections."""
+
+    def __init__(self, settings: ClientSettings) -> None:
+        self._settings = settings
+        self._pool = urllib3.PoolManager(
+            num_pools=2,
+            maxsize=settings.pool_size,
+            cert_reqs="CERT_REQUIRED",  # TLS verified, always
+            retries=False,
+            headers={"Content-Type": "application/json"},
+        )
+
+    def stop_campaign(
+        self, stream_id: str, campaign_id: str, campaign_type: CampaignType, account_id: str,
+        headers: HeadersFactory, deadline: Deadline,
+    ) -> ApiResponse:
+        path = STOP_PATHS[campaign_type].format(stream_id=_segment(stream_id), campaign_id=_segment(campaign_id))
+        query = {"accountId": account_id, "campaignType": campaign_type.value, "trigger": "stop"}
+        return self._post(path, query, {}, headers, deadline)
+
+    def campaign_status(
+        self, stream_id: str, campaign_id: str, account_id: str, headers: HeadersFactory, deadline: Deadline
+    ) -> ApiResponse:
+        path = STATUS_PATH.format(stream_id=_segment(stream_id), campaign_id=_segment(campaign_id))
+        return self._post(path, {"accountId": account_id, "view": "status"}, {}, headers, deadline)
+
+    def list_campaigns(
+        self, stream_id: str, account_id: str, body: dict[str, Any], headers: HeadersFactory, deadline: Deadline
+    ) -> ApiResponse:
+        path = LIST_PATH.format(stream_id=_segment(stream_id))
+        return self._post(path, {"accountId": account_id}, body, headers, deadline)
+
+    def _post(
+        self, path: str, query: dict[str, str], body: dict[str, Any], headers: HeadersFactory,
+        deadline: Deadline,
+    ) -> ApiResponse:
+        """POST with urllib3's Retry deciding backoff and Retry-After.
+
+        The loop is ours (not ``urlopen(retries=...)``) because every attempt needs a freshly minted
+        token: apps that enforce JTI reject a resent token as a replay.
+        """
+        url = f"{self._settings.base_url}{path}?{urlencode(query)}"
+        payload = json.dumps(body).encode()
+        retry = Retry(
+            total=self._settings.max_retries,
+            backoff_factor=0.2,
+            backoff_max=5.0,
+            backoff_jitter=0.2,
+            status_forcelist=RETRYABLE_STATUSES,
+            allowed_methods=frozenset({"POST"}),  # stopping twice is harmless; losing a stop is not
+            respect_retry_after_header=True,
+            raise_on_status=False,
+            redirect=False,
+        )
+        started = time.perf_counter()
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                response = self._pool.request(
+                    "POST", url, body=payload, headers=dict(headers()), timeout=self._timeout(deadline),
+                    retries=False, redirect=False,
+                )
+            except HTTPError as error:
+                try:
+                    retry = retry.increment("POST", url, error=error)
+                except (MaxRetryError, HTTPError):
+                    raise ApiUnavailable(_describe_error(error, attempts)) from None
+                if not deadline.allows(retry.get_backoff_time(), self._settings.connect_timeout):
+                    raise ApiUnavailable(_describe_error(error, attempts)) from None
+                retry.sleep()
+                continue
+            has_retry_after = bool(response.headers.get("Retry-After"))
+            if retry.is_retry("POST", response.status, has_retry_after):
+                try:
+                    retry = retry.increment("POST", url, response=response)
+                except MaxRetryError:
+                    return _api_response(response, attempts, started)
+                wait = retry.get_retry_after(response) or retry.get_backoff_time()
+                if not deadline.allows(wait, self._settings.connect_timeout):
+                    return _api_response(response, attempts, started)
+                retry.sleep(response)
+                continue
+            return _api_response(response, attempts, started)
+
+    def _timeout(self, deadline: Deadline) -> Timeout:
+        left = deadline.seconds_left() - DEADLINE_MARGIN_SECONDS
+        read = max(0.1, min(self._settings.read_timeout, left))
+        return Timeout(connect=min(self._settings.connect_timeout, read), read=read)
+
+
+def _segment(value: str) -> str:
+    # Ids are validated before we get here; encoding anyway means no id can ever change the path.
+    return quote(value, safe="")
+
+
+def _api_response(response: urllib3.BaseHTTPResponse, attempts: int, started: float) -> ApiResponse:
+    try:
+        decoded = json.loads(response.data) if response.data else None
+    except ValueError:
+        decoded = None
+    return ApiResponse(
+        status=response.status,
+        body=decoded if isinstance(decoded, dict) else None,
+        attempts=attempts,
+        latency_ms=(time.perf_counter() - started) * 1000.0,
+        retry_after=response.headers.get("Retry-After"),
+    )
+
+
+def _describe_error(error: Exception, attempts: int) -> str:
+    # The class name says what went wrong (ReadTimeoutError, NewConnectionError, ProtocolError);
+    # the message would repeat the URL, which is configuration, not news.
+    return f"no answer from the Kore.ai API after {attempts} attempt(s): {type(error).__name__}"

@@ -1,0 +1,210 @@
+"""Data shapes: the stop request, one campaign to stop, the API's answer and the result event.
+
+Every shape the service reads or writes lives here, typed, so a format change is made in one place.
+The JSON Schemas in ``schemas/`` are the published form of the same contracts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Outcome(StrEnum):
+    STOPPED = "stopped"
+    ALREADY_STOPPED = "already_stopped"
+    DRY_RUN = "dry_run"
+    IGNORED = "ignored"
+    REJECTED = "rejected"
+    FAILED = "failed"
+
+
+class Source(StrEnum):
+    SQS = "sqs"
+    EVENTBRIDGE = "eventbridge"
+    ALARM = "alarm"
+    DIRECT = "direct"
+
+
+class CampaignType(StrEnum):
+    SMS = "sms"
+    VOICE = "voice"
+
+
+ALL_ACTIVE = "all-active"
+# Campaign statuses that a stop can act on ("all-active" resolves to these).
+STOPPABLE_STATUSES: tuple[str, ...] = ("Active", "Scheduled", "Rescheduled", "Preparing", "Paused")
+# Statuses that mean a stop has nothing left to do.
+FINISHED_STATUSES: frozenset[str] = frozenset({"Stopped", "Completed"})
+
+
+@dataclass(frozen=True, slots=True)
+class StopRequest:
+    """A validated stop request (v1), whatever shape it arrived in."""
+
+    stream_id: str
+    campaign_type: CampaignType
+    request_id: str
+    source: Source
+    received_at: str
+    campaign_ids: tuple[str, ...] = ()
+    all_active: bool = False
+    reason: str | None = None
+    requested_by: str | None = None
+    requested_at: str | None = None
+    account_id: str | None = None
+    dry_run: bool = False
+    alarm_arn: str | None = None
+    attempt: int = 1  # which delivery of the message this is (SQS ApproximateReceiveCount)
+
+
+@dataclass(frozen=True, slots=True)
+class StopTarget:
+    """One campaign of one request: the unit that is stopped, made idempotent and reported."""
+
+    request: StopRequest
+    campaign_id: str
+    account_id: str
+
+    def idempotency_key(self) -> dict[str, str]:
+        return {
+            "accountId": self.account_id,
+            "streamId": self.request.stream_id,
+            "campaignType": self.request.campaign_type.value,
+            "campaignId": self.campaign_id,
+            "requestId": self.request.request_id,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ApiConfirmation:
+    """What the platform said about a stop (copied into the result's ``api`` field)."""
+
+    http_status: int
+    status: str | None = None
+    message: str | None = None
+    updated_at: str | None = None
+    campaign_execution_type: str | None = None
+    campaign_instance_id: str | None = None
+
+    def as_result_field(self) -> dict[str, Any]:
+        fields = {
+            "httpStatus": self.http_status,
+            "status": self.status,
+            "message": self.message,
+            "updatedAt": self.updated_at,
+            "campaignExecutionType": self.campaign_execution_type,
+            "campaignInstanceId": self.campaign_instance_id,
+        }
+        return {name: value for name, value in fields.items() if value is not None or name == "httpStatus"}
+
+
+@dataclass(frozen=True, slots=True)
+class StopOutcome:
+    """The end of one stop call: stored by idempotency, so it must round-trip through a dict."""
+
+    outcome: str
+    api: dict[str, Any] | None
+    completed_at: str
+    time_to_stop_ms: int | None = None
+    api_latency_ms: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResultError:
+    code: str
+    message: str
+    retryable: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "retryable": self.retryable}
+
+
+@dataclass(frozen=True, slots=True)
+class ResultEvent:
+    """Result event v1: one per campaign per request, published to the results topic."""
+
+    outcome: Outcome
+    request_id: str
+    source: Source
+    received_at: str
+    completed_at: str
+    stream_id: str | None = None
+    campaign_id: str | None = None
+    campaign_type: str | None = None
+    account_id: str | None = None
+    reason: str | None = None
+    requested_by: str | None = None
+    requested_at: str | None = None
+    alarm_arn: str | None = None
+    time_to_stop_ms: int | None = None
+    attempts: int = 1
+    dry_run: bool = False
+    api: dict[str, Any] | None = None
+    error: ResultError | None = None
+    schema_version: str = field(default="1", init=False)
+
+    def as_message(self) -> dict[str, Any]:
+        return {
+            "schemaVersion": self.schema_version,
+            "outcome": self.outcome.value,
+            "requestId": self.request_id,
+            "streamId": self.stream_id,
+            "campaignId": self.campaign_id,
+            "campaignType": self.campaign_type,
+            "accountId": self.account_id,
+            "source": self.source.value,
+            "reason": self.reason,
+            "requestedBy": self.requested_by,
+            "requestedAt": self.requested_at,
+            "alarmArn": self.alarm_arn,
+            "receivedAt": self.received_at,
+            "completedAt": self.completed_at,
+            "timeToStopMs": self.time_to_stop_ms,
+            "attempts": self.attempts,
+            "dryRun": self.dry_run,
+            "api": self.api,
+            "error": self.error.as_dict() if self.error else None,
+        }
+
+    def identity(self) -> dict[str, Any]:
+        """What makes two results the same result: a redelivery must not publish it twice."""
+        return {
+            "requestId": self.request_id,
+            "streamId": self.stream_id,
+            "campaignId": self.campaign_id,
+            "campaignType": self.campaign_type,
+            "accountId": self.account_id,
+            "outcome": self.outcome.value,
+            "errorCode": self.error.code if self.error else None,
+        }
+
+
+class StopError(Exception):
+    """A stop that did not succeed; ``code`` and ``message`` go into the result (never a secret)."""
+
+    retryable: bool = False
+
+    def __init__(self, code: str, message: str, api: dict[str, Any] | None = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.api = api
+
+    def as_result_error(self) -> ResultError:
+        return ResultError(code=self.code, message=self.message, retryable=self.retryable)
+
+
+class RequestRejected(StopError):
+    """The request itself cannot be served; no stop call is made (outcome ``rejected``)."""
+
+
+class PermanentStopError(StopError):
+    """The platform refused the stop; retrying will not help (outcome ``failed``)."""
+
+
+class TransientStopError(StopError):
+    """The platform could not be reached or asked us to slow down; the request goes back to the queue."""
+
+    retryable = True
