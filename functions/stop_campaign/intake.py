@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import fastjsonschema
 
 from stop_campaign.models import ALL_ACTIVE, CampaignType, RequestRejected, Source, StopRequest
 
+SCHEMAS = Path(__file__).parent / "schemas"
 ALARM_DETAIL_TYPE = "CloudWatch Alarm State Change"
 MAX_BODY_BYTES = 256 * 1024  # SQS's own message limit; anything larger is not ours
 CAMPAIGN_SELECTORS = ("campaignId", "campaignIds", "campaigns")
@@ -61,8 +62,7 @@ class InvalidRequest(RequestRejected):
 @cache
 def _stop_request_validator() -> Any:
     # Compiled once: Powertools' validate() recompiles the schema on every call (~3 ms each).
-    schema_text = resources.files("stop_campaign").joinpath("schemas/stop_request_v1.json").read_text()
-    return fastjsonschema.compile(json.loads(schema_text))
+    return fastjsonschema.compile(json.loads((SCHEMAS / "stop_request_v1.json").read_text()))
 
 
 def parse_sqs_body(body: str, origin: Origin) -> StopRequest | AlarmStateChange:

@@ -83,7 +83,6 @@ class KoreClient:
             maxsize=settings.pool_size,
             cert_reqs="CERT_REQUIRED",  # TLS verified, always
             retries=False,
-            headers={"Content-Type": "application/json"},
         )
 
     def stop_campaign(
@@ -134,8 +133,13 @@ class KoreClient:
             attempts += 1
             try:
                 response = self._pool.request(
-                    "POST", url, body=payload, headers=dict(headers()), timeout=self._timeout(deadline),
-                    retries=False, redirect=False,
+                    "POST",
+                    url,
+                    body=payload,
+                    headers={**headers(), "Content-Type": "application/json"},
+                    timeout=self._timeout(deadline),
+                    retries=False,
+                    redirect=False,
                 )
             except HTTPError as error:
                 try:

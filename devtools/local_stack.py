@@ -1,0 +1,213 @@
+"""AWS on loopback: moto's ThreadedMotoServer with the resources template.yaml declares, for tests and the demo."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import urllib3
+
+from devtools.template_loader import load_template, local_stack_settings
+
+REGION = "us-east-1"
+FAKE_AWS_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+}
+
+
+class MotoServer:
+    """moto's server on 127.0.0.1 and a free port; ``reset()`` empties every service between tests."""
+
+    def __init__(self) -> None:
+        from moto.server import ThreadedMotoServer  # dev-only dependency
+
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.endpoint_url = ""
+
+    def start(self) -> MotoServer:
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per AWS call otherwise
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint_url = f"http://{host}:{port}"
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def reset(self) -> None:
+        urllib3.request("POST", f"{self.endpoint_url}/moto-api/reset")
+
+    def __enter__(self) -> MotoServer:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+@dataclass
+class LocalStack:
+    endpoint_url: str
+    stop_queue_url: str
+    stop_queue_arn: str
+    dead_letter_queue_url: str
+    results_topic_arn: str
+    results_queue_url: str  # subscribed to the results topic (raw delivery), so results can be read back
+    table_name: str
+    secret_id: str
+    alarm_parameter: str
+    bus_name: str
+    max_receive_count: int
+    visibility_timeout: int
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, endpoint_url=self.endpoint_url, region_name=REGION, **_boto_credentials())
+
+    def function_environment(self, kore_base_url: str, **overrides: str) -> dict[str, str]:
+        """The variables template.yaml sets on the function, pointing at this stack."""
+        return {
+            **FAKE_AWS_CREDENTIALS,
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "KORE_BASE_URL": kore_base_url,
+            "CREDENTIALS_SECRET_ID": self.secret_id,
+            "RESULTS_TOPIC_ARN": self.results_topic_arn,
+            "DEAD_LETTER_QUEUE_URL": self.dead_letter_queue_url,
+            "IDEMPOTENCY_TABLE_NAME": self.table_name,
+            "MAX_RECEIVE_COUNT": str(self.max_receive_count),
+            "ALARM_TARGETS_PARAMETER": self.alarm_parameter,
+            "POWERTOOLS_SERVICE_NAME": "campaign-stop",
+            "POWERTOOLS_METRICS_NAMESPACE": "CampaignStop",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            **overrides,
+        }
+
+    def put_secret(self, credentials: dict[str, Any]) -> None:
+        self.client("secretsmanager").put_secret_value(SecretId=self.secret_id, SecretString=json.dumps(credentials))
+
+    def put_alarm_map(self, alarm_map: dict[str, Any]) -> None:
+        self.client("ssm").put_parameter(
+            Name=self.alarm_parameter, Value=json.dumps(alarm_map), Type="String", Overwrite=True
+        )
+
+    def drain_results(self) -> list[dict[str, Any]]:
+        """Every result published so far (read and deleted from the subscriber queue)."""
+        return [json.loads(message["Body"]) for message in self._drain(self.results_queue_url)]
+
+    def drain_dead_letters(self) -> list[dict[str, Any]]:
+        return self._drain(self.dead_letter_queue_url)
+
+    def _drain(self, queue_url: str) -> list[dict[str, Any]]:
+        sqs = self.client("sqs")
+        messages: list[dict[str, Any]] = []
+        while True:
+            batch = sqs.receive_message(
+                QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"],
+                AttributeNames=["All"], WaitTimeSeconds=0,
+            ).get("Messages", [])
+            if not batch:
+                return messages
+            messages.extend(batch)
+            sqs.delete_message_batch(
+                QueueUrl=queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)],
+            )
+
+
+def _boto_credentials() -> dict[str, str]:
+    return {
+        "aws_access_key_id": FAKE_AWS_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": FAKE_AWS_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        "aws_session_token": FAKE_AWS_CREDENTIALS["AWS_SESSION_TOKEN"],
+    }
+
+
+def create_stack(endpoint_url: str, prefix: str = "campaign-stop") -> LocalStack:
+    """Create the template's resources on moto, with the template's settings (names are local)."""
+    settings = local_stack_settings(load_template())
+    session = {"endpoint_url": endpoint_url, "region_name": REGION, **_boto_credentials()}
+    sqs = boto3.client("sqs", **session)
+    sns = boto3.client("sns", **session)
+
+    dlq_url = sqs.create_queue(
+        QueueName=f"{prefix}-dlq",
+        Attributes={"MessageRetentionPeriod": str(settings["dead_letter_queue_retention_seconds"])},
+    )["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    max_receive_count = int(settings["max_receive_count"])
+    visibility_timeout = int(settings["stop_queue_visibility_timeout_seconds"])
+    stop_queue_url = sqs.create_queue(
+        QueueName=f"{prefix}-stop-requests",
+        Attributes={
+            "VisibilityTimeout": str(visibility_timeout),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count}),
+        },
+    )["QueueUrl"]
+    stop_queue_arn = sqs.get_queue_attributes(QueueUrl=stop_queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+
+    topic_arn = sns.create_topic(Name=f"{prefix}-results")["TopicArn"]
+    results_queue_url = sqs.create_queue(QueueName=f"{prefix}-results-subscriber")["QueueUrl"]
+    results_queue_arn = sqs.get_queue_attributes(QueueUrl=results_queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+    sns.subscribe(
+        TopicArn=topic_arn, Protocol="sqs", Endpoint=results_queue_arn, Attributes={"RawMessageDelivery": "true"}
+    )
+
+    table_name = f"{prefix}-idempotency"
+    dynamodb = boto3.client("dynamodb", **session)
+    dynamodb.create_table(
+        TableName=table_name,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.update_time_to_live(
+        TableName=table_name,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": settings["ttl_attribute"]},
+    )
+
+    secret_id = f"{prefix}/kore-credentials"
+    boto3.client("secretsmanager", **session).create_secret(Name=secret_id, SecretString="{}")
+    alarm_parameter = f"/{prefix}/alarm-targets"
+    boto3.client("ssm", **session).put_parameter(Name=alarm_parameter, Value="{}", Type="String")
+
+    bus_name = f"{prefix}-bus"
+    events = boto3.client("events", **session)
+    events.create_event_bus(Name=bus_name)
+    events.put_rule(
+        Name=f"{prefix}-stop-requests", EventBusName=bus_name,
+        EventPattern=json.dumps({"detail-type": settings["stop_request_detail_types"]}),
+    )
+    events.put_targets(
+        Rule=f"{prefix}-stop-requests", EventBusName=bus_name, Targets=[{"Id": "stop-queue", "Arn": stop_queue_arn}]
+    )
+    return LocalStack(
+        endpoint_url=endpoint_url, stop_queue_url=stop_queue_url, stop_queue_arn=stop_queue_arn,
+        dead_letter_queue_url=dlq_url, results_topic_arn=topic_arn, results_queue_url=results_queue_url,
+        table_name=table_name, secret_id=secret_id, alarm_parameter=alarm_parameter, bus_name=bus_name,
+        max_receive_count=max_receive_count, visibility_timeout=visibility_timeout,
+    )
+
+
+@contextmanager
+def function_environment(env: dict[str, str]) -> Iterator[None]:
+    """Set the function's variables for an in-process invocation, then put the old ones back."""
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -1,0 +1,92 @@
+"""Real parts over loopback: moto's server as AWS, the Kore.ai simulator as the API, the real handler."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from devtools.event_source import sqs_event, sqs_record
+from devtools.kore_simulator import KoreSimulator
+from devtools.lambda_runtime import LocalLambdaContext
+from devtools.local_stack import LocalStack, MotoServer, create_stack
+from stop_campaign import app, settings
+
+CLIENT_ID = "cs-test-app"
+CLIENT_SECRET = "kore-client-secret-5f1e9c-0123456789abcdef"  # the test scans logs and results for this value
+ACCOUNT_ID = "acc-1"
+STREAM_ID = "st-1"
+CREDENTIALS = {"clientId": CLIENT_ID, "clientSecret": CLIENT_SECRET, "accountId": ACCOUNT_ID}
+
+Invoke = Callable[..., Any]
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    with MotoServer() as server:
+        yield server
+
+
+@pytest.fixture
+def stack(moto_server: MotoServer) -> LocalStack:
+    moto_server.reset()
+    created = create_stack(moto_server.endpoint_url)
+    created.put_secret(CREDENTIALS)
+    return created
+
+
+@pytest.fixture
+def kore() -> Iterator[KoreSimulator]:
+    with KoreSimulator(enforce_jti=True) as sim:
+        sim.add_app(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, account_id=ACCOUNT_ID)
+        for number in range(1, 6):
+            sim.add_campaign(STREAM_ID, f"cd-{number}", campaign_type="sms", status="Active")
+        sim.add_campaign(STREAM_ID, "cd-voice-1", campaign_type="voice", status="Active")
+        sim.add_campaign(STREAM_ID, "cd-done", campaign_type="sms", status="Completed")
+        yield sim
+
+
+@pytest.fixture
+def function_env(stack: LocalStack, kore: KoreSimulator, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    env = stack.function_environment(kore.base_url)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+@pytest.fixture
+def cold_start(function_env: dict[str, str]) -> Iterator[Callable[[], None]]:
+    """A new Lambda container: nothing cached from an earlier test (clients, secret, pools)."""
+
+    def reset() -> None:
+        app.container.cache_clear()
+        settings.get_settings.cache_clear()
+
+    reset()
+    yield reset
+    reset()
+
+
+@pytest.fixture
+def invoke(cold_start: Callable[[], None]) -> Invoke:
+    def call(event: dict[str, Any], timeout_seconds: float = 30.0) -> Any:
+        return app.lambda_handler(event, LocalLambdaContext(timeout_seconds=timeout_seconds))
+
+    return call
+
+
+@pytest.fixture
+def sqs(stack: LocalStack) -> Callable[..., dict[str, Any]]:
+    """Build an SQS event for the stop queue from request bodies (dicts are JSON-encoded)."""
+
+    def build(*bodies: Any, receive_count: int = 1, message_ids: list[str] | None = None) -> dict[str, Any]:
+        records = []
+        for index, body in enumerate(bodies):
+            text = body if isinstance(body, str) else json.dumps(body)
+            message_id = message_ids[index] if message_ids else None
+            records.append(sqs_record(text, stack.stop_queue_arn, message_id=message_id, receive_count=receive_count))
+        return sqs_event(records)
+
+    return build
