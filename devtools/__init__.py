@@ -1,0 +1,1 @@
+"""Developer tooling for campaign-stop (simulators, demos, benchmarks); never shipped to Lambda."""

@@ -1,0 +1,403 @@
+"""Plain-Python state of the Kore.ai campaign simulator: apps, campaigns, faults, rate limit, request log.
+
+Nothing here knows about HTTP; `server.py` turns requests into calls on `SimulatorState` and its
+`Reply` objects into responses. Every piece of mutable state is guarded by one lock, because the
+HTTP server answers each connection on its own thread while a test mutates the simulator.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Any
+
+KINDS = ("stop_sms", "stop_voice", "start_sms", "status", "list")
+STOP_KINDS = ("stop_sms", "stop_voice")
+CAMPAIGN_TYPES = ("sms", "voice")
+STATUSES = ("Active", "Completed", "Ready", "Paused", "Preparing", "Stopped", "Scheduled", "Rescheduled")
+STOPPABLE = frozenset({"Active", "Scheduled", "Rescheduled", "Preparing", "Paused", "Ready"})
+ALREADY_STOPPED_MODES = ("error", "ok")
+
+VALIDATION_ERROR = "Validation errors/ Invalid arguments"
+RATE_LIMITED = "Rate limit for this API has been reached"
+MAX_PAGE_SIZE = 100
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as the simulator received it, with the status it answered (0 when dropped)."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: Any
+    kind: str | None
+    status: int
+    jwt_claims: dict[str, Any] | None
+    at: float
+    connection_id: int
+
+
+@dataclass(frozen=True)
+class App:
+    client_id: str
+    client_secret: str
+    account_id: str
+
+
+@dataclass
+class Campaign:
+    stream_id: str
+    campaign_id: str
+    type: str
+    status: str
+    name: str
+    updated_at: str
+
+
+@dataclass
+class Fault:
+    kind: str | None
+    status: int | None
+    remaining: int
+    retry_after: int | None
+    delay: float
+    drop: bool
+    body: Any
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What to answer: a status and JSON body (or raw str/bytes), extra headers, and how to deliver it."""
+
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    drop: bool = False
+
+
+def error_reply(status: int, msg: str, code: int | None = None, *, reason: str | None = None) -> Reply:
+    """Kore's error envelope; `reason` goes to a debug header so a failing test says *why* it was refused."""
+    headers = {"X-Simulator-Reason": reason} if reason else {}
+    return Reply(status, {"errors": [{"msg": msg, "code": code if code is not None else status}]}, headers)
+
+
+def iso_now() -> str:
+    """ISO-8601 UTC with milliseconds and a `Z`, the way the platform writes `updatedAt`."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _status_phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+class SimulatorState:
+    """Everything the simulated platform knows; safe to use from many threads."""
+
+    def __init__(self, *, enforce_jti: bool = True) -> None:
+        self._lock = threading.Lock()
+        self.enforce_jti = enforce_jti
+        self.unknown_campaign_status = 404
+        self.latency = 0.0
+        # Expected `iid` header per stream; a stream not listed expects its own id.
+        self.iids: dict[str, str] = {}
+        self._already_stopped_mode = "error"
+        self._apps: dict[str, App] = {}
+        self._campaigns: dict[tuple[str, str], Campaign] = {}  # insertion order = list order
+        self._faults: list[Fault] = []
+        self._rate_limit: tuple[int, float, int] | None = None
+        self._hits: dict[str, deque[float]] = {}
+        self._used_jtis: set[tuple[str, str]] = set()
+        self._log: list[tuple[RecordedRequest, str | None]] = []  # (request, campaign id it targeted)
+        self._connections_opened = 0
+        self._next_connection_id = 0  # never reset, so ids stay unique across reset_log()
+
+    # ---- configuration -------------------------------------------------------------------------
+
+    @property
+    def already_stopped_mode(self) -> str:
+        return self._already_stopped_mode
+
+    @already_stopped_mode.setter
+    def already_stopped_mode(self, mode: str) -> None:
+        if mode not in ALREADY_STOPPED_MODES:
+            raise ValueError(f"already_stopped_mode must be one of {ALREADY_STOPPED_MODES}, not {mode!r}")
+        self._already_stopped_mode = mode
+
+    def add_app(self, client_id: str, client_secret: str, account_id: str) -> App:
+        app = App(client_id, client_secret, account_id)
+        with self._lock:
+            self._apps[client_id] = app
+        return app
+
+    def add_campaign(
+        self,
+        stream_id: str,
+        campaign_id: str,
+        campaign_type: str = "sms",
+        status: str = "Active",
+        name: str | None = None,
+    ) -> None:
+        """Add (or replace) a campaign. Unknown types/statuses fail loudly: "Running" is not a Kore status."""
+        if campaign_type not in CAMPAIGN_TYPES:
+            raise ValueError(f"campaign_type must be one of {CAMPAIGN_TYPES}, not {campaign_type!r}")
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, not {status!r}")
+        campaign = Campaign(stream_id, campaign_id, campaign_type, status, name or campaign_id, iso_now())
+        with self._lock:
+            self._campaigns[(stream_id, campaign_id)] = campaign
+
+    def campaign_status(self, stream_id: str, campaign_id: str) -> str:
+        with self._lock:
+            return self._campaigns[(stream_id, campaign_id)].status
+
+    def inject(
+        self,
+        kind: str | None = None,
+        status: int | None = None,
+        times: int = 1,
+        retry_after: int | None = None,
+        delay: float = 0.0,
+        drop: bool = False,
+        body: Any = None,
+    ) -> None:
+        """Queue a fault for the next `times` requests of `kind` (None = any request, even unknown paths)."""
+        if kind is not None and kind not in KINDS:
+            raise ValueError(f"kind must be None or one of {KINDS}, not {kind!r}")
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        if status is None and (retry_after is not None or body is not None):
+            raise ValueError("retry_after and body need a status")
+        with self._lock:
+            self._faults.append(Fault(kind, status, times, retry_after, delay, drop, body))
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def set_rate_limit(
+        self, max_requests: int | None = 10, window_seconds: float = 1.0, retry_after: int = 1
+    ) -> None:
+        """Rolling-window limit per `accountId` header; `None` switches it off."""
+        with self._lock:
+            self._rate_limit = None if max_requests is None else (max_requests, window_seconds, retry_after)
+            self._hits.clear()
+
+    # ---- request log ---------------------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            entries = list(self._log)
+        # Sorted by arrival: a request is logged once its answer is decided, a hair after it arrived.
+        return [request for request, _ in sorted(entries, key=lambda entry: entry[0].at)]
+
+    def stop_calls(self, campaign_id: str | None = None) -> list[RecordedRequest]:
+        with self._lock:
+            entries = list(self._log)
+        return [
+            request
+            for request, target in sorted(entries, key=lambda entry: entry[0].at)
+            if request.kind in STOP_KINDS and (campaign_id is None or target == campaign_id)
+        ]
+
+    @property
+    def connections_opened(self) -> int:
+        with self._lock:
+            return self._connections_opened
+
+    def reset_log(self) -> None:
+        with self._lock:
+            self._log.clear()
+            self._connections_opened = 0
+
+    def record(self, request: RecordedRequest, campaign_id: str | None) -> None:
+        with self._lock:
+            self._log.append((request, campaign_id))
+
+    def note_connection(self) -> int:
+        """Count an accepted TCP connection and return its id."""
+        with self._lock:
+            self._connections_opened += 1
+            self._next_connection_id += 1
+            return self._next_connection_id
+
+    # ---- checks used by the HTTP layer ---------------------------------------------------------
+
+    def take_fault(self, kind: str | None) -> Fault | None:
+        """The oldest queued fault matching `kind`, consuming one of its uses."""
+        with self._lock:
+            for fault in self._faults:
+                if fault.kind is None or fault.kind == kind:
+                    fault.remaining -= 1
+                    if fault.remaining == 0:
+                        self._faults.remove(fault)
+                    return fault
+        return None
+
+    def rate_limited(self, account_id: str) -> Reply | None:
+        """A 429 when `account_id` is over the limit; only admitted requests count toward the window."""
+        with self._lock:
+            if self._rate_limit is None:
+                return None
+            max_requests, window, retry_after = self._rate_limit
+            now = time.monotonic()
+            hits = self._hits.setdefault(account_id, deque())
+            while hits and hits[0] <= now - window:
+                hits.popleft()
+            if len(hits) < max_requests:
+                hits.append(now)
+                return None
+        reply = error_reply(429, RATE_LIMITED, reason=f"over {max_requests} requests per {window}s")
+        return Reply(reply.status, reply.body, {**reply.headers, "Retry-After": str(retry_after)})
+
+    def find_app(self, client_id: str) -> App | None:
+        with self._lock:
+            return self._apps.get(client_id)
+
+    def consume_jti(self, client_id: str, jti: str) -> bool:
+        """False when this app has seen the `jti` before (a replay)."""
+        with self._lock:
+            if (client_id, jti) in self._used_jtis:
+                return False
+            self._used_jtis.add((client_id, jti))
+            return True
+
+    # ---- campaign operations (requests already verified) ----------------------------------------
+
+    def _lookup(self, stream_id: str, campaign_id: str, campaign_type: str | None) -> Campaign | Reply:
+        """Caller holds the lock. An error Reply for an unknown campaign or the wrong type."""
+        campaign = self._campaigns.get((stream_id, campaign_id))
+        if campaign is None:
+            return error_reply(self.unknown_campaign_status, "Campaign not found", reason="unknown campaign")
+        if campaign_type is not None and campaign.type != campaign_type:
+            return error_reply(
+                412, VALIDATION_ERROR, reason=f"campaign is {campaign.type}, not {campaign_type}"
+            )
+        return campaign
+
+    def stop_campaign(self, campaign_type: str, stream_id: str, campaign_id: str) -> Reply:
+        with self._lock:
+            found = self._lookup(stream_id, campaign_id, campaign_type)
+            if isinstance(found, Reply):
+                return found
+            if found.status in STOPPABLE:
+                found.status, found.updated_at = "Stopped", iso_now()
+                message = "Campaign Stopped"
+            elif self._already_stopped_mode == "error":
+                return error_reply(400, "Campaign is already stopped", reason=f"campaign is {found.status}")
+            else:
+                message = "Campaign is already stopped"
+            updated_at = found.updated_at
+        body: dict[str, Any] = {"status": "Stopped", "message": message, "updatedAt": updated_at}
+        if campaign_type == "sms":
+            body["campaignExecutionType"] = "NORMAL"
+        else:
+            body["campaignInstanceId"] = f"cid-{uuid.uuid4()}"
+        return Reply(200, body)
+
+    def start_campaign(self, stream_id: str, campaign_id: str) -> Reply:
+        # Undocumented response; a mirror of the stop answer. Any state may be (re)started: handy in tests.
+        with self._lock:
+            found = self._lookup(stream_id, campaign_id, "sms")
+            if isinstance(found, Reply):
+                return found
+            found.status, found.updated_at = "Active", iso_now()
+            updated_at = found.updated_at
+        body = {"status": "Active", "message": "Campaign Started", "updatedAt": updated_at}
+        return Reply(200, {**body, "campaignExecutionType": "NORMAL"})
+
+    def describe_campaign(self, stream_id: str, campaign_id: str) -> Reply:
+        with self._lock:
+            found = self._lookup(stream_id, campaign_id, None)
+            if isinstance(found, Reply):
+                return found
+            data = {"id": found.campaign_id, "status": found.status, "name": found.name}
+        return Reply(200, {"status": "success", "data": data})
+
+    def list_campaigns(self, stream_id: str, body: dict[str, Any]) -> Reply:
+        query = _parse_list_body(body)
+        if isinstance(query, Reply):
+            return query
+        campaign_type, statuses, limit, skip = query
+        with self._lock:
+            matches = [
+                {"id": c.campaign_id, "name": c.name, "status": c.status, "type": c.type}
+                for c in self._campaigns.values()
+                if c.stream_id == stream_id
+                and (campaign_type is None or c.type == campaign_type)
+                and (statuses is None or c.status in statuses)
+            ]
+        results = matches[skip : skip + limit]
+        data = {
+            "results": results,
+            "skip": skip,
+            "limit": limit,
+            "hasMore": skip + len(results) < len(matches),
+            "totalPages": math.ceil(len(matches) / limit),
+            "totalResults": len(matches),
+        }
+        return Reply(200, {"status": "success", "message": "Campaigns fetched successfully", "data": data})
+
+    # ---- faults as replies ---------------------------------------------------------------------
+
+    @staticmethod
+    def fault_reply(fault: Fault) -> Reply | None:
+        """The answer a fault forces, or None when it only delays the normal answer."""
+        if fault.drop:
+            return Reply(0, drop=True, delay=fault.delay)
+        if fault.status is None:
+            return None
+        body = fault.body
+        if body is None:
+            phrase = RATE_LIMITED if fault.status == 429 else _status_phrase(fault.status)
+            body = {"errors": [{"msg": phrase, "code": fault.status}]}
+        headers = {"X-Simulator-Reason": "injected fault"}
+        if fault.retry_after is not None:
+            headers["Retry-After"] = str(fault.retry_after)
+        return Reply(fault.status, body, headers, delay=fault.delay)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _parse_list_body(body: dict[str, Any]) -> tuple[str | None, set[str] | None, int, int] | Reply:
+    """(type, statuses, limit, skip) from a getAllCampaignDetails body, or a 412."""
+
+    def invalid(why: str) -> Reply:
+        return error_reply(412, VALIDATION_ERROR, reason=why)
+
+    campaign_type = body.get("type")
+    if campaign_type is not None and campaign_type not in CAMPAIGN_TYPES:
+        return invalid("type must be sms or voice")
+    limit, skip, page = body.get("limit", 10), body.get("skip", 0), body.get("page")
+    if not _is_int(limit) or limit < 1:
+        return invalid("limit must be a positive integer")
+    limit = min(limit, MAX_PAGE_SIZE)  # clamped, not refused: a client must follow hasMore either way
+    if not _is_int(skip) or skip < 0:
+        return invalid("skip must be a non-negative integer")
+    if page is not None:
+        if not _is_int(page) or page < 1:
+            return invalid("page must be a positive integer")
+        skip = (page - 1) * limit
+    filters = body.get("filters", {})
+    if not isinstance(filters, dict):
+        return invalid("filters must be an object")
+    statuses = filters.get("status")
+    if statuses is not None and (
+        not isinstance(statuses, list) or not all(isinstance(s, str) for s in statuses)
+    ):
+        return invalid("filters.status must be a list of strings")
+    return campaign_type, set(statuses) if statuses else None, limit, skip  # [] filters nothing out
