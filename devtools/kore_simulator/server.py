@@ -233,7 +233,7 @@ def _kind(match: _Match | None, method: str) -> str | None:
 def _decide(sim: SimulatorState, req: _Incoming, match: _Match | None) -> tuple[Reply, dict[str, Any] | None]:
     kind = _kind(match, req.method)
     # Step 1: faults stand for the gateway in front of the platform, so they come before any check.
-    fault = sim.take_fault(kind)
+    fault = sim.take_fault(kind, match.campaign_id if match else None)
     extra_delay = 0.0
     if fault is not None:
         forced = sim.fault_reply(fault)

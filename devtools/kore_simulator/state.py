@@ -65,6 +65,7 @@ class Campaign:
 @dataclass
 class Fault:
     kind: str | None
+    campaign_id: str | None
     status: int | None
     remaining: int
     retry_after: int | None
@@ -171,8 +172,10 @@ class SimulatorState:
         delay: float = 0.0,
         drop: bool = False,
         body: Any = None,
+        campaign_id: str | None = None,
     ) -> None:
-        """Queue a fault for the next `times` requests of `kind` (None = any request, even unknown paths)."""
+        """Queue a fault for the next `times` requests of `kind` (None = any request, even unknown paths),
+        only those for `campaign_id` when given."""
         if kind is not None and kind not in KINDS:
             raise ValueError(f"kind must be None or one of {KINDS}, not {kind!r}")
         if times < 1:
@@ -180,7 +183,7 @@ class SimulatorState:
         if status is None and (retry_after is not None or body is not None):
             raise ValueError("retry_after and body need a status")
         with self._lock:
-            self._faults.append(Fault(kind, status, times, retry_after, delay, drop, body))
+            self._faults.append(Fault(kind, campaign_id, status, times, retry_after, delay, drop, body))
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -235,11 +238,11 @@ class SimulatorState:
 
     # ---- checks used by the HTTP layer ---------------------------------------------------------
 
-    def take_fault(self, kind: str | None) -> Fault | None:
-        """The oldest queued fault matching `kind`, consuming one of its uses."""
+    def take_fault(self, kind: str | None, campaign_id: str | None = None) -> Fault | None:
+        """The oldest queued fault matching `kind` (and its campaign), consuming one of its uses."""
         with self._lock:
             for fault in self._faults:
-                if fault.kind is None or fault.kind == kind:
+                if (fault.kind is None or fault.kind == kind) and fault.campaign_id in (None, campaign_id):
                     fault.remaining -= 1
                     if fault.remaining == 0:
                         self._faults.remove(fault)

@@ -13,7 +13,7 @@ from typing import Any
 
 import fastjsonschema
 
-from stop_campaign.models import ALL_ACTIVE, CampaignType, RequestRejected, Source, StopRequest
+from stop_campaign.models import ALL_ACTIVE, ID_PATTERN, CampaignType, RequestRejected, Source, StopRequest
 
 SCHEMAS = Path(__file__).parent / "schemas"
 ALARM_DETAIL_TYPE = "CloudWatch Alarm State Change"
@@ -207,15 +207,12 @@ def _describe(error: fastjsonschema.JsonSchemaValueException) -> str:
 
 def _readable_fields(payload: dict[str, Any]) -> dict[str, Any]:
     """The ids a rejected result can safely echo: only well-formed ones, so no junk is republished."""
-    validator_pattern = _ID_CHARS
     fields: dict[str, Any] = {}
     for name in ("streamId", "campaignId", "accountId"):
         value = payload.get(name)
-        if isinstance(value, str) and 0 < len(value) <= 128 and set(value) <= validator_pattern:
+        if isinstance(value, str) and ID_PATTERN.match(value):
             fields[name] = value
     if payload.get("campaignType") in ("sms", "voice"):
         fields["campaignType"] = payload["campaignType"]
     return fields
 
-
-_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")

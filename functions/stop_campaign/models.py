@@ -6,6 +6,7 @@ The JSON Schemas in ``schemas/`` are the published form of the same contracts.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -33,6 +34,8 @@ class CampaignType(StrEnum):
 
 
 ALL_ACTIVE = "all-active"
+# Stream, campaign and account ids (the JSON Schema says the same): nothing that can change a path or header.
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
 # Campaign statuses that a stop can act on ("all-active" resolves to these).
 STOPPABLE_STATUSES: tuple[str, ...] = ("Active", "Scheduled", "Rescheduled", "Preparing", "Paused")
 # Statuses that mean a stop has nothing left to do.

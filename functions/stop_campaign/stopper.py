@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -12,6 +11,7 @@ from aws_lambda_powertools import Logger
 from stop_campaign.credentials import CredentialStore, SecretUnreadable, StreamCredentials, auth_headers
 from stop_campaign.kore_client import ApiResponse, ApiUnavailable, Deadline, KoreClient
 from stop_campaign.models import (
+    ID_PATTERN,
     STOPPABLE_STATUSES,
     ApiConfirmation,
     PermanentStopError,
@@ -26,7 +26,6 @@ logger = Logger(child=True)
 
 LIST_PAGE_SIZE = 100
 MAX_LIST_PAGES = 100  # 10,000 campaigns: far beyond any stream; stops a looping "hasMore"
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
 def utc_now() -> str:
@@ -117,7 +116,7 @@ class CampaignStopper:
                 raise PermanentStopError("list_failed", "Get All Campaigns answered without data.results")
             for campaign in results:
                 campaign_id = campaign.get("id") if isinstance(campaign, dict) else None
-                if not isinstance(campaign_id, str) or not _ID.match(campaign_id):
+                if not isinstance(campaign_id, str) or not ID_PATTERN.match(campaign_id):
                     logger.warning("Skipping a listed campaign with no usable id", extra={"item": repr(campaign)[:200]})
                     continue
                 if campaign.get("status") in STOPPABLE_STATUSES and campaign_id not in campaign_ids:
