@@ -54,7 +54,9 @@ logger = Logger()
 metrics = Metrics()
 tracer = Tracer()
 telemetry = Telemetry(metrics)
-sqs_batch = AsyncBatchProcessor(event_type=EventType.SQS)
+# A batch that failed as a whole still answers with its item failures: the messages go back to the queue
+# either way, and a transient outage is not counted as a function error.
+sqs_batch = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 sqs_fifo_batch = SqsFifoPartialProcessor(skip_group_on_error=True)  # keeps order within a message group
 
 
