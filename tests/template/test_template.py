@@ -92,12 +92,21 @@ def test_function_runtime_architecture_timeout_memory_tracing(function):
     assert function["Timeout"] == 30
     assert function["MemorySize"] == 512
     assert function["TracingConfig"] == {"Mode": "Active"}
+
+
+def test_sdk_tracing_is_opt_in_because_it_costs_cold_start(function, transformed):
+    assert transformed["Parameters"]["DetailedTracing"]["Default"] == "false"
+    assert function["Environment"]["Variables"]["POWERTOOLS_TRACE_DISABLED"] == {
+        "Fn::If": ["SdkTracing", "false", "true"]
+    }
     assert function["LoggingConfig"]["LogGroup"] == _ref("StopCampaignLogGroup")
 
 
 def test_environment_variable_names_are_the_required_ones_plus_known_extras(function):
     names = set(function["Environment"]["Variables"])
-    powertools = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
+    powertools = {
+        "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL", "POWERTOOLS_TRACE_DISABLED"
+    }
     assert set(REQUIRED_ENV_VARS) <= names
     assert names - set(REQUIRED_ENV_VARS) == powertools | {"STOP_CONCURRENCY"}
     assert "STOP_CONCURRENCY" in OPTIONAL_ENV_VARS
