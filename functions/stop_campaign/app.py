@@ -34,6 +34,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.idempotency.serialization.dataclass import DataclassSerializer
 from aws_lambda_powertools.utilities.parameters import SecretsProvider, SSMProvider
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
 
 from stop_campaign.alarm_targets import AlarmTargets
 from stop_campaign.credentials import CredentialStore
@@ -85,7 +86,9 @@ class Container:
 def container() -> Container:
     settings = get_settings()  # raises ConfigurationError before any call when the environment is wrong
     session = boto3.session.Session()
-    dynamodb = session.client("dynamodb")
+    # Every record thread and every fan-out thread may hold an AWS connection at once.
+    aws_config = Config(max_pool_connections=2 * settings.stop_concurrency, retries={"mode": "standard"})
+    dynamodb = session.client("dynamodb", config=aws_config)
     idempotency = IdempotencyConfig(expires_after_seconds=settings.idempotency_ttl_seconds)
 
     def store() -> DynamoDBPersistenceLayer:
@@ -119,8 +122,9 @@ def container() -> Container:
         output_serializer=DataclassSerializer(StopOutcome),
         key_prefix="stop",
     )
+    publisher = ResultsPublisher(settings.results_topic_arn, session.client("sns", config=aws_config))
     publish_once = idempotent_function(
-        observed(ResultsPublisher(settings.results_topic_arn, session.client("sns")).publish, telemetry),
+        observed(publisher.publish, telemetry),
         data_keyword_argument="identity",
         persistence_store=store(),
         config=idempotency,
@@ -131,7 +135,7 @@ def container() -> Container:
             stopper=stopper,
             stop_once=stop_once,
             publish_once=publish_once,
-            dead_letters=DeadLetterQueue(settings.dead_letter_queue_url, session.client("sqs")),
+            dead_letters=DeadLetterQueue(settings.dead_letter_queue_url, session.client("sqs", config=aws_config)),
             alarm_targets=AlarmTargets(
                 settings.alarm_targets_parameter,
                 settings.alarm_targets_cache_seconds,
