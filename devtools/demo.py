@@ -1,0 +1,286 @@
+"""`make demo`: the whole stop pipeline on this machine, no AWS account, no Kore.ai tenant, no Docker.
+
+    python -m devtools.demo                      # every scenario, a table of what happened; exit 1 on a surprise
+    python -m devtools.demo --scenario duplicate --scenario alarm
+    python -m devtools.demo --list
+    python -m devtools.demo --keep-running       # then stay up for your own requests until Ctrl-C
+
+moto's server plays AWS (stop queue + dead-letter queue, results topic + a subscriber queue, idempotency
+table, credentials secret, alarm-map parameter, EventBridge bus and rule, all configured from
+template.yaml), the Kore.ai simulator plays the campaign API on 127.0.0.1, and the real
+``stop_campaign.app.lambda_handler`` runs in this process, driven by an emulated SQS event source mapping.
+The scenarios live in devtools/scenarios.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import shlex
+import sys
+import time
+import warnings
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from devtools.kore_simulator import KoreSimulator
+from devtools.local_stack import (
+    FAKE_AWS_CREDENTIALS,
+    REGION,
+    LocalStack,
+    MotoServer,
+    create_stack,
+    function_environment,
+)
+from devtools.poller import Handler, SqsEventSourceMapping
+from devtools.scenarios import (
+    STREAM_ID,
+    ScenarioRun,
+    World,
+    all_scenarios,
+    dead_letter_error_code,
+    run_scenario,
+)
+from devtools.template_loader import local_stack_settings
+
+DEMO_APP = {
+    "clientId": "cs-demo-app",
+    "clientSecret": "demo-client-secret-for-the-local-simulator-only",
+    "accountId": "acc-demo",
+}
+# The simulator's campaigns when the demo starts (scenarios seed more, and reset the ones they use).
+BASE_CAMPAIGNS: tuple[tuple[str, str, str], ...] = (
+    *((f"cd-{number}", "sms", "Active") for number in range(1, 6)),
+    ("cd-voice-1", "voice", "Active"),
+    ("cd-done", "sms", "Completed"),
+)
+QUIET_FUNCTION = {"POWERTOOLS_LOG_LEVEL": "CRITICAL", "POWERTOOLS_METRICS_DISABLED": "true"}
+
+RESULT_COLUMNS = ("SCENARIO", "REQUEST ID", "CAMPAIGN", "OUTCOME", "ATTEMPTS", "TIME TO STOP", "STOP CALLS (HTTP)")
+DEAD_LETTER_COLUMNS = ("SCENARIO", "MESSAGE ID", "ERROR CODE", "REQUEST ID", "BODY")
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    names = [scenario.name for scenario in all_scenarios()]
+    parser = argparse.ArgumentParser(prog="python -m devtools.demo", description=__doc__.split("\n")[0])
+    parser.add_argument("--scenario", action="append", choices=names, metavar="NAME",
+                        help=f"run only this scenario (repeatable): {', '.join(names)}")
+    parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    parser.add_argument("--keep-running", action="store_true",
+                        help="after the scenarios, keep the stack and simulator up and poll the queue until Ctrl-C")
+    parser.add_argument("--retry-delay", type=int, default=1, metavar="SECONDS",
+                        help="seconds before a failed message is visible again (default 1; Lambda: the queue's "
+                             "visibility timeout)")
+    parser.add_argument("--function-logs", action="store_true", help="show the function's logs and EMF metrics")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse_args(argv)
+    if args.list:
+        for scenario in all_scenarios():
+            print(f"{scenario.name:18} {scenario.title}")
+        return 0
+    if not args.function_logs:
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
+    started = time.perf_counter()
+    print("Starting moto server (AWS) and the Kore.ai simulator on 127.0.0.1 ...", flush=True)
+    with MotoServer() as moto, KoreSimulator(enforce_jti=True) as sim:
+        stack = create_stack(moto.endpoint_url)
+        stack.put_secret(DEMO_APP)
+        sim.add_app(DEMO_APP["clientId"], DEMO_APP["clientSecret"], DEMO_APP["accountId"])
+        seed_base_campaigns(sim)
+        overrides = {} if args.function_logs else QUIET_FUNCTION
+        with function_environment(stack.function_environment(sim.base_url, **overrides)):
+            from stop_campaign.app import lambda_handler  # after the environment: Powertools reads it at import
+
+            handler = lambda_handler if args.function_logs else quiet(lambda_handler)
+            World.cold_start()
+            mapping = SqsEventSourceMapping(stack, handler=handler, retry_delay_seconds=args.retry_delay)
+            world = World(stack, sim, mapping, handler)
+            runs: list[ScenarioRun] = []
+            for scenario in all_scenarios():
+                if args.scenario and scenario.name not in args.scenario:
+                    continue
+                print(f"  {scenario.name:18} ", end="", flush=True)
+                run = run_scenario(scenario, world)
+                print(f"{'ok' if run.ok else 'UNEXPECTED'} ({run.seconds:.2f} s)", flush=True)
+                runs.append(run)
+            print_report(runs, time.perf_counter() - started)
+            if args.keep_running:
+                keep_running(world)
+    return 0 if all(run.ok for run in runs) else 1
+
+
+def quiet(handler: Handler) -> Handler:
+    """The handler with its stdout swallowed: Powertools prints the ColdStart metric even when metrics are off."""
+
+    def invoke(event: dict[str, Any], context: Any) -> Any:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return handler(event, context)
+
+    return invoke
+
+
+def seed_base_campaigns(sim: KoreSimulator) -> None:
+    for campaign_id, campaign_type, status in BASE_CAMPAIGNS:
+        sim.add_campaign(STREAM_ID, campaign_id, campaign_type, status)
+
+
+# ---- the report -----------------------------------------------------------------------------------------
+
+
+def print_report(runs: list[ScenarioRun], seconds: float) -> None:
+    result_rows = [row for run in runs for row in result_rows_of(run)]
+    print("\nRequests and their results (read back from the results topic's subscriber queue)\n")
+    print(format_table(RESULT_COLUMNS, result_rows))
+    letters = [(run.scenario.name, message) for run in runs for message in run.observed.dead_letters]
+    print(f"\nDead-letter queue: {len(letters)} message(s)\n")
+    if letters:
+        print(format_table(DEAD_LETTER_COLUMNS, [dead_letter_row(name, message) for name, message in letters]))
+    print("\nScenarios\n")
+    for run in runs:
+        print(f"  {'PASS' if run.ok else 'FAIL'}  {run.scenario.name:18} {run.scenario.title}")
+        print(f"        {summary(run)}")
+        for note in run.observed.notes:
+            print(f"        note: {note}")
+        for problem in run.problems:
+            print(f"        - {problem}")
+    failed = [run.scenario.name for run in runs if not run.ok]
+    if failed:
+        print(f"\n{len(failed)} of {len(runs)} scenario(s) ended differently from what they expect: "
+              f"{', '.join(failed)} ({seconds:.1f} s)")
+    else:
+        print(f"\nAll {len(runs)} scenario(s) ended as expected ({seconds:.1f} s).")
+
+
+def result_rows_of(run: ScenarioRun) -> list[tuple[str, ...]]:
+    ordered = sorted(
+        run.observed.results,
+        key=lambda r: (r.get("campaignId") is None, r.get("campaignId") or "", r.get("completedAt") or ""),
+    )
+    return [result_row(run.scenario.name, result, run.stop_statuses(result.get("campaignId"))) for result in ordered]
+
+
+def result_row(scenario: str, result: dict[str, Any], stop_statuses: Iterable[int] = ()) -> tuple[str, ...]:
+    time_to_stop = result.get("timeToStopMs")
+    error = (result.get("error") or {}).get("code")
+    return (
+        scenario,
+        str(result.get("requestId") or "-"),
+        str(result.get("campaignId") or "-"),
+        str(result.get("outcome")) + (f" ({error})" if error else ""),
+        str(result.get("attempts", "-")),
+        f"{time_to_stop} ms" if time_to_stop is not None else "-",
+        " ".join(str(status) for status in stop_statuses) or "-",
+    )
+
+
+def dead_letter_row(scenario: str, message: dict[str, Any]) -> tuple[str, ...]:
+    request_id = message.get("MessageAttributes", {}).get("requestId", {}).get("StringValue")
+    body = " ".join(str(message.get("Body", "")).split())
+    return (
+        scenario,
+        str(message.get("MessageId")),
+        dead_letter_error_code(message) or "(redrive policy)",
+        request_id or "-",
+        body if len(body) <= 60 else body[:57] + "...",
+    )
+
+
+def summary(run: ScenarioRun) -> str:
+    observed = run.observed
+    stop_calls = sum(1 for call in observed.calls if call.kind in ("stop_sms", "stop_voice"))
+    parts = [
+        f"{len(observed.message_ids)} message(s) sent" if observed.message_ids else "",
+        f"{len(observed.event_ids)} event(s) put on the bus" if observed.event_ids else "",
+        f"{len(observed.direct_responses)} direct invocation(s)" if observed.direct_responses else "",
+        f"{len(observed.invocations)} queue-driven invocation(s)" if observed.invocations else "",
+        f"{len(observed.calls)} API call(s), {stop_calls} of them stops",
+        f"{len(observed.results)} result(s)",
+        f"{len(observed.dead_letters)} dead letter(s)",
+        f"{run.seconds:.2f} s",
+    ]
+    return ", ".join(part for part in parts if part)
+
+
+def format_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(column), *(len(row[index]) for row in rows)) for index, column in enumerate(columns)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip()
+
+    return "\n".join([line(columns), line(["-" * width for width in widths]), *(line(row) for row in rows)])
+
+
+# ---- --keep-running ------------------------------------------------------------------------------------
+
+
+def keep_running(world: World) -> None:
+    stack, sim = world.stack, world.sim
+    seed_base_campaigns(sim)  # the scenarios stopped them; give the user something to stop
+    sim.reset_log()
+    print_endpoints(stack, sim.base_url)
+    try:
+        for report in world.mapping.poll_forever(stop=lambda: False):
+            print(f"\ninvocation: {len(report.message_ids)} message(s), {len(report.failed_ids)} failed"
+                  + (f" ({report.error})" if report.error else "")
+                  + (f"; {len(report.final_attempt_ids)} go to the DLQ on their next receive"
+                     if report.final_attempt_ids else ""), flush=True)
+            results = stack.drain_results()
+            if results:
+                print(format_table(RESULT_COLUMNS, [result_row("yours", result) for result in results]), flush=True)
+            letters = stack.drain_dead_letters()
+            if letters:
+                print("dead-letter queue:")
+                print(format_table(DEAD_LETTER_COLUMNS, [dead_letter_row("yours", m) for m in letters]), flush=True)
+    except KeyboardInterrupt:
+        print("\nStopping.", flush=True)
+
+
+def print_endpoints(stack: LocalStack, kore_base_url: str) -> None:
+    endpoint = stack.endpoint_url
+    detail_type = local_stack_settings()["stop_request_detail_types"][0]
+    body = json.dumps({"streamId": STREAM_ID, "campaignId": "cd-1", "requestId": "my-first-stop"})
+    entries = json.dumps([{
+        "EventBusName": stack.bus_name, "Source": "my.tool", "DetailType": detail_type,
+        "Detail": json.dumps({"streamId": STREAM_ID, "campaignId": "cd-2"}),
+    }])
+    credentials = " ".join(
+        f"{name}={value}" for name, value in FAKE_AWS_CREDENTIALS.items() if name != "AWS_REGION"
+    )
+    campaigns = ", ".join(f"{campaign_id} ({kind}, {status})" for campaign_id, kind, status in BASE_CAMPAIGNS)
+    print(f"""
+The stack and the simulator stay up; this process polls the stop queue and prints what happens. Ctrl-C stops.
+
+  AWS endpoint (moto)     {endpoint}   region {REGION}
+  stop queue              {stack.stop_queue_url}
+  dead-letter queue       {stack.dead_letter_queue_url}
+  results topic           {stack.results_topic_arn}
+  results subscriber      {stack.results_queue_url}   (read by this process: results are printed here)
+  event bus               {stack.bus_name}   (rule: detail-type "{detail_type}" -> stop queue)
+  idempotency table       {stack.table_name}
+  Kore.ai simulator       {kore_base_url}
+  campaigns on {STREAM_ID}         {campaigns}
+
+Fake AWS credentials for the CLI / SDK:
+  export {credentials}
+
+With the AWS CLI:
+  aws --endpoint-url {endpoint} sqs send-message --queue-url {stack.stop_queue_url} \\
+      --message-body {shlex.quote(body)}
+  aws --endpoint-url {endpoint} events put-events --entries {shlex.quote(entries)}
+
+With boto3:
+  import boto3, json
+  sqs = boto3.client("sqs", endpoint_url="{endpoint}", region_name="{REGION}",
+                     aws_access_key_id="testing", aws_secret_access_key="testing")
+  sqs.send_message(QueueUrl="{stack.stop_queue_url}",
+                   MessageBody=json.dumps({{"streamId": "{STREAM_ID}", "campaignId": "cd-3"}}))
+""", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

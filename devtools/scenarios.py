@@ -1,0 +1,558 @@
+"""The demo's scenarios: stop requests built from the files in ``events/``, each with the ends it expects.
+
+Shared by ``python -m devtools.demo`` and ``tests/integration/test_demo.py``. A scenario seeds the
+campaigns it needs on the Kore.ai simulator (so scenarios do not depend on each other's order), queues
+faults, sends its requests (to the stop queue, to the EventBridge bus, or straight to the handler), lets
+the event source mapping drain the queue, and then compares what happened with what it declares:
+
+* the results on SNS (read back from the results subscriber queue), as a multiset;
+* the simulator's request log: exactly these calls (kind, raw path — the SMS stop path keeps its ``//`` —
+  and the status answered), as a multiset, so a duplicate stop call is a failure;
+* the dead-letter queue: exactly these messages (``errorCode`` attribute and, where given, the body);
+* nothing left in the stop queue.
+
+``run_scenario`` needs the function's environment already set (the demo and the tests each do that).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from devtools.kore_simulator import KoreSimulator, RecordedRequest
+from devtools.lambda_runtime import LocalLambdaContext
+from devtools.local_stack import LocalStack, function_environment
+from devtools.poller import InvocationReport, PollingTimedOut, SqsEventSourceMapping
+from devtools.template_loader import REPO_ROOT, local_stack_settings
+
+EVENTS_DIR = REPO_ROOT / "events"
+STREAM_ID = "st-1"
+# Placeholders for ids only known once sent: any SQS message id / EventBridge event id of the scenario.
+MESSAGE_ID = "<sqs message id>"
+EVENT_ID = "<eventbridge event id>"
+
+Handler = Callable[[dict[str, Any], Any], Any]
+
+
+# ---- building blocks -------------------------------------------------------------------------------
+
+
+def load_event(name: str) -> Any:
+    return json.loads((EVENTS_DIR / name).read_text(encoding="utf-8"))
+
+
+def sqs_body(name: str, index: int = 0) -> str:
+    """The body of record `index` of an SQS sample event, exactly as the file has it."""
+    return str(load_event(name)["Records"][index]["body"])
+
+
+def with_fields(body: str, **fields: Any) -> str:
+    return json.dumps({**json.loads(body), **fields})
+
+
+# Paths as Kore.ai documents them, spelled out here rather than taken from the handler under test.
+def sms_stop_path(campaign_id: str, stream_id: str = STREAM_ID) -> str:
+    return f"/campaign/api/v2/public/{stream_id}/campaign//trigger/{campaign_id}"
+
+
+def voice_stop_path(campaign_id: str, stream_id: str = STREAM_ID) -> str:
+    return f"/api/v2/public/{stream_id}/campaign/trigger/{campaign_id}"
+
+
+def status_path(campaign_id: str, stream_id: str = STREAM_ID) -> str:
+    return f"/campaign/api/v2/public/{stream_id}/campaign/{campaign_id}/status"
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """Seeded (or reset) on the simulator before the scenario runs."""
+
+    campaign_id: str
+    campaign_type: str = "sms"
+    status: str = "Active"
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: str
+    status: int
+    times: int
+
+
+@dataclass(frozen=True)
+class SendToQueue:
+    """Send these bodies to the stop queue, then let the event source mapping drain it."""
+
+    bodies: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PutOnBus:
+    """PutEvents on the stop bus; the rule routes matching events to the stop queue."""
+
+    event: Mapping[str, Any]  # an EventBridge event as in events/ (source, detail-type, detail)
+
+
+@dataclass(frozen=True)
+class InvokeDirectly:
+    """Invoke the handler with this event, as EventBridge (alarms) or `aws lambda invoke` would."""
+
+    event: Mapping[str, Any]
+
+
+Step = SendToQueue | PutOnBus | InvokeDirectly
+
+
+@dataclass(frozen=True)
+class Result:
+    """An expected result event; None fields match anything."""
+
+    campaign_id: str | None
+    outcome: str
+    request_id: str | None = None  # or MESSAGE_ID / EVENT_ID
+    source: str | None = None
+    attempts: int | None = None
+    error_code: str | None = None
+
+    def matches(self, actual: Mapping[str, Any], message_ids: list[str], event_ids: list[str]) -> bool:
+        error = actual.get("error") or {}
+        request_id = actual.get("requestId")
+        if self.request_id == MESSAGE_ID:
+            request_ok = request_id in message_ids
+        elif self.request_id == EVENT_ID:
+            request_ok = request_id in event_ids
+        else:
+            request_ok = self.request_id is None or request_id == self.request_id
+        return (
+            request_ok
+            and actual.get("campaignId") == self.campaign_id
+            and actual.get("outcome") == self.outcome
+            and (self.source is None or actual.get("source") == self.source)
+            and (self.attempts is None or actual.get("attempts") == self.attempts)
+            and (self.error_code is None or error.get("code") == self.error_code)
+        )
+
+    def describe(self) -> str:
+        parts = [f"{self.outcome} {self.campaign_id or '(no campaign)'}"]
+        parts += [
+            f"{name}={value}"
+            for name, value in (
+                ("requestId", self.request_id), ("source", self.source), ("attempts", self.attempts),
+                ("error", self.error_code),
+            )
+            if value is not None
+        ]
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request the simulator must have received (and the status it answered)."""
+
+    kind: str
+    path: str
+    status: int
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    error_code: str | None  # the errorCode attribute; None: moved by the queue's redrive policy (no attributes)
+    body: str | None = None  # None: any body
+
+    def matches(self, message: Mapping[str, Any]) -> bool:
+        return dead_letter_error_code(message) == self.error_code and (
+            self.body is None or message.get("Body") == self.body
+        )
+
+
+def dead_letter_error_code(message: Mapping[str, Any]) -> str | None:
+    attribute = message.get("MessageAttributes", {}).get("errorCode")
+    return attribute.get("StringValue") if attribute else None
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str  # short, unique: `--scenario NAME`, test ids
+    title: str
+    steps: tuple[Step, ...]
+    results: tuple[Result, ...]
+    calls: tuple[Call, ...]
+    dead_letters: tuple[DeadLetter, ...] = ()
+    campaigns: tuple[Campaign, ...] = ()
+    faults: tuple[Fault, ...] = ()
+    alarm_map: Mapping[str, Any] | None = None
+    # Extra function settings for this scenario only; the runner starts a fresh container around it.
+    function_env: Mapping[str, str] = field(default_factory=dict)
+
+
+# ---- the scenarios -----------------------------------------------------------------------------------
+
+
+@cache
+def all_scenarios() -> tuple[Scenario, ...]:
+    max_receive_count = int(local_stack_settings()["max_receive_count"])
+    normal = sqs_body("sqs_stop_request.json")  # cd-1, requestId req-2026-11-28-0001
+    duplicate = with_fields(normal, campaignId="cd-2", requestId="req-2026-11-28-0002")
+    first_stop = with_fields(normal, requestId="req-2026-11-28-0003")
+    second_stop = with_fields(normal, requestId="req-2026-11-28-0004")
+    completed = with_fields(normal, campaignId="cd-done", requestId="req-2026-11-28-0005")
+    unknown = with_fields(normal, campaignId="cd-unknown", requestId="req-2026-11-28-0006")
+    mixed = tuple(sqs_body("sqs_batch_mixed.json", index) for index in range(3))
+    envelope = sqs_body("sqs_eventbridge_envelope.json")  # cd-3, EventBridge event id 7bf73129-...
+    envelope_id = json.loads(envelope)["id"]
+    voice = json.dumps({**load_event("direct_stop_voice.json"), "requestId": "req-2026-11-28-0007"})
+    notification = sqs_body("sqs_sns_notification.json")  # cd-4 inside an SNS notification
+    notification_id = json.loads(notification)["MessageId"]
+    bulk_ids = [f"cd-bulk-{number:02d}" for number in range(1, 21)]
+    bulk_request = json.dumps({
+        "streamId": STREAM_ID, "campaignIds": bulk_ids[:10], "requestId": "req-bulk-01-10",
+        "reason": "Bulk stop: one request, ten campaigns", "requestedBy": "make demo",
+    })
+    bulk_singles = tuple(
+        json.dumps({"streamId": STREAM_ID, "campaignId": campaign_id, "requestId": f"req-bulk-{campaign_id[-2:]}"})
+        for campaign_id in bulk_ids[10:]
+    )
+    alarm = load_event("eventbridge_alarm_state_change.json")
+    alarm_ok = load_event("eventbridge_alarm_ok.json")
+    alarm_id = f"alarm:{alarm['detail']['alarmName']}:{alarm['detail']['state']['timestamp']}"
+    alarm_ok_id = f"alarm:{alarm_ok['detail']['alarmName']}:{alarm_ok['detail']['state']['timestamp']}"
+
+    return (
+        Scenario(
+            name="normal",
+            title="A normal stop: events/sqs_stop_request.json's body sent to the stop queue",
+            campaigns=(Campaign("cd-1"),),
+            steps=(SendToQueue((normal,)),),
+            results=(Result("cd-1", "stopped", "req-2026-11-28-0001", source="sqs", attempts=1),),
+            calls=(Call("stop_sms", sms_stop_path("cd-1"), 200),),
+        ),
+        Scenario(
+            name="duplicate",
+            title="A duplicate delivery: the same message body twice in the queue -> one stop call, one result",
+            campaigns=(Campaign("cd-2"),),
+            steps=(SendToQueue((duplicate, duplicate)),),
+            results=(Result("cd-2", "stopped", "req-2026-11-28-0002", source="sqs"),),
+            calls=(Call("stop_sms", sms_stop_path("cd-2"), 200),),
+        ),
+        Scenario(
+            name="already-stopped",
+            title="Already stopped: cd-1 stopped by one request then another; cd-done is Completed",
+            campaigns=(Campaign("cd-1"), Campaign("cd-done", status="Completed")),
+            steps=(SendToQueue((first_stop,)), SendToQueue((second_stop, completed))),
+            results=(
+                Result("cd-1", "stopped", "req-2026-11-28-0003", attempts=1),
+                Result("cd-1", "already_stopped", "req-2026-11-28-0004", attempts=1),
+                Result("cd-done", "already_stopped", "req-2026-11-28-0005", attempts=1),
+            ),
+            calls=(
+                Call("stop_sms", sms_stop_path("cd-1"), 200),
+                Call("stop_sms", sms_stop_path("cd-1"), 400),
+                Call("status", status_path("cd-1"), 200),
+                Call("stop_sms", sms_stop_path("cd-done"), 400),
+                Call("status", status_path("cd-done"), 200),
+            ),
+        ),
+        Scenario(
+            name="unknown-campaign",
+            title="An unknown campaign: the platform answers 404 -> a failed result and the message in the DLQ",
+            steps=(SendToQueue((unknown,)),),
+            results=(Result("cd-unknown", "failed", "req-2026-11-28-0006", attempts=1, error_code="stop_refused"),),
+            calls=(
+                Call("stop_sms", sms_stop_path("cd-unknown"), 404),
+                Call("status", status_path("cd-unknown"), 404),
+            ),
+            dead_letters=(DeadLetter("stop_refused", unknown),),
+        ),
+        Scenario(
+            name="malformed",
+            title="A mixed batch (events/sqs_batch_mixed.json): one good request, two rejected into the DLQ",
+            campaigns=(Campaign("cd-2"),),
+            steps=(SendToQueue(mixed),),
+            results=(
+                Result("cd-2", "stopped", MESSAGE_ID, source="sqs"),
+                Result(None, "rejected", MESSAGE_ID, error_code="invalid_request"),
+                Result(None, "rejected", MESSAGE_ID, error_code="invalid_request"),
+            ),
+            calls=(Call("stop_sms", sms_stop_path("cd-2"), 200),),
+            dead_letters=(DeadLetter("invalid_request", mixed[1]), DeadLetter("invalid_request", mixed[2])),
+        ),
+        Scenario(
+            name="api-recovers",
+            title="The API fails twice (503) and recovers: retried within the invocation, stopped on attempt 1",
+            campaigns=(Campaign("cd-3"),),
+            faults=(Fault("stop_sms", 503, 2),),
+            steps=(SendToQueue((envelope,)),),
+            results=(Result("cd-3", "stopped", envelope_id, source="eventbridge", attempts=1),),
+            calls=(
+                Call("stop_sms", sms_stop_path("cd-3"), 503),
+                Call("stop_sms", sms_stop_path("cd-3"), 503),
+                Call("stop_sms", sms_stop_path("cd-3"), 200),
+            ),
+        ),
+        Scenario(
+            name="api-down",
+            title=(
+                f"The API stays down (HTTP_MAX_RETRIES=0): SQS redelivers {max_receive_count} times, the last "
+                "attempt publishes failed, the redrive policy moves the message to the DLQ"
+            ),
+            campaigns=(Campaign("cd-voice-1", campaign_type="voice"),),
+            faults=(Fault("stop_voice", 503, max_receive_count),),
+            function_env={"HTTP_MAX_RETRIES": "0"},
+            steps=(SendToQueue((voice,)),),
+            results=(
+                Result("cd-voice-1", "failed", "req-2026-11-28-0007", attempts=max_receive_count,
+                       error_code="api_unavailable"),
+            ),
+            calls=tuple(Call("stop_voice", voice_stop_path("cd-voice-1"), 503) for _ in range(max_receive_count)),
+            dead_letters=(DeadLetter(None, voice),),
+        ),
+        Scenario(
+            name="eventbridge",
+            title="Through EventBridge: events/eventbridge_stop_request.json put on the bus -> rule -> stop queue",
+            campaigns=(Campaign("cd-5"),),
+            steps=(PutOnBus(load_event("eventbridge_stop_request.json")),),
+            results=(Result("cd-5", "stopped", EVENT_ID, source="eventbridge", attempts=1),),
+            calls=(Call("stop_sms", sms_stop_path("cd-5"), 200),),
+        ),
+        Scenario(
+            name="sns",
+            title="Through SNS: events/sqs_sns_notification.json's body (an SNS notification) in the stop queue",
+            campaigns=(Campaign("cd-4"),),
+            steps=(SendToQueue((notification,)),),
+            results=(Result("cd-4", "stopped", notification_id, source="sqs", attempts=1),),
+            calls=(Call("stop_sms", sms_stop_path("cd-4"), 200),),
+        ),
+        Scenario(
+            name="bulk",
+            title="Many campaigns: cd-bulk-01..10 in one campaignIds request, cd-bulk-11..20 as ten messages",
+            campaigns=tuple(Campaign(campaign_id) for campaign_id in bulk_ids),
+            steps=(SendToQueue((bulk_request, *bulk_singles)),),
+            results=tuple(
+                Result(
+                    campaign_id, "stopped",
+                    "req-bulk-01-10" if index < 10 else f"req-bulk-{campaign_id[-2:]}", attempts=1,
+                )
+                for index, campaign_id in enumerate(bulk_ids)
+            ),
+            calls=tuple(Call("stop_sms", sms_stop_path(campaign_id), 200) for campaign_id in bulk_ids),
+        ),
+        Scenario(
+            name="alarm",
+            title=(
+                "Kill switch: events/eventbridge_alarm_state_change.json invoked with events/alarm_map.json "
+                "stops cd-1 and cd-2; the same alarm again stops nothing twice; the OK event is ignored"
+            ),
+            campaigns=(Campaign("cd-1"), Campaign("cd-2")),
+            alarm_map=load_event("alarm_map.json"),
+            steps=(InvokeDirectly(alarm), InvokeDirectly(alarm), InvokeDirectly(alarm_ok)),
+            results=(
+                Result("cd-1", "stopped", alarm_id, source="alarm"),
+                Result("cd-2", "stopped", alarm_id, source="alarm"),
+                Result(None, "ignored", alarm_ok_id, source="alarm"),
+            ),
+            calls=(
+                Call("stop_sms", sms_stop_path("cd-1"), 200),
+                Call("stop_sms", sms_stop_path("cd-2"), 200),
+            ),
+        ),
+    )
+
+
+def scenario_named(name: str) -> Scenario:
+    for scenario in all_scenarios():
+        if scenario.name == name:
+            return scenario
+    raise KeyError(f"no scenario {name!r}; known: {', '.join(s.name for s in all_scenarios())}")
+
+
+# ---- running one ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class World:
+    """The running parts a scenario acts on. The function's environment must already point at them."""
+
+    stack: LocalStack
+    sim: KoreSimulator
+    mapping: SqsEventSourceMapping
+    handler: Handler
+    poll_seconds: float = 30.0
+
+    @staticmethod
+    def cold_start() -> None:
+        """The next invocation builds a new container (settings, clients, caches)."""
+        from stop_campaign import app, settings
+
+        app.container.cache_clear()
+        settings.get_settings.cache_clear()
+
+
+@dataclass
+class Observed:
+    results: list[dict[str, Any]] = field(default_factory=list)
+    dead_letters: list[dict[str, Any]] = field(default_factory=list)
+    calls: list[RecordedRequest] = field(default_factory=list)
+    invocations: list[InvocationReport] = field(default_factory=list)
+    direct_responses: list[Any] = field(default_factory=list)
+    message_ids: list[str] = field(default_factory=list)
+    event_ids: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    left_in_queue: int = 0
+
+
+@dataclass
+class ScenarioRun:
+    scenario: Scenario
+    observed: Observed
+    problems: list[str]
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def stop_statuses(self, campaign_id: str | None) -> list[int]:
+        """Statuses of the stop calls made for `campaign_id` during the scenario, in order."""
+        if campaign_id is None:
+            return []
+        return [
+            call.status
+            for call in self.observed.calls
+            if call.kind in ("stop_sms", "stop_voice") and call.path.rsplit("/", 1)[-1] == campaign_id
+        ]
+
+
+def run_scenario(scenario: Scenario, world: World) -> ScenarioRun:
+    started = time.perf_counter()
+    observed = Observed()
+    sim, stack = world.sim, world.stack
+    for campaign in scenario.campaigns:
+        sim.add_campaign(STREAM_ID, campaign.campaign_id, campaign.campaign_type, campaign.status)
+    if scenario.alarm_map is not None:
+        stack.put_alarm_map(dict(scenario.alarm_map))
+    sim.clear_faults()
+    for fault in scenario.faults:
+        sim.inject(kind=fault.kind, status=fault.status, times=fault.times)
+    sim.reset_log()
+    with ExitStack() as scope:
+        if scenario.function_env:
+            scope.enter_context(function_environment(dict(scenario.function_env)))
+            world.cold_start()
+            scope.callback(world.cold_start)  # the next scenario gets a container with the usual settings
+        for step in scenario.steps:
+            _run_step(step, world, observed)
+    sim.clear_faults()
+    observed.calls = sim.requests
+    observed.results = stack.drain_results()
+    observed.dead_letters = stack.drain_dead_letters()
+    observed.left_in_queue = world.mapping.messages_in_queue()
+    return ScenarioRun(scenario, observed, check(scenario, observed), time.perf_counter() - started)
+
+
+def _run_step(step: Step, world: World, observed: Observed) -> None:
+    sqs = world.stack.client("sqs")
+    if isinstance(step, SendToQueue):
+        for body in step.bodies:
+            sent = sqs.send_message(QueueUrl=world.stack.stop_queue_url, MessageBody=body)
+            observed.message_ids.append(sent["MessageId"])
+    elif isinstance(step, PutOnBus):
+        _put_on_bus(step, world, observed)
+    else:
+        try:
+            response = world.handler(dict(step.event), LocalLambdaContext(world.mapping.function_timeout_seconds))
+        except Exception as error:
+            observed.errors.append(f"direct invocation raised {type(error).__name__}: {error}")
+        else:
+            observed.direct_responses.append(response)
+        return
+    try:
+        reports = world.mapping.poll_until_empty(world.poll_seconds)
+    except PollingTimedOut as timed_out:
+        reports = timed_out.reports
+        observed.errors.append(str(timed_out))
+    observed.invocations.extend(reports)
+    observed.errors.extend(f"invocation failed the whole batch: {report.error}" for report in reports if report.error)
+
+
+def _put_on_bus(step: PutOnBus, world: World, observed: Observed) -> None:
+    stack, event = world.stack, step.event
+    answer = stack.client("events").put_events(Entries=[{
+        "EventBusName": stack.bus_name, "Source": event["source"], "DetailType": event["detail-type"],
+        "Detail": json.dumps(event["detail"]), "Resources": list(event.get("resources", [])),
+    }])
+    if answer.get("FailedEntryCount"):
+        observed.errors.append(f"PutEvents failed: {answer['Entries']}")
+        return
+    event_id = answer["Entries"][0]["EventId"]
+    observed.event_ids.append(event_id)
+    if world.mapping.messages_in_queue() == 0:
+        # moto 5 delivers to SQS targets synchronously; if a version stops doing so, keep the demo useful.
+        envelope = {**event, "id": event_id}
+        stack.client("sqs").send_message(QueueUrl=stack.stop_queue_url, MessageBody=json.dumps(envelope))
+        observed.notes.append("moto's EventBridge did not deliver to the queue: the envelope was sent to it directly")
+
+
+# ---- checking ----------------------------------------------------------------------------------------
+
+
+def check(scenario: Scenario, observed: Observed) -> list[str]:
+    """Every difference between what the scenario expects and what happened, readably."""
+    problems = list(observed.errors)
+    unmatched = list(observed.results)
+    for expected in scenario.results:
+        found = next(
+            (actual for actual in unmatched if expected.matches(actual, observed.message_ids, observed.event_ids)),
+            None,
+        )
+        if found is None:
+            problems.append(f"missing result: {expected.describe()}")
+        else:
+            unmatched.remove(found)
+    problems += [f"unexpected result: {_describe_result(actual)}" for actual in unmatched]
+
+    expected_calls: Counter[tuple[str | None, str, int]] = Counter(
+        (call.kind, call.path, call.status) for call in scenario.calls
+    )
+    actual_calls: Counter[tuple[str | None, str, int]] = Counter(
+        (call.kind, call.path, call.status) for call in observed.calls
+    )
+    for (kind, path, status), count in (expected_calls - actual_calls).items():
+        problems.append(f"missing call: {count} x {kind} {path} -> {status}")
+    for (kind, path, status), count in (actual_calls - expected_calls).items():
+        problems.append(f"unexpected call: {count} x {kind} {path} -> {status}")
+
+    letters = list(observed.dead_letters)
+    for expected_letter in scenario.dead_letters:
+        match = next((message for message in letters if expected_letter.matches(message)), None)
+        if match is None:
+            problems.append(f"missing dead letter: errorCode={expected_letter.error_code}")
+        else:
+            letters.remove(match)
+    problems += [
+        f"unexpected dead letter: errorCode={dead_letter_error_code(message)} body={message.get('Body', '')[:80]}"
+        for message in letters
+    ]
+    if observed.left_in_queue:
+        problems.append(f"{observed.left_in_queue} message(s) left in the stop queue")
+    return problems
+
+
+def _describe_result(result: Mapping[str, Any]) -> str:
+    error = (result.get("error") or {}).get("code")
+    return (
+        f"{result.get('outcome')} {result.get('campaignId') or '(no campaign)'} requestId={result.get('requestId')} "
+        f"attempts={result.get('attempts')}" + (f" error={error}" if error else "")
+    )
+
+
+def run_all(world: World, names: list[str] | None = None) -> Iterator[ScenarioRun]:
+    for scenario in all_scenarios():
+        if not names or scenario.name in names:
+            yield run_scenario(scenario, world)
