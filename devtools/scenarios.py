@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from functools import cache
@@ -551,8 +551,3 @@ def _describe_result(result: Mapping[str, Any]) -> str:
         f"attempts={result.get('attempts')}" + (f" error={error}" if error else "")
     )
 
-
-def run_all(world: World, names: list[str] | None = None) -> Iterator[ScenarioRun]:
-    for scenario in all_scenarios():
-        if not names or scenario.name in names:
-            yield run_scenario(scenario, world)

@@ -17,13 +17,15 @@ from typing import Any
 import boto3
 import pytest
 
-from devtools.kore_simulator import KoreSimulator
+from devtools.kore_simulator import KoreSimulator, RecordedRequest
 from devtools.local_stack import LocalStack
 from devtools.poller import SqsEventSourceMapping
 from devtools.scenarios import (
     STREAM_ID,
+    Observed,
     World,
     all_scenarios,
+    check,
     dead_letter_error_code,
     run_scenario,
     scenario_named,
@@ -173,6 +175,21 @@ def test_bulk_stops_every_campaign_once(world: World, kore: KoreSimulator) -> No
     stopped = sorted(call.path.rsplit("/", 1)[-1] for call in kore.stop_calls())
     assert stopped == [f"cd-bulk-{number:02d}" for number in range(1, 21)]
     assert all(kore.campaign_status(STREAM_ID, campaign_id) == "Stopped" for campaign_id in stopped)
+
+
+def test_a_second_stop_call_or_a_missing_result_is_reported() -> None:
+    """The checker itself: what makes the demo exit non-zero."""
+    scenario = scenario_named("duplicate")
+    stop = scenario.calls[0]
+    call = RecordedRequest(
+        method="POST", path=stop.path, query={}, headers={}, body={}, kind=stop.kind, status=stop.status,
+        jwt_claims=None, at=0.0, connection_id=1,
+    )
+    problems = check(scenario, Observed(calls=[call, call]))
+
+    assert "missing result: stopped cd-2 requestId=req-2026-11-28-0002 source=sqs" in problems
+    assert f"unexpected call: 1 x stop_sms {stop.path} -> 200" in problems
+    assert len(problems) == 2
 
 
 # ---- the event source mapping on its own (fake handlers) ------------------------------------------------
