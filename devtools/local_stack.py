@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,23 +30,43 @@ FAKE_AWS_CREDENTIALS = {
 
 
 class MotoServer:
-    """moto's server on 127.0.0.1 and a free port; ``reset()`` empties every service between tests."""
+    """moto's server on 127.0.0.1 and a free port; ``reset()`` empties every service between tests.
 
-    def __init__(self) -> None:
-        from moto.server import ThreadedMotoServer  # dev-only dependency
+    In-process (a thread) by default. ``separate_process=True`` runs it as its own process, as AWS is:
+    benchmarks use that, so moto's own CPU work does not compete with the handler for the GIL.
+    """
 
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    def __init__(self, separate_process: bool = False) -> None:
+        self._separate_process = separate_process
+        self._server: Any = None
+        self._process: subprocess.Popen[bytes] | None = None
         self.endpoint_url = ""
 
     def start(self) -> MotoServer:
+        if self._separate_process:
+            port = _free_port()
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+            self.endpoint_url = f"http://127.0.0.1:{port}"
+            _wait_until_up(self.endpoint_url)
+            return self
+        from moto.server import ThreadedMotoServer  # dev-only dependency
+
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per AWS call otherwise
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"
         return self
 
     def stop(self) -> None:
-        self._server.stop()
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(timeout=10)
+        elif self._server is not None:
+            self._server.stop()
 
     def reset(self) -> None:
         urllib3.request("POST", f"{self.endpoint_url}/moto-api/reset")
@@ -52,6 +76,23 @@ class MotoServer:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_until_up(endpoint_url: str, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            urllib3.request("GET", f"{endpoint_url}/moto-api/", retries=False, timeout=1.0)
+            return
+        except urllib3.exceptions.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"moto server did not start at {endpoint_url}")
 
 
 @dataclass

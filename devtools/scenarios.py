@@ -299,7 +299,7 @@ def all_scenarios() -> tuple[Scenario, ...]:
             name="api-down",
             title=(
                 f"The API stays down (HTTP_MAX_RETRIES=0): SQS redelivers {max_receive_count} times, the last "
-                "attempt publishes failed, the redrive policy moves the message to the DLQ"
+                "attempt publishes failed and dead-letters the message with the reason"
             ),
             campaigns=(Campaign("cd-voice-1", campaign_type="voice"),),
             faults=(Fault("stop_voice", 503, max_receive_count),),
@@ -310,7 +310,7 @@ def all_scenarios() -> tuple[Scenario, ...]:
                        error_code="api_unavailable"),
             ),
             calls=tuple(Call("stop_voice", voice_stop_path("cd-voice-1"), 503) for _ in range(max_receive_count)),
-            dead_letters=(DeadLetter(None, voice),),
+            dead_letters=(DeadLetter("api_unavailable", voice),),
         ),
         Scenario(
             name="eventbridge",

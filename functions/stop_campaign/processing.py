@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -61,7 +61,7 @@ class RetryLater(Exception):
 
 @dataclass(slots=True)
 class _TargetEnd:
-    target: StopTarget
+    target: StopTarget | None  # None: the message failed before any campaign was known
     result: ResultEvent | None = None
     transient: StopError | None = None
     permanent: StopError | None = None
@@ -153,8 +153,8 @@ class MessageProcessor:
             request_id = parsed.request_id if isinstance(parsed, AlarmStateChange) else origin.message_id
             result = self._result_for_request_error(error, request_id, origin, {}, alarm=parsed)
             return self._end_rejected(message, result)
-        except TransientStopError as error:
-            self._retry_later(message, [(None, error)], origin)
+        except TransientStopError as error:  # the alarm map could not be read
+            return self._conclude(message, [_TargetEnd(None, transient=error)])
         if isinstance(requests, ResultEvent):  # an alarm leaving ALARM: nothing to stop
             self._publish(requests)
             return [requests]
@@ -202,21 +202,23 @@ class MessageProcessor:
             if not request_targets:
                 ends.append(self._nothing_to_stop(request))
             targets.extend(request_targets)
-        if not targets:
-            return ends
         if len(targets) == 1:  # the common case: no thread hop on the hot path
-            return [*ends, self._stop_target(targets[0], deadline, started)]
-        futures = [self._executor.submit(self._stop_target, target, deadline, started) for target in targets]
-        # .result() re-raises a publish failure: the message is then retried, and nothing is lost.
-        return [*ends, *(future.result() for future in futures)]
+            ends.append(self._stop_target(targets[0], deadline, started))
+        elif targets:
+            ends.extend(self._executor.map(lambda target: self._stop_target(target, deadline, started), targets))
+        # Stop everything first, report second: the last campaign of a stop-all does not wait for results.
+        results = [end.result for end in ends if end.result is not None]
+        if len(results) == 1:
+            self._publish(results[0])
+        else:  # iterating re-raises a publish failure: the message is then retried, and nothing is lost
+            list(self._executor.map(self._publish, results))
+        return ends
 
     def _nothing_to_stop(self, request: StopRequest) -> _TargetEnd:
         """``all-active`` found no stoppable campaign: still one result, so the sender knows."""
         placeholder = StopTarget(request, campaign_id="", account_id=request.account_id or "")
         outcome = Outcome.DRY_RUN if request.dry_run else Outcome.ALREADY_STOPPED
-        result = _result(placeholder, outcome, completed_at=utc_now())
-        self._publish(result)
-        return _TargetEnd(placeholder, result=result)
+        return _TargetEnd(placeholder, result=_result(placeholder, outcome, completed_at=utc_now()))
 
     def _stop_target(self, target: StopTarget, deadline: Deadline, started: float) -> _TargetEnd:
         request = target.request
@@ -239,49 +241,51 @@ class MessageProcessor:
         except (PermanentStopError, RequestRejected) as error:
             result = _result(target, Outcome.REJECTED if isinstance(error, RequestRejected) else Outcome.FAILED,
                              completed_at=utc_now(), api=error.api, error=error.as_result_error())
-            self._publish(result)
             logger.error("Stop failed", extra={"error_code": error.code, "error_message": error.message})
             return _TargetEnd(target, result=result, permanent=error)
         finally:
             logger.thread_safe_remove_keys(["correlation_id", "request_id", "stream_id", "campaign_id"])
         result = _result(target, Outcome(stop.outcome), completed_at=stop.completed_at, api=stop.api,
                          time_to_stop_ms=stop.time_to_stop_ms)
-        self._publish(result)
         return _TargetEnd(target, result=result)
 
     # -- where the message ends ------------------------------------------------------------------------
 
     def _conclude(self, message: InboundMessage, ends: list[_TargetEnd]) -> list[ResultEvent]:
-        transient = [(end.target, end.transient) for end in ends if end.transient is not None]
-        if transient:
-            self._retry_later(message, transient, message.origin)
-        permanent = [end.permanent for end in ends if end.permanent is not None]
-        if permanent:
-            first = permanent[0]
-            request_id = next(end.result.request_id for end in ends if end.result is not None)
-            self._dead_letters.send(message.body, first.as_result_error(), request_id, message.origin.source.value)
-        return [end.result for end in ends if end.result is not None]
+        """Hand the message back while a stop may still succeed; otherwise end it in results and a dead letter.
 
-    def _retry_later(
-        self, message: InboundMessage, failures: list[tuple[StopTarget | None, StopError]], origin: Origin
-    ) -> NoReturn:
-        """Hand the message back; on its final attempt first publish ``failed`` for what did not stop."""
-        if message.final_attempt:
-            for target, error in failures:
-                if error.code == "in_progress":
-                    continue  # the invocation holding the stop publishes its result
-                final_error = ResultError(error.code, f"{error.message} (gave up after {origin.attempt} attempts)",
-                                          retryable=True)
-                if target is not None:
-                    self._publish(_result(target, Outcome.FAILED, completed_at=utc_now(), api=error.api,
-                                          error=final_error))
-                else:
-                    self._publish(ResultEvent(
-                        outcome=Outcome.FAILED, request_id=origin.message_id, source=origin.source,
-                        received_at=origin.received_at, completed_at=utc_now(), attempts=origin.attempt,
-                        error=final_error,
-                    ))
-        raise RetryLater([error for _, error in failures])
+        On the final attempt, what is still failing gets a ``failed`` result and the message goes to the
+        dead-letter queue with the reason attached (if that send fails, the queue's redrive moves it anyway).
+        """
+        transient = [end for end in ends if end.transient is not None]
+        if transient and not message.final_attempt:
+            raise RetryLater([end.transient for end in transient if end.transient is not None])
+        gave_up = [
+            self._gave_up(end, message.origin)
+            for end in transient
+            if end.transient is not None and end.transient.code != "in_progress"  # its holder reports it
+        ]
+        for result in gave_up:
+            self._publish(result)
+        results = [end.result for end in ends if end.result is not None] + gave_up
+        errors = [end.permanent.as_result_error() for end in ends if end.permanent is not None]
+        errors += [result.error for result in gave_up if result.error is not None]
+        if errors:
+            request_id = results[0].request_id if results else message.origin.message_id
+            self._dead_letters.send(message.body, errors[0], request_id, message.origin.source.value)
+        return results
+
+    def _gave_up(self, end: _TargetEnd, origin: Origin) -> ResultEvent:
+        assert end.transient is not None
+        error = ResultError(
+            end.transient.code, f"{end.transient.message} (gave up after {origin.attempt} attempts)", retryable=True
+        )
+        if end.target is not None:
+            return _result(end.target, Outcome.FAILED, completed_at=utc_now(), api=end.transient.api, error=error)
+        return ResultEvent(
+            outcome=Outcome.FAILED, request_id=origin.message_id, source=origin.source,
+            received_at=origin.received_at, completed_at=utc_now(), attempts=origin.attempt, error=error,
+        )
 
     def _request_level_end(self, request: StopRequest, error: StopError, origin: Origin) -> _TargetEnd:
         """A request that failed before any campaign was known (credentials, listing all-active)."""
@@ -292,7 +296,6 @@ class MessageProcessor:
         campaign_id = request.campaign_ids[0] if len(request.campaign_ids) == 1 else None
         result = _result(placeholder, outcome, completed_at=utc_now(), api=error.api, error=error.as_result_error(),
                          campaign_id=campaign_id)
-        self._publish(result)
         return _TargetEnd(placeholder, result=result, permanent=error)
 
     def _result_for_request_error(

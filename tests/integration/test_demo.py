@@ -128,7 +128,7 @@ def test_api_failing_twice_is_retried_within_one_invocation(world: World, kore: 
     assert [(r["outcome"], r["attempts"]) for r in run.observed.results] == [("stopped", 1)]
 
 
-def test_api_down_is_redelivered_then_redriven_by_the_queue(world: World, kore: KoreSimulator) -> None:
+def test_api_down_is_redelivered_then_dead_lettered_with_the_reason(world: World, kore: KoreSimulator) -> None:
     run = run_scenario(scenario_named("api-down"), world)
 
     # Lambda's view: one delivery per receive, the last one on the final attempt.
@@ -137,16 +137,16 @@ def test_api_down_is_redelivered_then_redriven_by_the_queue(world: World, kore: 
             run.observed.invocations, range(1, MAX_RECEIVE_COUNT + 1), strict=True
         )
     ]
-    assert run.observed.invocations[-1].final_attempt_ids == run.observed.invocations[-1].message_ids
+    assert run.observed.invocations[-1].failed_ids == ()  # the final attempt ends the message itself
     assert len(kore.stop_calls("cd-voice-1")) == MAX_RECEIVE_COUNT
     [result] = run.observed.results
     assert (result["outcome"], result["attempts"], result["error"]["code"]) == (
         "failed", MAX_RECEIVE_COUNT, "api_unavailable"
     )
-    # moved by the redrive policy (moto applies it on the next receive, as SQS does): no attributes added
+    # the final attempt sends it with the reason attached (the redrive policy is the fallback)
     [letter] = run.observed.dead_letters
-    assert dead_letter_error_code(letter) is None
-    assert int(letter["Attributes"]["ApproximateReceiveCount"]) > MAX_RECEIVE_COUNT
+    assert dead_letter_error_code(letter) == "api_unavailable"
+    assert letter["MessageAttributes"]["retryable"]["StringValue"] == "true"
 
 
 def test_eventbridge_delivers_through_the_rule_to_the_queue(world: World) -> None:

@@ -165,17 +165,35 @@ def test_a_server_error_goes_back_to_the_queue_without_a_result(invoke, stack, k
     assert stack.drain_results() == [] and stack.drain_dead_letters() == []
 
 
-def test_the_final_attempt_publishes_failed_before_redrive(invoke, stack, kore, sqs, monkeypatch):
+def test_the_final_attempt_publishes_failed_and_dead_letters_with_the_reason(invoke, stack, kore, sqs, monkeypatch):
     monkeypatch.setenv("HTTP_MAX_RETRIES", "1")
     kore.inject(kind="stop_sms", status=503, times=10)
-    request = sqs({"streamId": STREAM_ID, "campaignId": "cd-1", "requestId": "r-final"},
-                  receive_count=stack.max_receive_count)
-    response = invoke(request)
-    assert len(response["batchItemFailures"]) == 1  # the redrive policy moves it to the dead-letter queue
+    body = {"streamId": STREAM_ID, "campaignId": "cd-1", "requestId": "r-final"}
+    response = invoke(sqs(body, receive_count=stack.max_receive_count))
+    assert response == {"batchItemFailures": []}  # ended here: not left to the redrive policy
     result = only(stack.drain_results())
     assert (result["outcome"], result["attempts"], result["error"]["retryable"]) == ("failed", 5, True)
     assert result["error"]["code"] == "api_unavailable"
-    assert stack.drain_dead_letters() == []  # not sent twice: redrive does it
+    assert result["error"]["message"].endswith("(gave up after 5 attempts)")
+    dead = only(stack.drain_dead_letters())
+    assert json.loads(dead["Body"]) == body
+    attributes = {name: value["StringValue"] for name, value in dead["MessageAttributes"].items()}
+    assert (attributes["errorCode"], attributes["retryable"], attributes["requestId"]) == (
+        "api_unavailable", "true", "r-final"
+    )
+
+
+def test_the_final_attempt_of_an_alarm_whose_map_cannot_be_read(invoke, stack, kore, sqs):
+    stack.client("ssm").delete_parameter(Name=stack.alarm_parameter)
+    alarm = json.loads((EVENTS / "sqs_sns_alarm_notification.json").read_text())
+    alarm["Records"][0]["attributes"]["ApproximateReceiveCount"] = "1"
+    assert len(invoke(alarm)["batchItemFailures"]) == 1  # may still be readable later
+    alarm["Records"][0]["attributes"]["ApproximateReceiveCount"] = str(stack.max_receive_count)
+    assert invoke(alarm) == {"batchItemFailures": []}
+    result = only(stack.drain_results())
+    assert (result["outcome"], result["error"]["code"]) == ("failed", "alarm_map_unavailable")
+    assert only(stack.drain_dead_letters())["MessageAttributes"]["errorCode"]["StringValue"] == "alarm_map_unavailable"
+    assert kore.requests == []
 
 
 def test_api_that_fails_twice_then_recovers(invoke, stack, kore, sqs):
