@@ -15,6 +15,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -172,6 +173,62 @@ def rate_limited_bulk(bench: Bench, limit: int = 10, campaigns: int = 60) -> Non
     report("  whole invocation, results published", f"{elapsed:.2f} s", "")
 
 
+def faults_everywhere(bench: Bench, campaigns: int = 30, fault_rate: float = 0.2) -> None:
+    """API faults, AWS faults (SNS, DynamoDB, SQS fail at `fault_rate` per call) and every message twice."""
+    from devtools.aws_faults import FaultyAwsProxy
+    from devtools.poller import SqsEventSourceMapping
+    from stop_campaign import app
+
+    with FaultyAwsProxy(bench.moto.endpoint_url, fault_rate) as proxy, bench.setup(
+        campaigns=campaigns, AWS_ENDPOINT_URL=proxy.endpoint_url, HTTP_MAX_RETRIES="1"
+    ) as (stack, kore, _):
+        kore.inject(kind="stop_sms", status=503, times=8)
+        kore.inject(kind="stop_sms", drop=True, times=3)
+        kore.inject(kind="stop_sms", status=429, retry_after=1, times=4)
+        sqs = stack.client("sqs")  # the producer talks to moto directly; only the function sees faults
+        for number in range(campaigns):
+            body = json.dumps({"streamId": STREAM, "campaignId": campaign_id(number), "requestId": f"req-{number}"})
+            for _ in range(2):  # a duplicate delivery of every request
+                sqs.send_message(QueueUrl=stack.stop_queue_url, MessageBody=body)
+        # As deployed, a message comes back only after its invocation's time is up (visibility 6 x timeout),
+        # so an in-progress idempotency record has always expired by then.
+        mapping = SqsEventSourceMapping(
+            stack, handler=app.lambda_handler, retry_delay_seconds=9, function_timeout_seconds=8
+        )
+        started = time.monotonic()
+        reports = mapping.poll_until_empty(max_seconds=300)
+        if os.getenv("BENCH_DEBUG"):
+            for item in reports:
+                if item.failed_ids or item.error:
+                    print("   ", item.receive_counts, item.failed_ids, item.error, json.dumps(item.response)[:300])
+        elapsed = time.monotonic() - started
+        results = stack.drain_results()
+        dead_letters = stack.drain_dead_letters()
+        calls = kore.stop_calls()
+    per_request = {
+        f"req-{n}": [r["outcome"] for r in results if r["requestId"] == f"req-{n}"] for n in range(campaigns)
+    }
+    lost = [request for request, outcomes in per_request.items() if not outcomes]
+    doubled = [request for request, outcomes in per_request.items() if len(outcomes) > 1]
+    confirmed: dict[str, float] = {}
+    redundant = 0
+    for call in sorted(calls, key=lambda c: c.at):
+        campaign = call.path.rsplit("/", 1)[1]
+        if campaign in confirmed:
+            redundant += 1
+        elif call.status == 200:
+            confirmed[campaign] = call.at
+    injected = sum(proxy.injected.values())
+    report(f"faults: {campaigns} requests x2, {injected} AWS faults", f"{len(lost)} lost, {len(doubled)} doubled",
+           "nothing lost, one result each", not lost and not doubled)
+    report("  redundant stop calls", str(redundant), "0", redundant == 0)
+    outcomes = Counter(outcome for values in per_request.values() for outcome in values)
+    report("  outcomes / dead letters / time", f"{dict(outcomes)} / {len(dead_letters)} / {elapsed:.0f} s", "")
+    for letter in dead_letters:
+        reason = {k: v.get("StringValue") for k, v in letter.get("MessageAttributes", {}).items()}
+        report("  dead letter", f"{letter['Body'][:60]}", json.dumps(reason)[:80])
+
+
 def cold_start(runs: int = 7) -> None:
     """Importing the handler against a bare `import boto3`, in a venv holding only the Lambda bundle."""
     venv = ROOT / ".venv-bundle"
@@ -215,6 +272,7 @@ def main() -> int:
         stop_all_round_trips(bench)
         warm_container(bench)
         rate_limited_bulk(bench)
+        faults_everywhere(bench)
     if not args.skip_cold_start:
         cold_start()
     return 0

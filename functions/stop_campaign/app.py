@@ -86,8 +86,11 @@ class Container:
 def container() -> Container:
     settings = get_settings()  # raises ConfigurationError before any call when the environment is wrong
     session = boto3.session.Session()
-    # Every record thread and every fan-out thread may hold an AWS connection at once.
-    aws_config = Config(max_pool_connections=2 * settings.stop_concurrency, retries={"mode": "standard"})
+    # Every record thread and every fan-out thread may hold an AWS connection at once. More attempts than
+    # botocore's default 3: a lost idempotency completion write would cost a redundant stop call later.
+    aws_config = Config(
+        max_pool_connections=2 * settings.stop_concurrency, retries={"mode": "standard", "max_attempts": 6}
+    )
     dynamodb = session.client("dynamodb", config=aws_config)
     idempotency = IdempotencyConfig(expires_after_seconds=settings.idempotency_ttl_seconds)
 

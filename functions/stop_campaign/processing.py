@@ -39,6 +39,7 @@ from stop_campaign.stopper import CampaignStopper, utc_now
 
 logger = Logger(child=True)
 
+IN_PROGRESS = "in_progress"
 StopOnce = Callable[..., StopOutcome]  # stopper.stop behind idempotency, keyed on StopTarget.idempotency_key()
 PublishOnce = Callable[..., str]  # publisher.publish behind idempotency, keyed on ResultEvent.identity()
 
@@ -233,7 +234,7 @@ class MessageProcessor:
                 stop = self._stop_once(key=target.idempotency_key(), target=target, deadline=deadline, started=started)
         except IdempotencyAlreadyInProgressError:
             # Another invocation is stopping this very campaign for this very request; it will report.
-            error = TransientStopError("in_progress", "the same stop is being handled by another invocation")
+            error = TransientStopError(IN_PROGRESS, "the same stop is being handled by another invocation")
             return _TargetEnd(target, transient=error)
         except TransientStopError as error:
             logger.warning("Stop not confirmed yet; will retry", extra={"error_code": error.code})
@@ -260,16 +261,16 @@ class MessageProcessor:
         transient = [end for end in ends if end.transient is not None]
         if transient and not message.final_attempt:
             raise RetryLater([end.transient for end in transient if end.transient is not None])
-        gave_up = [
-            self._gave_up(end, message.origin)
-            for end in transient
-            if end.transient is not None and end.transient.code != "in_progress"  # its holder reports it
-        ]
+        # A stop still held by another invocation gets no `failed` result (its holder reports it), but the
+        # message is kept in the dead-letter queue all the same, in case that holder never finishes.
+        held = [end for end in transient if end.transient is not None and end.transient.code == IN_PROGRESS]
+        gave_up = [self._gave_up(end, message.origin) for end in transient if end not in held]
         for result in gave_up:
             self._publish(result)
         results = [end.result for end in ends if end.result is not None] + gave_up
         errors = [end.permanent.as_result_error() for end in ends if end.permanent is not None]
         errors += [result.error for result in gave_up if result.error is not None]
+        errors += [end.transient.as_result_error() for end in held if end.transient is not None]
         if errors:
             request_id = results[0].request_id if results else message.origin.message_id
             self._dead_letters.send(message.body, errors[0], request_id, message.origin.source.value)
@@ -324,7 +325,12 @@ class MessageProcessor:
         return [result]
 
     def _publish(self, result: ResultEvent) -> None:
-        self._publish_once(identity=result.identity(), result=result)
+        try:
+            self._publish_once(identity=result.identity(), result=result)
+        except IdempotencyAlreadyInProgressError:
+            # A duplicate of this message is publishing this very result right now; should that invocation
+            # fail, its own message is retried and publishes it. Publishing here too would double it.
+            logger.info("Result is being published by a duplicate delivery", extra={"outcome": result.outcome})
 
 
 def _result(
