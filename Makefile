@@ -20,7 +20,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy functions/stop_campaign
 
-test: lint
+test: lint typecheck
 	$(BIN)/pytest
 
 demo: install

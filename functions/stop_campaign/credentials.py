@@ -78,19 +78,20 @@ def _credentials_for(
     merged = {**secret, **override} if isinstance(override, dict) else secret
     values = {name: merged.get(name) for name in ("clientId", "clientSecret", "accountId")}
     missing = [name for name, value in values.items() if not isinstance(value, str) or not value]
+    client_id, client_secret, account_id = (str(value) for value in values.values())
     if missing:
         raise CredentialsUnavailable(
             "missing_credentials", f"no {', '.join(missing)} in the credentials secret for stream {stream_id}"
         )
-    if requested_account_id is not None and requested_account_id != values["accountId"]:
+    if requested_account_id is not None and requested_account_id != account_id:
         raise CredentialsUnavailable(
             "account_mismatch", f"accountId does not match the account configured for stream {stream_id}"
         )
     iid = merged.get("iid") if isinstance(override, dict) else None
     return StreamCredentials(
-        client_id=values["clientId"],
-        client_secret=values["clientSecret"],
-        account_id=values["accountId"],
+        client_id=client_id,
+        client_secret=client_secret,
+        account_id=account_id,
         iid=iid if isinstance(iid, str) and iid else stream_id,
         generation=generation,
     )

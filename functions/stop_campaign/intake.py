@@ -101,8 +101,8 @@ def _parse_eventbridge(event: dict[str, Any], origin: Origin) -> StopRequest | A
 
 
 def _parse_eventbridge_alarm(event: dict[str, Any], origin: Origin, event_id: str) -> AlarmStateChange:
-    detail = event.get("detail") if isinstance(event.get("detail"), dict) else {}
-    state = detail.get("state") if isinstance(detail.get("state"), dict) else {}
+    detail = _object(event.get("detail"))
+    state = _object(detail.get("state"))
     resources_ = event.get("resources")
     arn = resources_[0] if isinstance(resources_, list) and resources_ and isinstance(resources_[0], str) else None
     return _alarm(
@@ -114,6 +114,10 @@ def _parse_eventbridge_alarm(event: dict[str, Any], origin: Origin, event_id: st
         origin=origin,
         request_id=event_id,
     )
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _parse_sns_notification(notification: dict[str, Any], origin: Origin) -> StopRequest | AlarmStateChange:

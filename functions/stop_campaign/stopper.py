@@ -112,7 +112,7 @@ class CampaignStopper:
                 raise error_type("list_failed", describe_refusal(response), confirmation(response).as_result_field())
             data = (response.body or {}).get("data")
             results = data.get("results") if isinstance(data, dict) else None
-            if not isinstance(results, list):
+            if not isinstance(data, dict) or not isinstance(results, list):
                 raise PermanentStopError("list_failed", "Get All Campaigns answered without data.results")
             for campaign in results:
                 campaign_id = campaign.get("id") if isinstance(campaign, dict) else None
