@@ -66,6 +66,8 @@ def traced(handler: Callable[..., Any]) -> Callable[..., Any]:
     from aws_lambda_powertools import Tracer
 
     return Tracer().capture_lambda_handler(handler)
+
+
 # A batch that failed as a whole still answers with its item failures: the messages go back to the queue
 # either way, and a transient outage is not counted as a function error.
 sqs_batch = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
@@ -145,7 +147,6 @@ def container() -> Container:
                 SSMProvider(boto3_session=session),
             ),
             executor=ThreadPoolExecutor(settings.stop_concurrency, thread_name_prefix="stop"),
-            telemetry=telemetry,
         ),
         idempotency=idempotency,
         record_workers=ThreadPoolExecutor(settings.stop_concurrency, thread_name_prefix="record"),

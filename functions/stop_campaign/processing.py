@@ -129,7 +129,6 @@ class MessageProcessor:
         dead_letters: DeadLetterQueue,
         alarm_targets: AlarmTargets,
         executor: Executor,
-        telemetry: Telemetry,
     ) -> None:
         self._stopper = stopper
         self._stop_once = stop_once
@@ -137,7 +136,6 @@ class MessageProcessor:
         self._dead_letters = dead_letters
         self._alarm_targets = alarm_targets
         self._executor = executor
-        self._telemetry = telemetry
 
     def process(self, message: InboundMessage, deadline: Deadline, started: float) -> list[ResultEvent]:
         """Every path ends in published results, a dead-letter message, or RetryLater."""
