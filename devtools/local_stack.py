@@ -172,21 +172,22 @@ def _boto_credentials() -> dict[str, str]:
 
 
 def create_stack(endpoint_url: str, prefix: str = "campaign-stop") -> LocalStack:
-    """Create the template's resources on moto, with the template's settings (names are local)."""
+    """Create the template's resources on moto with the template's settings; names are `<prefix>-<LogicalId>`,
+    as CloudFormation would name them (without its random suffix)."""
     settings = local_stack_settings(load_template())
     session = {"endpoint_url": endpoint_url, "region_name": REGION, **_boto_credentials()}
     sqs = boto3.client("sqs", **session)
     sns = boto3.client("sns", **session)
 
     dlq_url = sqs.create_queue(
-        QueueName=f"{prefix}-dlq",
+        QueueName=f"{prefix}-{settings['dead_letter_queue_logical_id']}",
         Attributes={"MessageRetentionPeriod": str(settings["dead_letter_queue_retention_seconds"])},
     )["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     max_receive_count = int(settings["max_receive_count"])
     visibility_timeout = int(settings["stop_queue_visibility_timeout_seconds"])
     stop_queue_url = sqs.create_queue(
-        QueueName=f"{prefix}-stop-requests",
+        QueueName=f"{prefix}-{settings['stop_queue_logical_id']}",
         Attributes={
             "VisibilityTimeout": str(visibility_timeout),
             "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count}),
@@ -195,7 +196,7 @@ def create_stack(endpoint_url: str, prefix: str = "campaign-stop") -> LocalStack
     stop_queue_arn = sqs.get_queue_attributes(QueueUrl=stop_queue_url, AttributeNames=["QueueArn"])[
         "Attributes"]["QueueArn"]
 
-    topic_arn = sns.create_topic(Name=f"{prefix}-results")["TopicArn"]
+    topic_arn = sns.create_topic(Name=f"{prefix}-{settings['results_topic_logical_id']}")["TopicArn"]
     results_queue_url = sqs.create_queue(QueueName=f"{prefix}-results-subscriber")["QueueUrl"]
     results_queue_arn = sqs.get_queue_attributes(QueueUrl=results_queue_url, AttributeNames=["QueueArn"])[
         "Attributes"]["QueueArn"]
@@ -203,12 +204,13 @@ def create_stack(endpoint_url: str, prefix: str = "campaign-stop") -> LocalStack
         TopicArn=topic_arn, Protocol="sqs", Endpoint=results_queue_arn, Attributes={"RawMessageDelivery": "true"}
     )
 
-    table_name = f"{prefix}-idempotency"
+    table_name = f"{prefix}-{settings['idempotency_table_logical_id']}"
+    partition_key = settings["idempotency_partition_key"]
     dynamodb = boto3.client("dynamodb", **session)
     dynamodb.create_table(
         TableName=table_name,
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": partition_key, "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": partition_key, "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
     dynamodb.update_time_to_live(
@@ -218,18 +220,19 @@ def create_stack(endpoint_url: str, prefix: str = "campaign-stop") -> LocalStack
 
     secret_id = f"{prefix}/kore-credentials"
     boto3.client("secretsmanager", **session).create_secret(Name=secret_id, SecretString="{}")
-    alarm_parameter = f"/{prefix}/alarm-targets"
+    alarm_parameter = settings["environment"]["ALARM_TARGETS_PARAMETER"] or f"/{prefix}/alarm-targets"
     boto3.client("ssm", **session).put_parameter(Name=alarm_parameter, Value="{}", Type="String")
 
-    bus_name = f"{prefix}-bus"
+    bus_name = f"{prefix}-{settings['stop_bus_logical_id']}"
     events = boto3.client("events", **session)
     events.create_event_bus(Name=bus_name)
     events.put_rule(
-        Name=f"{prefix}-stop-requests", EventBusName=bus_name,
+        Name=f"{prefix}-StopRequestsToQueue", EventBusName=bus_name,
         EventPattern=json.dumps({"detail-type": settings["stop_request_detail_types"]}),
     )
     events.put_targets(
-        Rule=f"{prefix}-stop-requests", EventBusName=bus_name, Targets=[{"Id": "stop-queue", "Arn": stop_queue_arn}]
+        Rule=f"{prefix}-StopRequestsToQueue", EventBusName=bus_name,
+        Targets=[{"Id": "stop-queue", "Arn": stop_queue_arn}],
     )
     return LocalStack(
         endpoint_url=endpoint_url, stop_queue_url=stop_queue_url, stop_queue_arn=stop_queue_arn,
