@@ -68,7 +68,7 @@ class Fault:
     campaign_id: str | None
     status: int | None
     remaining: int
-    retry_after: int | None
+    retry_after: int | str | None  # a str is sent as is (to test odd values)
     delay: float
     drop: bool
     body: Any
@@ -168,7 +168,7 @@ class SimulatorState:
         kind: str | None = None,
         status: int | None = None,
         times: int = 1,
-        retry_after: int | None = None,
+        retry_after: int | str | None = None,
         delay: float = 0.0,
         drop: bool = False,
         body: Any = None,

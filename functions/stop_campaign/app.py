@@ -47,6 +47,7 @@ from stop_campaign.processing import (
     MessageProcessor,
     Telemetry,
     observed,
+    remember_stoppable,
     stop_and_observe,
 )
 from stop_campaign.results import ResultsPublisher
@@ -127,6 +128,13 @@ def container() -> Container:
         output_serializer=DataclassSerializer(StopOutcome),
         key_prefix="stop",
     )
+    resolve_once = idempotent_function(
+        remember_stoppable(stopper),
+        data_keyword_argument="key",
+        persistence_store=store(),
+        config=idempotency,
+        key_prefix="targets",
+    )
     publisher = ResultsPublisher(settings.results_topic_arn, session.client("sns", config=aws_config))
     publish_once = idempotent_function(
         observed(publisher.publish, telemetry),
@@ -140,6 +148,7 @@ def container() -> Container:
             stopper=stopper,
             stop_once=stop_once,
             publish_once=publish_once,
+            resolve_once=resolve_once,
             dead_letters=DeadLetterQueue(settings.dead_letter_queue_url, session.client("sqs", config=aws_config)),
             alarm_targets=AlarmTargets(
                 settings.alarm_targets_parameter,

@@ -17,7 +17,7 @@ from stop_campaign.models import ALL_ACTIVE, ID_PATTERN, CampaignType, RequestRe
 
 SCHEMAS = Path(__file__).parent / "schemas"
 ALARM_DETAIL_TYPE = "CloudWatch Alarm State Change"
-MAX_BODY_BYTES = 256 * 1024  # SQS's own message limit; anything larger is not ours
+MAX_BODY_BYTES = 1024 * 1024  # SQS's own message limit (1 MiB); anything larger is not ours
 CAMPAIGN_SELECTORS = ("campaignId", "campaignIds", "campaigns")
 
 
@@ -68,7 +68,7 @@ def _stop_request_validator() -> Any:
 def parse_sqs_body(body: str, origin: Origin) -> StopRequest | AlarmStateChange:
     """An SQS body: a stop request, an EventBridge envelope or an SNS notification."""
     if len(body.encode("utf-8", "surrogatepass")) > MAX_BODY_BYTES:
-        raise InvalidRequest("message body is larger than 256 KiB", origin.message_id)
+        raise InvalidRequest("message body is larger than 1 MiB", origin.message_id)
     try:
         payload = json.loads(body)
     except ValueError:

@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import urllib3
-from urllib3.exceptions import HTTPError, MaxRetryError
+from urllib3.exceptions import HTTPError, InvalidHeader, MaxRetryError
 from urllib3.util import Retry, Timeout
 
 from stop_campaign.models import CampaignType
@@ -23,7 +23,8 @@ STOP_PATHS: dict[CampaignType, str] = {
 STATUS_PATH = "/campaign/api/v2/public/{stream_id}/campaign/{campaign_id}/status"
 LIST_PATH = "/campaign/api/v2/public/{stream_id}/campaign/getAllCampaignDetails"
 
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Worth another try: timeouts, rate limits and every server-side error (520-529 from CDNs included).
+RETRYABLE_STATUSES = frozenset({408, 429, *range(500, 600)})
 # Never start an attempt that cannot finish before Lambda's own timeout.
 DEADLINE_MARGIN_SECONDS = 1.0
 
@@ -38,9 +39,7 @@ class ApiUnavailable(Exception):
 class ApiResponse:
     status: int
     body: dict[str, Any] | None
-    attempts: int
     latency_ms: float
-    retry_after: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -60,8 +59,9 @@ class Deadline:
     def seconds_left(self) -> float:
         return float("inf") if self._remaining_ms is None else self._remaining_ms() / 1000.0
 
-    def allows(self, wait_seconds: float, attempt_seconds: float) -> bool:
-        return self.seconds_left() - wait_seconds - attempt_seconds > DEADLINE_MARGIN_SECONDS
+    def allows(self, wait_seconds: float, then_at_least: float) -> bool:
+        """Whether waiting ``wait_seconds`` still leaves ``then_at_least`` seconds for the next attempt."""
+        return self.seconds_left() - wait_seconds - then_at_least > DEADLINE_MARGIN_SECONDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,13 +155,17 @@ class KoreClient:
                 try:
                     retry = retry.increment("POST", url, response=response)
                 except MaxRetryError:
-                    return _api_response(response, attempts, started)
-                wait = retry.get_retry_after(response) or retry.get_backoff_time()
+                    return _api_response(response, started)
+                retry_after = _retry_after(retry, response)
+                wait = retry_after if retry_after is not None else retry.get_backoff_time()
                 if not deadline.allows(wait, self._settings.connect_timeout):
-                    return _api_response(response, attempts, started)
-                retry.sleep(response)
+                    return _api_response(response, started)
+                if retry_after is not None:
+                    retry.sleep(response)
+                else:
+                    retry.sleep()  # no usable Retry-After: exponential backoff with jitter
                 continue
-            return _api_response(response, attempts, started)
+            return _api_response(response, started)
 
     def _timeout(self, deadline: Deadline) -> Timeout:
         left = deadline.seconds_left() - DEADLINE_MARGIN_SECONDS
@@ -174,7 +178,15 @@ def _segment(value: str) -> str:
     return quote(value, safe="")
 
 
-def _api_response(response: urllib3.BaseHTTPResponse, attempts: int, started: float) -> ApiResponse:
+def _retry_after(retry: Retry, response: urllib3.BaseHTTPResponse) -> float | None:
+    """Seconds the API asked us to wait; None when it did not say, or said it in a form urllib3 rejects."""
+    try:
+        return retry.get_retry_after(response)
+    except InvalidHeader:  # e.g. "Retry-After: 1.5"
+        return None
+
+
+def _api_response(response: urllib3.BaseHTTPResponse, started: float) -> ApiResponse:
     try:
         decoded = json.loads(response.data) if response.data else None
     except ValueError:
@@ -182,9 +194,7 @@ def _api_response(response: urllib3.BaseHTTPResponse, attempts: int, started: fl
     return ApiResponse(
         status=response.status,
         body=decoded if isinstance(decoded, dict) else None,
-        attempts=attempts,
         latency_ms=(time.perf_counter() - started) * 1000.0,
-        retry_after=response.headers.get("Retry-After"),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Any
 
@@ -66,5 +67,10 @@ def describe_refusal(response: ApiResponse) -> str:
     return f"Kore.ai API answered HTTP {response.status}: {text}"
 
 
+# A JWT (three base64url parts, the first from '{"'): never copied from an API answer into a result or log.
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
+
+
 def _text(value: Any, limit: int = 300) -> str | None:
-    return value[:limit] if isinstance(value, str) else None
+    """Text copied from the platform's answer: bounded, and scrubbed of anything shaped like a token."""
+    return _JWT.sub("[token removed]", value)[:limit] if isinstance(value, str) else None

@@ -7,6 +7,7 @@ be visible, so it can be exercised with moto and a local API without any Lambda.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -42,6 +43,7 @@ logger = Logger(child=True)
 IN_PROGRESS = "in_progress"
 StopOnce = Callable[..., StopOutcome]  # stopper.stop behind idempotency, keyed on StopTarget.idempotency_key()
 PublishOnce = Callable[..., str]  # publisher.publish behind idempotency, keyed on ResultEvent.identity()
+ResolveOnce = Callable[..., list[str]]  # the all-active list behind idempotency, keyed on the request
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +64,14 @@ class RetryLater(Exception):
 
 @dataclass(slots=True)
 class _TargetEnd:
-    target: StopTarget | None  # None: the message failed before any campaign was known
+    """How one campaign of a message ended (a request that failed before its campaigns were known has a
+    target with campaign id ""; an alarm whose map could not be read has none)."""
+
+    target: StopTarget | None
     result: ResultEvent | None = None
     transient: StopError | None = None
     permanent: StopError | None = None
+    alarm: AlarmStateChange | None = None  # only when target is None
 
 
 @dataclass
@@ -119,6 +125,18 @@ def stop_and_observe(stopper: CampaignStopper, telemetry: Telemetry) -> Callable
     return stop_campaign
 
 
+def remember_stoppable(stopper: CampaignStopper) -> Callable[..., list[str]]:
+    """The function made idempotent for ``all-active``: a redelivery works on the same campaigns as the first
+    delivery, so a campaign stopped then (and no longer listed as active) still gets its result."""
+
+    def stoppable_campaigns(
+        *, key: dict[str, Any], request: StopRequest, account_id: str, deadline: Deadline
+    ) -> list[str]:
+        return stopper.stoppable_campaigns(request, account_id, deadline)
+
+    return stoppable_campaigns
+
+
 class MessageProcessor:
     def __init__(
         self,
@@ -126,6 +144,7 @@ class MessageProcessor:
         stopper: CampaignStopper,
         stop_once: StopOnce,
         publish_once: PublishOnce,
+        resolve_once: ResolveOnce,
         dead_letters: DeadLetterQueue,
         alarm_targets: AlarmTargets,
         executor: Executor,
@@ -133,6 +152,7 @@ class MessageProcessor:
         self._stopper = stopper
         self._stop_once = stop_once
         self._publish_once = publish_once
+        self._resolve_once = resolve_once
         self._dead_letters = dead_letters
         self._alarm_targets = alarm_targets
         self._executor = executor
@@ -153,7 +173,8 @@ class MessageProcessor:
             result = self._result_for_request_error(error, request_id, origin, {}, alarm=parsed)
             return self._end_rejected(message, result)
         except TransientStopError as error:  # the alarm map could not be read
-            return self._conclude(message, [_TargetEnd(None, transient=error)])
+            alarm = parsed if isinstance(parsed, AlarmStateChange) else None
+            return self._conclude(message, [_TargetEnd(None, transient=error, alarm=alarm)])
         if isinstance(requests, ResultEvent):  # an alarm leaving ALARM: nothing to stop
             self._publish(requests)
             return [requests]
@@ -180,7 +201,14 @@ class MessageProcessor:
         credentials = self._stopper.credentials_for(request)
         campaign_ids = request.campaign_ids
         if request.all_active:
-            campaign_ids = tuple(self._stopper.stoppable_campaigns(request, credentials.account_id, deadline))
+            key = {
+                "accountId": credentials.account_id, "streamId": request.stream_id,
+                "campaignType": request.campaign_type.value, "requestId": request.request_id,
+                "dryRun": request.dry_run,
+            }
+            campaign_ids = tuple(
+                self._resolve_once(key=key, request=request, account_id=credentials.account_id, deadline=deadline)
+            )
             logger.info("Resolved all-active campaigns", extra={"stream_id": request.stream_id,
                                                                 "campaign_ids": list(campaign_ids)})
         return [StopTarget(request, campaign_id, credentials.account_id) for campaign_id in campaign_ids]
@@ -201,6 +229,10 @@ class MessageProcessor:
             if not request_targets:
                 ends.append(self._nothing_to_stop(request))
             targets.extend(request_targets)
+        # The same campaign twice in one message (overlapping alarm map entries) is one stop, not two that
+        # would block each other on the same idempotency record.
+        unique = {json.dumps(target.idempotency_key(), sort_keys=True): target for target in targets}
+        targets = list(unique.values())
         if len(targets) == 1:  # the common case: no thread hop on the hot path
             ends.append(self._stop_target(targets[0], deadline, started))
         elif targets:
@@ -259,16 +291,18 @@ class MessageProcessor:
         transient = [end for end in ends if end.transient is not None]
         if transient and not message.final_attempt:
             raise RetryLater([end.transient for end in transient if end.transient is not None])
-        # A stop still held by another invocation gets no `failed` result (its holder reports it), but the
-        # message is kept in the dead-letter queue all the same, in case that holder never finishes.
-        held = [end for end in transient if end.transient is not None and end.transient.code == IN_PROGRESS]
-        gave_up = [self._gave_up(end, message.origin) for end in transient if end not in held]
+        # A stop held by another invocation is that invocation's to report: it is handling a duplicate of this
+        # very request, and its own message comes back to its queue should it fail. This copy just ends.
+        gave_up = [
+            self._gave_up(end, message.origin)
+            for end in transient
+            if end.transient is not None and end.transient.code != IN_PROGRESS
+        ]
         for result in gave_up:
             self._publish(result)
         results = [end.result for end in ends if end.result is not None] + gave_up
         errors = [end.permanent.as_result_error() for end in ends if end.permanent is not None]
         errors += [result.error for result in gave_up if result.error is not None]
-        errors += [end.transient.as_result_error() for end in held if end.transient is not None]
         if errors:
             request_id = results[0].request_id if results else message.origin.message_id
             self._dead_letters.send(message.body, errors[0], request_id, message.origin.source.value)
@@ -281,9 +315,13 @@ class MessageProcessor:
         )
         if end.target is not None:
             return _result(end.target, Outcome.FAILED, completed_at=utc_now(), api=end.transient.api, error=error)
+        alarm = end.alarm
         return ResultEvent(
-            outcome=Outcome.FAILED, request_id=origin.message_id, source=origin.source,
-            received_at=origin.received_at, completed_at=utc_now(), attempts=origin.attempt, error=error,
+            outcome=Outcome.FAILED, request_id=alarm.request_id if alarm else origin.message_id,
+            source=Source.ALARM if alarm else origin.source, received_at=origin.received_at,
+            completed_at=utc_now(), attempts=origin.attempt, error=error,
+            requested_by=f"cloudwatch-alarm:{alarm.alarm_name}"[:256] if alarm else None,
+            requested_at=alarm.changed_at if alarm else None, alarm_arn=alarm.alarm_arn if alarm else None,
         )
 
     def _request_level_end(self, request: StopRequest, error: StopError, origin: Origin) -> _TargetEnd:

@@ -427,3 +427,77 @@ def test_direct_eventbridge_transient_failure_raises_for_lambda_async_retry(invo
     with pytest.raises(RetryLater, match="api_unavailable"):
         invoke(event("eventbridge_stop_request.json"))
     assert stack.drain_results() == []
+
+
+
+# -- found in review -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("retry_after", ["1.5", "soon"])
+def test_an_unusable_retry_after_falls_back_to_backoff(invoke, stack, kore, sqs, retry_after):
+    kore.inject(kind="stop_sms", status=503, retry_after=retry_after, times=1)
+    assert invoke(sqs({"streamId": STREAM_ID, "campaignId": "cd-1"})) == {"batchItemFailures": []}
+    assert [call.status for call in kore.stop_calls()] == [503, 200]
+    assert only(stack.drain_results())["outcome"] == "stopped"
+
+
+@pytest.mark.parametrize("status", [408, 501, 520])
+def test_every_server_error_is_worth_another_try(invoke, stack, kore, sqs, status):
+    kore.inject(kind="stop_sms", status=status, times=1)
+    invoke(sqs({"streamId": STREAM_ID, "campaignId": "cd-1"}))
+    assert [call.status for call in kore.stop_calls()] == [status, 200]
+    assert only(stack.drain_results())["outcome"] == "stopped"
+
+
+def test_a_duplicate_still_in_flight_on_the_final_attempt_ends_quietly(invoke, stack, kore, sqs):
+    kore.latency = 0.5
+    body = {"streamId": STREAM_ID, "campaignId": "cd-1", "requestId": "r-twice"}
+    response = invoke(sqs(body, body, receive_count=stack.max_receive_count))
+    assert response == {"batchItemFailures": []}
+    assert len(kore.stop_calls()) == 1
+    assert [r["outcome"] for r in stack.drain_results()] == ["stopped"]
+    assert stack.drain_dead_letters() == []  # the copy that held the stop reported it
+
+
+def test_the_same_campaign_twice_in_one_message_is_one_stop(invoke, stack, kore):
+    stack.put_alarm_map({"checkout-sms-error-rate": [
+        {"streamId": STREAM_ID, "campaignIds": ["cd-1", "cd-2"]}, {"streamId": STREAM_ID, "campaignId": "cd-1"},
+    ]})
+    response = invoke(json.loads((EVENTS / "eventbridge_alarm_state_change.json").read_text()))
+    assert sorted(r["campaignId"] for r in response["results"]) == ["cd-1", "cd-2"]
+    assert len(kore.stop_calls()) == 2
+
+
+def test_a_stop_all_redelivered_publishes_nothing_new(invoke, stack, kore, sqs):
+    request = sqs({"streamId": STREAM_ID, "campaigns": "all-active", "requestId": "all-1"}, message_ids=["m-1"])
+    invoke(request)
+    assert len(stack.drain_results()) == 5
+    invoke(request)  # a duplicate delivery: the campaigns are no longer active, but this is the same request
+    assert stack.drain_results() == []
+    assert [call.kind for call in kore.requests].count("list") == 1
+
+
+def test_a_stop_all_campaign_that_stopped_during_a_timeout_still_gets_its_result(invoke, stack, kore, sqs, monkeypatch):
+    monkeypatch.setenv("HTTP_READ_TIMEOUT_SECONDS", "0.3")
+    monkeypatch.setenv("HTTP_MAX_RETRIES", "0")
+    kore.inject(kind="stop_sms", campaign_id="cd-3", delay=1.0, times=1)  # stops it, answers too late
+    request = sqs({"streamId": STREAM_ID, "campaigns": "all-active", "requestId": "all-2"})
+    assert len(invoke(request)["batchItemFailures"]) == 1
+    assert kore.campaign_status(STREAM_ID, "cd-3") == "Stopped"
+    request["Records"][0]["attributes"]["ApproximateReceiveCount"] = "2"
+    assert invoke(request) == {"batchItemFailures": []}
+    results = by_campaign(stack.drain_results())
+    assert set(results) == {"cd-1", "cd-2", "cd-3", "cd-4", "cd-5"}
+    assert results["cd-3"]["outcome"] == "already_stopped"
+
+
+def test_an_alarm_that_gives_up_reports_as_the_alarm(invoke, stack, kore):
+    stack.client("ssm").delete_parameter(Name=stack.alarm_parameter)
+    alarm = json.loads((EVENTS / "sqs_sns_alarm_notification.json").read_text())
+    alarm["Records"][0]["attributes"]["ApproximateReceiveCount"] = str(stack.max_receive_count)
+    invoke(alarm)
+    result = only(stack.drain_results())
+    assert (result["source"], result["requestId"]) == (
+        "alarm", "alarm:sms-stop-keyword-storm:2026-11-28T10:06:00.000+0000"
+    )
+    assert result["alarmArn"].endswith(":alarm:sms-stop-keyword-storm")

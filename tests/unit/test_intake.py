@@ -140,7 +140,7 @@ def test_bodies_that_are_not_json_objects(body):
 
 
 def test_oversized_body_is_rejected():
-    assert "256 KiB" in rejection("x" * (256 * 1024 + 1)).message
+    assert "1 MiB" in rejection("x" * (1024 * 1024 + 1)).message
 
 
 def test_rejection_keeps_the_well_formed_ids_for_the_result():

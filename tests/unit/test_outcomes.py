@@ -9,7 +9,7 @@ from stop_campaign.outcomes import StopVerdict, confirmation, describe_refusal, 
 
 
 def answer(status: int, body: dict | None = None) -> ApiResponse:
-    return ApiResponse(status=status, body=body, attempts=1, latency_ms=1.0)
+    return ApiResponse(status=status, body=body, latency_ms=1.0)
 
 
 STOPPED = {"status": "Stopped", "message": "Campaign Stopped", "updatedAt": "2025-12-05T12:07:54.225Z",
@@ -27,6 +27,9 @@ STOPPED = {"status": "Stopped", "message": "Campaign Stopped", "updatedAt": "202
         (429, None, StopVerdict.TRANSIENT),
         (500, None, StopVerdict.TRANSIENT),
         (503, None, StopVerdict.TRANSIENT),
+        (408, None, StopVerdict.TRANSIENT),
+        (501, None, StopVerdict.TRANSIENT),
+        (520, None, StopVerdict.TRANSIENT),
         (400, {"errors": [{"msg": "Campaign is already stopped"}]}, StopVerdict.REFUSED),
         (404, {"errors": [{"msg": "Campaign not found"}]}, StopVerdict.REFUSED),
         (412, {"errors": [{"msg": "Validation errors/ Invalid arguments"}]}, StopVerdict.REFUSED),
@@ -71,3 +74,10 @@ def test_finished_status(body, finished):
 
 def test_a_failed_status_call_never_means_finished():
     assert finished_status(answer(404, {"data": {"status": "Stopped"}})) is None
+
+
+def test_a_token_echoed_by_the_platform_is_never_copied():
+    token = "eyJhbGciOiJIUzI1NiJ9.eyJhcHBJZCI6ImNzLTEifQ.c2lnbmF0dXJl"
+    refusal = answer(401, {"errors": [{"msg": f"Invalid JWT token {token}", "code": 4002}]})
+    assert token not in describe_refusal(refusal)
+    assert confirmation(refusal).message == "Invalid JWT token [token removed]"
