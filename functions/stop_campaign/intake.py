@@ -75,7 +75,23 @@ def parse_sqs_body(body: str, origin: Origin) -> StopRequest | AlarmStateChange:
         raise InvalidRequest("message body is not valid JSON", origin.message_id) from None
     if isinstance(payload, dict) and payload.get("Type") == "Notification" and "Message" in payload:
         return _parse_sns_notification(payload, origin)
+    if isinstance(payload, dict) and isinstance(payload.get("requestContext"), dict) and "requestPayload" in payload:
+        return _parse_failed_invocation(payload, origin)
     return parse_event(payload, origin)
+
+
+def _parse_failed_invocation(record: dict[str, Any], origin: Origin) -> StopRequest | AlarmStateChange:
+    """Lambda's on-failure record of an asynchronous invocation: the original event, one more time.
+
+    The original invocation's request id stands in for the message id, so a stop request without its own
+    ``requestId`` keeps the idempotency key it had when it was first invoked.
+    """
+    request_id = record["requestContext"].get("requestId")
+    original = Origin(
+        Source.DIRECT, request_id if isinstance(request_id, str) else origin.message_id,
+        origin.received_at, origin.attempt,
+    )
+    return parse_event(record["requestPayload"], original)
 
 
 def parse_event(payload: Any, origin: Origin) -> StopRequest | AlarmStateChange:
@@ -92,11 +108,10 @@ def _parse_eventbridge(event: dict[str, Any], origin: Origin) -> StopRequest | A
     detail = event.get("detail")
     if event.get("detail-type") == ALARM_DETAIL_TYPE and event.get("source") == "aws.cloudwatch":
         return _parse_eventbridge_alarm(event, origin, str(event_id))
-    source = Source.EVENTBRIDGE if origin.source is Source.SQS else origin.source
     if not isinstance(detail, dict):
         raise InvalidRequest("EventBridge detail must be a JSON object", str(event_id))
     return parse_stop_request(
-        detail, Origin(source, str(event_id), origin.received_at, origin.attempt), str(event_id)
+        detail, Origin(Source.EVENTBRIDGE, str(event_id), origin.received_at, origin.attempt), str(event_id)
     )
 
 

@@ -200,3 +200,27 @@ def test_every_outcome_carries_who_why_when_and_validates_against_the_schema(inv
             assert {k: result[k] for k in audit} == audit, outcome
     assert results["stopped"]["api"]["status"] == "Stopped" and results["stopped"]["timeToStopMs"] >= 0
     assert results["failed"]["api"]["httpStatus"] == 404
+
+
+def test_an_alarm_that_failed_every_async_retry_ends_through_the_stop_queue(invoke, stack, kore, sqs, monkeypatch,
+                                                                           alarm_map):
+    from stop_campaign.processing import RetryLater
+
+    monkeypatch.setenv("HTTP_MAX_RETRIES", "0")
+    kore.inject(kind="stop_sms", campaign_id="cd-2", status=503, times=100)
+    fired = alarm()
+    for _ in range(3):  # the invocation and Lambda's two asynchronous retries
+        with pytest.raises(RetryLater):
+            invoke(fired)
+    assert [r["campaignId"] for r in stack.drain_results()] == ["cd-1"]  # stopped on the first try
+
+    # Lambda's on-failure destination (the stop queue) delivers the invocation record; its last attempt:
+    record = json.loads(json.loads((EVENTS / "sqs_lambda_failure_record.json").read_text())["Records"][0]["body"])
+    record["requestPayload"] = fired
+    assert invoke(sqs(record, receive_count=stack.max_receive_count)) == {"batchItemFailures": []}
+    result = stack.drain_results()[0]
+    assert (result["campaignId"], result["outcome"], result["source"]) == ("cd-2", "failed", "alarm")
+    assert result["requestId"] == "alarm:checkout-sms-error-rate:2026-11-28T10:05:00.000+0000"
+    dead = stack.drain_dead_letters()[0]
+    assert dead["MessageAttributes"]["errorCode"]["StringValue"] == "api_unavailable"
+    assert len(kore.stop_calls("cd-1")) == 1  # the campaign that stopped was not stopped again

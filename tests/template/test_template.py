@@ -269,12 +269,13 @@ def test_alarm_rule_invokes_the_function_for_alarm_state_only(resources):
     assert permission["SourceArn"] == _arn("StopCampaignFunctionAlarmStateChange")
 
 
-def test_event_invoke_config_sends_failures_to_the_dead_letter_queue(resources):
+def test_event_invoke_config_sends_failures_back_through_the_stop_queue(resources):
     configs = _of_type(resources, "AWS::Lambda::EventInvokeConfig")
     assert len(configs) == 1
     config = next(iter(configs.values()))["Properties"]
     assert config["MaximumRetryAttempts"] == 2
-    assert config["DestinationConfig"]["OnFailure"]["Destination"] == _arn("DeadLetterQueue")
+    # There the queue's final attempt publishes `failed` and dead-letters it with the reason.
+    assert config["DestinationConfig"]["OnFailure"]["Destination"] == _arn("StopQueue")
 
 
 # ------------------------------------------------------------------------------------------- table
@@ -360,7 +361,7 @@ def test_function_role_grants_what_the_function_uses(resources):
                 grants.setdefault(action, []).extend(_as_list(statement["Resource"]))
     assert grants["sqs:ReceiveMessage"] == [_arn("StopQueue")]
     assert grants["sqs:DeleteMessage"] == [_arn("StopQueue")]
-    assert grants["sqs:SendMessage"] == [_arn("DeadLetterQueue")]
+    assert grants["sqs:SendMessage"] == [_arn("DeadLetterQueue"), _arn("StopQueue")]  # dead letters; on-failure
     assert grants["sns:Publish"] == [_ref("ResultsTopic")]
     for action in ("GetItem", "PutItem", "UpdateItem", "DeleteItem"):
         assert grants[f"dynamodb:{action}"] == [_arn("IdempotencyTable")]

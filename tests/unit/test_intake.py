@@ -173,3 +173,17 @@ def test_alarm_without_a_name_is_rejected():
     del event["detail"]["alarmName"]
     with pytest.raises(InvalidRequest, match="alarmName"):
         parse_event(event, SQS)
+
+
+def test_a_failed_async_invocation_record_is_read_as_its_original_event():
+    parsed = parse_sqs_body(body_of("sqs_lambda_failure_record.json"), SQS)
+    assert isinstance(parsed, AlarmStateChange)
+    assert parsed.request_id == "alarm:checkout-sms-error-rate:2026-11-28T10:05:00.000+0000"  # as first invoked
+    assert parsed.attempt == SQS.attempt
+
+
+def test_a_failed_direct_invocation_keeps_its_lambda_request_id():
+    record = {"requestContext": {"requestId": "lambda-req-1", "condition": "RetriesExhausted"},
+              "requestPayload": {"streamId": "st-1", "campaignId": "cd-1"}}
+    parsed = request(record)
+    assert (parsed.request_id, parsed.source) == ("lambda-req-1", Source.DIRECT)
