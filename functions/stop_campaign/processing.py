@@ -249,7 +249,9 @@ class MessageProcessor:
         """``all-active`` found no stoppable campaign: still one result, so the sender knows."""
         placeholder = StopTarget(request, campaign_id="", account_id=request.account_id or "")
         outcome = Outcome.DRY_RUN if request.dry_run else Outcome.ALREADY_STOPPED
-        return _TargetEnd(placeholder, result=_result(placeholder, outcome, completed_at=utc_now()))
+        # Says what was seen, so a mistyped stream id is not mistaken for a stream that is all stopped.
+        api = {"httpStatus": 200, "message": f"Get All Campaigns listed no stoppable {request.campaign_type} campaign"}
+        return _TargetEnd(placeholder, result=_result(placeholder, outcome, completed_at=utc_now(), api=api))
 
     def _stop_target(self, target: StopTarget, deadline: Deadline, started: float) -> _TargetEnd:
         request = target.request

@@ -144,6 +144,7 @@ def test_all_active_with_nothing_to_stop_still_answers(invoke, stack, kore, sqs)
     invoke(sqs({"streamId": "st-empty", "campaigns": "all-active", "requestId": "empty-1"}))
     result = stack.drain_results()[0]
     assert (result["outcome"], result["campaignId"], result["streamId"]) == ("already_stopped", None, "st-empty")
+    assert result["api"] == {"httpStatus": 200, "message": "Get All Campaigns listed no stoppable sms campaign"}
 
 
 # -- voice -----------------------------------------------------------------------------------------------
