@@ -25,8 +25,9 @@ LIST_PATH = "/campaign/api/v2/public/{stream_id}/campaign/getAllCampaignDetails"
 
 # Worth another try: timeouts, rate limits and every server-side error (520-529 from CDNs included).
 RETRYABLE_STATUSES = frozenset({408, 429, *range(500, 600)})
-# Never start an attempt that cannot finish before Lambda's own timeout.
-DEADLINE_MARGIN_SECONDS = 1.0
+# Never start an attempt that cannot finish before Lambda's own timeout, leaving room for what follows the
+# last call: the idempotency update, the result and, on a final attempt, the dead letter.
+DEADLINE_MARGIN_SECONDS = 3.0
 
 HeadersFactory = Callable[[], Mapping[str, str]]
 
