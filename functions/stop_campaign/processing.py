@@ -51,7 +51,7 @@ class InboundMessage:
     body: str  # the message exactly as it arrived: this is what the dead-letter queue receives
     origin: Origin
     payload: Any = None  # already decoded (direct invocations); None means parse ``body``
-    final_attempt: bool = False  # the queue's redrive policy takes it after this attempt
+    final_attempt: bool = False  # the last delivery before the redrive policy: give up with a result now
 
 
 class RetryLater(Exception):
