@@ -60,6 +60,7 @@ QUIET_FUNCTION = {"POWERTOOLS_LOG_LEVEL": "CRITICAL", "POWERTOOLS_METRICS_DISABL
 
 RESULT_COLUMNS = ("SCENARIO", "REQUEST ID", "CAMPAIGN", "OUTCOME", "ATTEMPTS", "TIME TO STOP", "STOP CALLS (HTTP)")
 DEAD_LETTER_COLUMNS = ("SCENARIO", "MESSAGE ID", "ERROR CODE", "REQUEST ID", "BODY")
+SUMMARY_COLUMNS = ("SCENARIO", "REQUEST ID", "CAMPAIGNS", "OUTCOMES", "INVOCATIONS", "DURATION")
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -136,6 +137,10 @@ def print_report(runs: list[ScenarioRun], seconds: float) -> None:
     result_rows = [row for run in runs for row in result_rows_of(run)]
     print("\nRequests and their results (read back from the results topic's subscriber queue)\n")
     print(format_table(RESULT_COLUMNS, result_rows))
+    summaries = [(run.scenario.name, event) for run in runs for event in run.observed.summaries]
+    print(f"\nSummaries (one per request covering several campaigns): {len(summaries)}\n")
+    if summaries:
+        print(format_table(SUMMARY_COLUMNS, [summary_row(name, event) for name, event in summaries]))
     letters = [(run.scenario.name, message) for run in runs for message in run.observed.dead_letters]
     print(f"\nDead-letter queue: {len(letters)} message(s)\n")
     if letters:
@@ -175,6 +180,18 @@ def result_row(scenario: str, result: dict[str, Any], stop_statuses: Iterable[in
         str(result.get("attempts", "-")),
         f"{time_to_stop} ms" if time_to_stop is not None else "-",
         " ".join(str(status) for status in stop_statuses) or "-",
+    )
+
+
+def summary_row(scenario: str, event: dict[str, Any]) -> tuple[str, ...]:
+    outcomes = ", ".join(f"{outcome} {count}" for outcome, count in sorted(event.get("outcomes", {}).items()))
+    return (
+        scenario,
+        str(event.get("requestId") or "-"),
+        str(event.get("campaigns")),
+        outcomes or "-",
+        str(event.get("invocations")),
+        f"{event.get('durationMs')} ms",
     )
 
 

@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
@@ -109,6 +109,8 @@ class LocalStack:
     bus_name: str
     max_receive_count: int
     visibility_timeout: int
+    _results: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    _summaries: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
     def client(self, service: str) -> Any:
         return boto3.client(service, endpoint_url=self.endpoint_url, region_name=REGION, **_boto_credentials())
@@ -125,6 +127,7 @@ class LocalStack:
             "IDEMPOTENCY_TABLE_NAME": self.table_name,
             "MAX_RECEIVE_COUNT": str(self.max_receive_count),
             "ALARM_TARGETS_PARAMETER": self.alarm_parameter,
+            "STOP_QUEUE_URL": self.stop_queue_url,
             "POWERTOOLS_SERVICE_NAME": "campaign-stop",
             "POWERTOOLS_METRICS_NAMESPACE": "CampaignStop",
             "POWERTOOLS_TRACE_DISABLED": "true",
@@ -140,8 +143,22 @@ class LocalStack:
         )
 
     def drain_results(self) -> list[dict[str, Any]]:
-        """Every result published so far (read and deleted from the subscriber queue)."""
-        return [json.loads(message["Body"]) for message in self._drain(self.results_queue_url)]
+        """Every result published so far (read and deleted from the subscriber queue); summary events read on
+        the way are kept for ``drain_summaries``."""
+        self._read_events()
+        results, self._results = self._results, []
+        return results
+
+    def drain_summaries(self) -> list[dict[str, Any]]:
+        """Every summary event published so far (one per multi-campaign request)."""
+        self._read_events()
+        summaries, self._summaries = self._summaries, []
+        return summaries
+
+    def _read_events(self) -> None:
+        for message in self._drain(self.results_queue_url):
+            event = json.loads(message["Body"])
+            (self._summaries if event.get("eventType") == "summary" else self._results).append(event)
 
     def drain_dead_letters(self) -> list[dict[str, Any]]:
         return self._drain(self.dead_letter_queue_url)

@@ -396,6 +396,7 @@ class World:
 @dataclass
 class Observed:
     results: list[dict[str, Any]] = field(default_factory=list)
+    summaries: list[dict[str, Any]] = field(default_factory=list)
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
     calls: list[RecordedRequest] = field(default_factory=list)
     invocations: list[InvocationReport] = field(default_factory=list)
@@ -451,9 +452,26 @@ def run_scenario(scenario: Scenario, world: World) -> ScenarioRun:
     sim.clear_faults()
     observed.calls = sim.requests
     observed.results = stack.drain_results()
+    observed.summaries = stack.drain_summaries()
     observed.dead_letters = stack.drain_dead_letters()
     observed.left_in_queue = world.mapping.messages_in_queue()
     return ScenarioRun(scenario, observed, check(scenario, observed), time.perf_counter() - started)
+
+
+def summary_problems(observed: Observed) -> list[str]:
+    """A summary counts exactly the results its request published, and no request is summed up twice."""
+    problems = []
+    keys = [(summary["requestId"], summary["streamId"], summary["dryRun"]) for summary in observed.summaries]
+    problems += [f"summary published twice: {key}" for key in {key for key in keys if keys.count(key) > 1}]
+    for summary in observed.summaries:
+        counted = Counter(
+            result["outcome"] for result in observed.results
+            if (result["requestId"], result["streamId"], result["dryRun"])
+            == (summary["requestId"], summary["streamId"], summary["dryRun"])
+        )
+        if counted != Counter(summary["outcomes"]):
+            problems.append(f"summary of {summary['requestId']} counts {summary['outcomes']}, results {dict(counted)}")
+    return problems
 
 
 def _run_step(step: Step, world: World, observed: Observed) -> None:
@@ -516,6 +534,7 @@ def check(scenario: Scenario, observed: Observed) -> list[str]:
         else:
             unmatched.remove(found)
     problems += [f"unexpected result: {_describe_result(actual)}" for actual in unmatched]
+    problems += summary_problems(observed)
 
     expected_calls: Counter[tuple[str | None, str, int]] = Counter(
         (call.kind, call.path, call.status) for call in scenario.calls

@@ -111,6 +111,9 @@ class SimulatorState:
         self.enforce_jti = enforce_jti
         self.unknown_campaign_status = 404
         self.latency = 0.0
+        # Most items one list page serves, whatever `limit` asks: Kore.ai documents no maximum, so tests set it
+        # below the client's page size to prove paging follows what was served.
+        self.max_page_size = MAX_PAGE_SIZE
         # Expected `iid` header per stream; a stream not listed expects its own id.
         self.iids: dict[str, str] = {}
         self._already_stopped_mode = "error"
@@ -330,7 +333,7 @@ class SimulatorState:
         return Reply(200, {"status": "success", "data": data})
 
     def list_campaigns(self, stream_id: str, body: dict[str, Any]) -> Reply:
-        query = _parse_list_body(body)
+        query = _parse_list_body(body, self.max_page_size)
         if isinstance(query, Reply):
             return query
         campaign_type, statuses, limit, skip = query
@@ -376,7 +379,9 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _parse_list_body(body: dict[str, Any]) -> tuple[str | None, set[str] | None, int, int] | Reply:
+def _parse_list_body(
+    body: dict[str, Any], max_page_size: int
+) -> tuple[str | None, set[str] | None, int, int] | Reply:
     """(type, statuses, limit, skip) from a getAllCampaignDetails body, or a 412."""
 
     def invalid(why: str) -> Reply:
@@ -388,7 +393,7 @@ def _parse_list_body(body: dict[str, Any]) -> tuple[str | None, set[str] | None,
     limit, skip, page = body.get("limit", 10), body.get("skip", 0), body.get("page")
     if not _is_int(limit) or limit < 1:
         return invalid("limit must be a positive integer")
-    limit = min(limit, MAX_PAGE_SIZE)  # clamped, not refused: a client must follow hasMore either way
+    limit = min(limit, max_page_size)  # clamped, not refused: a client must follow hasMore either way
     if not _is_int(skip) or skip < 0:
         return invalid("skip must be a non-negative integer")
     if page is not None:

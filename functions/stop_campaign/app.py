@@ -41,18 +41,22 @@ from stop_campaign.credentials import CredentialStore
 from stop_campaign.dead_letter import DeadLetterQueue
 from stop_campaign.intake import Origin
 from stop_campaign.kore_client import ClientSettings, Deadline, KoreClient
-from stop_campaign.models import Source, StopOutcome
+from stop_campaign.models import Source, StopOutcome, utc_now
 from stop_campaign.processing import (
     InboundMessage,
     MessageProcessor,
     Telemetry,
+    handing_over,
     observed,
+    observed_summary,
     remember_stoppable,
     stop_and_observe,
 )
+from stop_campaign.rate_budget import AccountBudgets, RateLedger
 from stop_campaign.results import ResultsPublisher
 from stop_campaign.settings import IDEMPOTENCY_TTL_ATTRIBUTE, get_settings
-from stop_campaign.stopper import CampaignStopper, utc_now
+from stop_campaign.stop_queue import StopQueue
+from stop_campaign.stopper import CampaignStopper
 
 logger = Logger()
 metrics = Metrics()
@@ -83,26 +87,40 @@ class Container:
     idempotency: IdempotencyConfig
     record_workers: ThreadPoolExecutor
     max_receive_count: int
+    budgets: AccountBudgets
 
 
 @cache
 def container() -> Container:
     settings = get_settings()  # raises ConfigurationError before any call when the environment is wrong
     session = boto3.session.Session()
-    # Every record thread and every fan-out thread may hold an AWS connection at once. More attempts than
-    # botocore's default 3: a lost idempotency completion write would cost a redundant stop call later.
+    # Every record thread and every fan-out thread may hold an AWS connection at once. Timeouts and attempts
+    # sized to the margin the deadline keeps after the last API call, not botocore's 60 s defaults.
     aws_config = Config(
-        max_pool_connections=2 * settings.stop_concurrency, retries={"mode": "standard", "max_attempts": 6}
+        max_pool_connections=2 * settings.stop_concurrency,
+        connect_timeout=settings.aws_connect_timeout_seconds,
+        read_timeout=settings.aws_read_timeout_seconds,
+        retries={"mode": "standard", "max_attempts": settings.aws_max_attempts},
     )
     dynamodb = session.client("dynamodb", config=aws_config)
+    sqs = session.client("sqs", config=aws_config)
     idempotency = IdempotencyConfig(expires_after_seconds=settings.idempotency_ttl_seconds)
 
-    def store() -> DynamoDBPersistenceLayer:
+    def once(function: Callable[..., Any], keyword: str, prefix: str, **options: Any) -> Callable[..., Any]:
         # One store per idempotent function: a shared store's key prefix would race between threads.
-        return DynamoDBPersistenceLayer(
+        store = DynamoDBPersistenceLayer(
             table_name=settings.idempotency_table_name, expiry_attr=IDEMPOTENCY_TTL_ATTRIBUTE, boto3_client=dynamodb
         )
+        return idempotent_function(
+            function, data_keyword_argument=keyword, persistence_store=store, config=idempotency, key_prefix=prefix,
+            **options,
+        )
 
+    budgets = AccountBudgets(
+        settings.kore_rate_limit,
+        RateLedger(settings.idempotency_table_name, dynamodb, settings.kore_rate_limit,
+                   ttl_attribute=IDEMPOTENCY_TTL_ATTRIBUTE),
+    )
     stopper = CampaignStopper(
         KoreClient(
             ClientSettings(
@@ -116,50 +134,34 @@ def container() -> Container:
         CredentialStore(
             settings.credentials_secret_id,
             settings.credentials_cache_seconds,
-            SecretsProvider(boto3_session=session),
+            SecretsProvider(boto3_client=session.client("secretsmanager", config=aws_config)),
         ),
         settings.jwt_ttl_seconds,
-    )
-    stop_once = idempotent_function(
-        stop_and_observe(stopper, telemetry),
-        data_keyword_argument="key",
-        persistence_store=store(),
-        config=idempotency,
-        output_serializer=DataclassSerializer(StopOutcome),
-        key_prefix="stop",
-    )
-    resolve_once = idempotent_function(
-        remember_stoppable(stopper),
-        data_keyword_argument="key",
-        persistence_store=store(),
-        config=idempotency,
-        key_prefix="targets",
+        budgets,
     )
     publisher = ResultsPublisher(settings.results_topic_arn, session.client("sns", config=aws_config))
-    publish_once = idempotent_function(
-        observed(publisher.publish, telemetry),
-        data_keyword_argument="identity",
-        persistence_store=store(),
-        config=idempotency,
-        key_prefix="result",
-    )
     return Container(
         processor=MessageProcessor(
             stopper=stopper,
-            stop_once=stop_once,
-            publish_once=publish_once,
-            resolve_once=resolve_once,
-            dead_letters=DeadLetterQueue(settings.dead_letter_queue_url, session.client("sqs", config=aws_config)),
+            stop_once=once(stop_and_observe(stopper, telemetry), "key", "stop",
+                           output_serializer=DataclassSerializer(StopOutcome)),
+            publish_once=once(observed(publisher.publish, telemetry), "identity", "result"),
+            publish_summary_once=once(observed_summary(publisher.publish_summary, telemetry), "identity", "summary"),
+            resolve_once=once(remember_stoppable(stopper), "key", "targets"),
+            hand_over_once=once(handing_over(StopQueue(settings.stop_queue_url, sqs)), "key", "handover"),
+            dead_letters=DeadLetterQueue(settings.dead_letter_queue_url, sqs),
             alarm_targets=AlarmTargets(
                 settings.alarm_targets_parameter,
                 settings.alarm_targets_cache_seconds,
-                SSMProvider(boto3_session=session),
+                SSMProvider(boto3_client=session.client("ssm", config=aws_config)),
             ),
             executor=ThreadPoolExecutor(settings.stop_concurrency, thread_name_prefix="stop"),
+            telemetry=telemetry,
         ),
         idempotency=idempotency,
         record_workers=ThreadPoolExecutor(settings.stop_concurrency, thread_name_prefix="record"),
         max_receive_count=settings.max_receive_count,
+        budgets=budgets,
     )
 
 
@@ -172,6 +174,21 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     parts.idempotency.register_lambda_context(context)  # a timed-out attempt frees its records
     deadline = Deadline(context.get_remaining_time_in_millis)
     received_at = utc_now()
+    try:
+        return _dispatch(event, context, parts, deadline, started, received_at)
+    finally:
+        parts.budgets.settle()  # record fast-path calls, give back slots this invocation will not use
+        waits = parts.budgets.drain_stats()
+        if waits.throttled:
+            telemetry.count("RateLimited", waits.throttled)
+        if waits.waited_seconds:
+            telemetry.milliseconds("RateBudgetWait", waits.waited_seconds * 1000)
+
+
+def _dispatch(
+    event: dict[str, Any], context: LambdaContext, parts: Container, deadline: Deadline, started: float,
+    received_at: str,
+) -> dict[str, Any]:
     if isinstance(event, dict) and isinstance(event.get("Records"), list):
         return _handle_sqs(event, context, parts, deadline, started, received_at)
     if isinstance(event, dict) and "detail-type" in event:

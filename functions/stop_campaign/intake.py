@@ -13,12 +13,24 @@ from typing import Any
 
 import fastjsonschema
 
-from stop_campaign.models import ALL_ACTIVE, ID_PATTERN, CampaignType, RequestRejected, Source, StopRequest
+from stop_campaign.models import (
+    ALL_ACTIVE,
+    CONTINUATION_VERSION,
+    ID_PATTERN,
+    CampaignType,
+    Continuation,
+    Outcome,
+    Progress,
+    RequestRejected,
+    Source,
+    StopRequest,
+)
 
 SCHEMAS = Path(__file__).parent / "schemas"
 ALARM_DETAIL_TYPE = "CloudWatch Alarm State Change"
 MAX_BODY_BYTES = 1024 * 1024  # SQS's own message limit (1 MiB); anything larger is not ours
 CAMPAIGN_SELECTORS = ("campaignId", "campaignIds", "campaigns")
+MAX_CONTINUED_CAMPAIGNS = 5000  # what listing can find (50 pages of 100); ~150 KiB of ids, far below 1 MiB
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +77,7 @@ def _stop_request_validator() -> Any:
     return fastjsonschema.compile(json.loads((SCHEMAS / "stop_request_v1.json").read_text()))
 
 
-def parse_sqs_body(body: str, origin: Origin) -> StopRequest | AlarmStateChange:
+def parse_sqs_body(body: str, origin: Origin) -> StopRequest | AlarmStateChange | Continuation:
     """An SQS body: a stop request, an EventBridge envelope or an SNS notification."""
     if len(body.encode("utf-8", "surrogatepass")) > MAX_BODY_BYTES:
         raise InvalidRequest("message body is larger than 1 MiB", origin.message_id)
@@ -77,7 +89,76 @@ def parse_sqs_body(body: str, origin: Origin) -> StopRequest | AlarmStateChange:
         return _parse_sns_notification(payload, origin)
     if isinstance(payload, dict) and isinstance(payload.get("requestContext"), dict) and "requestPayload" in payload:
         return _parse_failed_invocation(payload, origin)
+    if isinstance(payload, dict) and "continuation" in payload:
+        return parse_continuation(payload, origin)
     return parse_event(payload, origin)
+
+
+def parse_continuation(payload: dict[str, Any], origin: Origin) -> Continuation:
+    """The rest of a request, handed over by an earlier invocation (see models.Continuation).
+
+    Checked as strictly as a request: anyone who may send to the stop queue can send one, and it must not
+    be able to do more than a stop request can.
+    """
+    marker, body = payload.get("continuation"), payload.get("request")
+    request_id = body.get("requestId") if isinstance(body, dict) else None
+    request_id = request_id if isinstance(request_id, str) and request_id else origin.message_id
+
+    def invalid(why: str) -> InvalidRequest:
+        return InvalidRequest(f"continuation: {why}", request_id)
+
+    if not isinstance(marker, dict) or marker.get("version") != CONTINUATION_VERSION or not isinstance(body, dict):
+        raise invalid(f"expected version {CONTINUATION_VERSION} with a request object")
+    all_active = body.get("campaigns") == ALL_ACTIVE  # handed over before its list could be read
+    ids = [] if all_active else body.get("campaignIds")
+    if not isinstance(ids, list) or not (all_active or 1 <= len(ids) <= MAX_CONTINUED_CAMPAIGNS):
+        raise invalid(f"campaignIds must be a list of 1 to {MAX_CONTINUED_CAMPAIGNS} ids, or campaigns all-active")
+    if not all(isinstance(value, str) and ID_PATTERN.match(value) for value in (body.get("streamId"), *ids)):
+        raise invalid("streamId and campaignIds must be ids")
+    account_id = body.get("accountId")
+    if account_id is not None and not (isinstance(account_id, str) and ID_PATTERN.match(account_id)):
+        raise invalid("accountId must be an id")
+    try:
+        source, campaign_type = Source(str(body.get("source"))), CampaignType(str(body.get("campaignType")))
+    except ValueError:
+        raise invalid("source or campaignType is not one of the known values") from None
+    raw_counts = [marker.get(name, 0) for name in ("segment", "invocations", "campaigns", "stalled")]
+    tallies = marker.get("tallies")
+    if not all(_is_count(value) for value in raw_counts) or not isinstance(tallies, dict) or not all(
+        name in Outcome.__members__.values() and _is_count(value) for name, value in tallies.items()
+    ):
+        raise invalid("segment, invocations, campaigns and tallies must be counts")
+    counts = [value for value in raw_counts if isinstance(value, int)]  # all of them, as checked above
+    request = StopRequest(
+        stream_id=body["streamId"],
+        campaign_type=campaign_type,
+        request_id=request_id[:256],
+        source=source,
+        received_at=_text(body.get("receivedAt"), 64) or origin.received_at,
+        campaign_ids=tuple(ids),
+        all_active=all_active,
+        reason=_text(body.get("reason"), 512),
+        requested_by=_text(body.get("requestedBy"), 256),
+        requested_at=_text(body.get("requestedAt"), 64),
+        account_id=account_id,
+        dry_run=body.get("dryRun") is True,
+        alarm_arn=_text(body.get("alarmArn"), 2048),
+        attempt=origin.attempt,
+    )
+    progress = Progress(
+        segment=counts[0], invocations=counts[1], campaigns=counts[2], stalled=counts[3],
+        tallies=tuple(sorted(tallies.items())),
+        first_stop_at=_text(marker.get("firstStopAt"), 64), last_stop_at=_text(marker.get("lastStopAt"), 64),
+    )
+    return Continuation(request, progress)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 1_000_000
+
+
+def _text(value: Any, limit: int) -> str | None:
+    return value[:limit] if isinstance(value, str) else None
 
 
 def _parse_failed_invocation(record: dict[str, Any], origin: Origin) -> StopRequest | AlarmStateChange:

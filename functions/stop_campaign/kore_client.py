@@ -6,7 +6,7 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
 import urllib3
@@ -14,6 +14,7 @@ from urllib3.exceptions import HTTPError, InvalidHeader, MaxRetryError
 from urllib3.util import Retry, Timeout
 
 from stop_campaign.models import CampaignType
+from stop_campaign.rate_budget import BudgetExhausted
 
 # Path templates exactly as Kore.ai documents them (the double slash in the SMS stop path included).
 STOP_PATHS: dict[CampaignType, str] = {
@@ -28,12 +29,36 @@ RETRYABLE_STATUSES = frozenset({408, 429, *range(500, 600)})
 # Never start an attempt that cannot finish before Lambda's own timeout, leaving room for what follows the
 # last call: the idempotency update, the result and, on a final attempt, the dead letter.
 DEADLINE_MARGIN_SECONDS = 3.0
+# A call starts only with at least this long left before the margin; its timeouts are cut to what is left.
+MIN_CALL_SECONDS = 1.0
 
 HeadersFactory = Callable[[], Mapping[str, str]]
 
 
 class ApiUnavailable(Exception):
     """No HTTP answer (connection refused or dropped, timeout) after every retry the time allowed."""
+
+
+class CallNotSent(Exception):
+    """Nothing was sent (or only calls the platform refused with 429): the account's rate budget or this
+    invocation's time does not allow a call before ``resume_at`` (epoch seconds)."""
+
+    def __init__(self, resume_at: float, why: str) -> None:
+        super().__init__(why)
+        self.resume_at = resume_at
+        self.why = why
+
+
+class Pacer(Protocol):
+    """The rate budget of the account a call is made for (stop_campaign.rate_budget.AccountPacer)."""
+
+    def acquire(self, not_after: float) -> float:
+        """Block until one call may be sent; raise BudgetExhausted when that is after ``not_after``."""
+        ...
+
+    def throttled(self, retry_after: float | None) -> None:
+        """The platform answered 429: every caller of the account waits."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +89,11 @@ class Deadline:
         """Whether waiting ``wait_seconds`` still leaves ``then_at_least`` seconds for the next attempt."""
         return self.seconds_left() - wait_seconds - then_at_least > DEADLINE_MARGIN_SECONDS
 
+    def latest_start(self, call_seconds: float) -> float:
+        """The last moment (epoch seconds) a call taking up to ``call_seconds`` may start and still end
+        before the margin kept for what follows it."""
+        return time.time() + self.seconds_left() - DEADLINE_MARGIN_SECONDS - call_seconds
+
 
 @dataclass(frozen=True, slots=True)
 class ClientSettings:
@@ -88,32 +118,36 @@ class KoreClient:
 
     def stop_campaign(
         self, stream_id: str, campaign_id: str, campaign_type: CampaignType, account_id: str,
-        headers: HeadersFactory, deadline: Deadline,
+        headers: HeadersFactory, deadline: Deadline, pacer: Pacer | None = None,
     ) -> ApiResponse:
         path = STOP_PATHS[campaign_type].format(stream_id=_segment(stream_id), campaign_id=_segment(campaign_id))
         query = {"accountId": account_id, "campaignType": campaign_type.value, "trigger": "stop"}
-        return self._post(path, query, {}, headers, deadline)
+        return self._post(path, query, {}, headers, deadline, pacer)
 
     def campaign_status(
-        self, stream_id: str, campaign_id: str, account_id: str, headers: HeadersFactory, deadline: Deadline
+        self, stream_id: str, campaign_id: str, account_id: str, headers: HeadersFactory, deadline: Deadline,
+        pacer: Pacer | None = None,
     ) -> ApiResponse:
         path = STATUS_PATH.format(stream_id=_segment(stream_id), campaign_id=_segment(campaign_id))
-        return self._post(path, {"accountId": account_id, "view": "status"}, {}, headers, deadline)
+        return self._post(path, {"accountId": account_id, "view": "status"}, {}, headers, deadline, pacer)
 
     def list_campaigns(
-        self, stream_id: str, account_id: str, body: dict[str, Any], headers: HeadersFactory, deadline: Deadline
+        self, stream_id: str, account_id: str, body: dict[str, Any], headers: HeadersFactory, deadline: Deadline,
+        pacer: Pacer | None = None,
     ) -> ApiResponse:
         path = LIST_PATH.format(stream_id=_segment(stream_id))
-        return self._post(path, {"accountId": account_id}, body, headers, deadline)
+        return self._post(path, {"accountId": account_id}, body, headers, deadline, pacer)
 
     def _post(
         self, path: str, query: dict[str, str], body: dict[str, Any], headers: HeadersFactory,
-        deadline: Deadline,
+        deadline: Deadline, pacer: Pacer | None,
     ) -> ApiResponse:
         """POST with urllib3's Retry deciding backoff and Retry-After.
 
         The loop is ours (not ``urlopen(retries=...)``) because every attempt needs a freshly minted
-        token: apps that enforce JTI reject a resent token as a replay.
+        token: apps that enforce JTI reject a resent token as a replay. Every attempt first takes a slot of
+        the account's rate budget; a 429 pauses every caller of the account and does not count as a retry,
+        since the platform refused the call: it is bounded by the deadline (CallNotSent) instead.
         """
         url = f"{self._settings.base_url}{path}?{urlencode(query)}"
         payload = json.dumps(body).encode()
@@ -130,8 +164,15 @@ class KoreClient:
         )
         started = time.perf_counter()
         attempts = 0
+        sent_unrefused = False  # an attempt may have reached the platform without being refused
         while True:
             attempts += 1
+            try:
+                self._take_slot(pacer, deadline)
+            except CallNotSent as not_sent:
+                if sent_unrefused:  # an earlier attempt may have reached the platform: not a clean "not sent"
+                    raise ApiUnavailable(f"{not_sent.why} after {attempts - 1} attempt(s) without an answer") from None
+                raise
             try:
                 response = self._pool.request(
                     "POST",
@@ -143,6 +184,7 @@ class KoreClient:
                     redirect=False,
                 )
             except HTTPError as error:
+                sent_unrefused = True
                 try:
                     retry = retry.increment("POST", url, error=error)
                 except (MaxRetryError, HTTPError):
@@ -151,6 +193,10 @@ class KoreClient:
                     raise ApiUnavailable(_describe_error(error, attempts)) from None
                 retry.sleep()
                 continue
+            if response.status == 429 and pacer is not None:
+                pacer.throttled(_retry_after(retry, response))
+                continue  # the next attempt waits for the pause, or ends in CallNotSent
+            sent_unrefused = True
             has_retry_after = bool(response.headers.get("Retry-After"))
             if retry.is_retry("POST", response.status, has_retry_after):
                 try:
@@ -167,6 +213,18 @@ class KoreClient:
                     retry.sleep()  # no usable Retry-After: exponential backoff with jitter
                 continue
             return _api_response(response, started)
+
+    def _take_slot(self, pacer: Pacer | None, deadline: Deadline) -> None:
+        """Start no call that could not finish before the deadline's margin; wait for the budget if needed."""
+        latest = deadline.latest_start(MIN_CALL_SECONDS)
+        if time.time() > latest:
+            raise CallNotSent(time.time(), "no time left in this invocation for another call")
+        if pacer is None:
+            return
+        try:
+            pacer.acquire(latest)
+        except BudgetExhausted as exhausted:
+            raise CallNotSent(exhausted.resume_at, "the account's rate budget is spent for now") from None
 
     def _timeout(self, deadline: Deadline) -> Timeout:
         left = deadline.seconds_left() - DEADLINE_MARGIN_SECONDS

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -31,6 +32,11 @@ class Source(StrEnum):
 class CampaignType(StrEnum):
     SMS = "sms"
     VOICE = "voice"
+
+
+def utc_now() -> str:
+    """Timestamps of every event: ISO-8601 UTC to the millisecond, ``Z``-suffixed."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 ALL_ACTIVE = "all-active"
@@ -208,6 +214,117 @@ class PermanentStopError(StopError):
 
 
 class TransientStopError(StopError):
-    """The platform could not be reached or asked us to slow down; the request goes back to the queue."""
+    """The platform could not be reached; the request goes back to the queue."""
 
     retryable = True
+
+
+class StopDeferred(Exception):
+    """The stop was not attempted: the account's rate budget or this invocation's time ran out first.
+
+    Not a failure: the campaign continues in a later invocation, from ``resume_at`` (epoch seconds) on.
+    """
+
+    def __init__(self, resume_at: float, why: str) -> None:
+        super().__init__(why)
+        self.resume_at = resume_at
+        self.why = why
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """What the earlier invocations of one request did, carried from each to the next (see Continuation)."""
+
+    segment: int = 1  # which hand-over this is: 1 for the request as it arrived
+    invocations: int = 0  # invocations used before this one, retries included
+    campaigns: int = 0  # campaigns the request covers in all
+    tallies: tuple[tuple[str, int], ...] = ()  # (outcome, count) of campaigns already ended
+    first_stop_at: str | None = None
+    last_stop_at: str | None = None
+    stalled: int = 0  # invocations in a row that ended no campaign of it: a request never loops for ever
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "segment": self.segment, "invocations": self.invocations, "campaigns": self.campaigns,
+            "tallies": dict(self.tallies), "firstStopAt": self.first_stop_at, "lastStopAt": self.last_stop_at,
+            "stalled": self.stalled,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Continuation:
+    """The rest of a request that one invocation could not finish, sent back to the stop queue.
+
+    ``request.campaign_ids`` holds only the campaigns still to do; every other field is the original
+    request's, the request id included, so campaigns stopped before the hand-over are never called again.
+    """
+
+    request: StopRequest
+    progress: Progress
+
+    def as_message(self) -> dict[str, Any]:
+        request = self.request
+        return {
+            "continuation": {"version": CONTINUATION_VERSION, **self.progress.as_dict()},
+            "request": {
+                "streamId": request.stream_id, "campaignType": request.campaign_type.value,
+                **({"campaigns": ALL_ACTIVE} if request.all_active else {"campaignIds": list(request.campaign_ids)}),
+                "requestId": request.request_id,
+                "source": request.source.value, "receivedAt": request.received_at, "reason": request.reason,
+                "requestedBy": request.requested_by, "requestedAt": request.requested_at,
+                "accountId": request.account_id, "dryRun": request.dry_run, "alarmArn": request.alarm_arn,
+            },
+        }
+
+
+CONTINUATION_VERSION = "1"
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryEvent:
+    """Summary event v1: one per multi-campaign request (stop-all, ``campaignIds``, alarm), when it has ended."""
+
+    request: StopRequest
+    account_id: str | None
+    campaigns: int
+    outcomes: dict[str, int]
+    first_stop_at: str | None
+    last_stop_at: str | None
+    completed_at: str
+    duration_ms: int
+    invocations: int
+    schema_version: str = field(default="1", init=False)
+
+    def as_message(self) -> dict[str, Any]:
+        request = self.request
+        return {
+            "schemaVersion": self.schema_version,
+            "eventType": "summary",
+            "requestId": request.request_id,
+            "streamId": request.stream_id,
+            "campaignType": request.campaign_type.value,
+            "accountId": self.account_id,
+            "source": request.source.value,
+            "allActive": request.all_active,
+            "dryRun": request.dry_run,
+            "reason": request.reason,
+            "requestedBy": request.requested_by,
+            "requestedAt": request.requested_at,
+            "alarmArn": request.alarm_arn,
+            "campaigns": self.campaigns,
+            "outcomes": self.outcomes,
+            "receivedAt": request.received_at,
+            "firstStopAt": self.first_stop_at,
+            "lastStopAt": self.last_stop_at,
+            "completedAt": self.completed_at,
+            "durationMs": self.duration_ms,
+            "invocations": self.invocations,
+        }
+
+    def identity(self) -> dict[str, Any]:
+        """One summary per request: a redelivered last segment does not publish it twice."""
+        request = self.request
+        return {
+            "summary": request.request_id, "streamId": request.stream_id, "accountId": self.account_id,
+            "campaignType": request.campaign_type.value, "dryRun": request.dry_run,
+        }

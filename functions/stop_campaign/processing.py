@@ -1,16 +1,22 @@
-"""One inbound message, from arrival to where it ends: results on SNS, and the dead-letter queue when it failed.
+"""One inbound message, from arrival to where it ends, in four stages: plan, run, decide, report.
 
-This is the service's logic. It talks to the outside only through the edges it is given (stopper,
-results publisher, dead-letter queue, alarm targets), each wrapped in idempotency where a repeat would
-be visible, so it can be exercised with moto and a local API without any Lambda.
+* plan: parse the message and find its requests and campaigns (planning.py; the alarm map, credentials and
+  the all-active list are fetched here);
+* run: stop the campaigns, concurrently, each paced by its account's rate budget and the deadline;
+* decide: hand back, end, or continue later (decision.py, pure);
+* report: publish results and summaries, hand the rest over, dead-letter what failed.
+
+The processor talks to the outside only through the edges it is given, each wrapped in idempotency where a
+repeat would be visible, so it can be exercised with moto and a local API without any Lambda.
 """
 
 from __future__ import annotations
 
-import json
+import math
 import threading
+import time
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,31 +25,47 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 
 from stop_campaign.alarm_targets import AlarmTargets
-from stop_campaign.alarms import requests_for_alarm, should_stop
 from stop_campaign.dead_letter import DeadLetterQueue
+from stop_campaign.decision import IN_PROGRESS, ContinueLater, Decision, TargetEnd, decide, result_for
 from stop_campaign.intake import AlarmStateChange, InvalidRequest, Origin, parse_event, parse_sqs_body
 from stop_campaign.kore_client import Deadline
 from stop_campaign.models import (
+    Continuation,
     Outcome,
     PermanentStopError,
     RequestRejected,
     ResultError,
     ResultEvent,
     Source,
+    StopDeferred,
     StopError,
     StopOutcome,
     StopRequest,
     StopTarget,
+    SummaryEvent,
     TransientStopError,
+    utc_now,
 )
-from stop_campaign.stopper import CampaignStopper, utc_now
+from stop_campaign.planning import (
+    PlannedRequest,
+    alarm_requester,
+    ignored_alarm,
+    needs_alarm_map,
+    planned_requests,
+    unique_targets,
+)
+from stop_campaign.stop_queue import StopQueue
+from stop_campaign.stopper import CampaignStopper
 
 logger = Logger(child=True)
 
-IN_PROGRESS = "in_progress"
 StopOnce = Callable[..., StopOutcome]  # stopper.stop behind idempotency, keyed on StopTarget.idempotency_key()
 PublishOnce = Callable[..., str]  # publisher.publish behind idempotency, keyed on ResultEvent.identity()
-ResolveOnce = Callable[..., list[str]]  # the all-active list behind idempotency, keyed on the request
+PublishSummaryOnce = Callable[..., str]  # publisher.publish_summary behind idempotency, keyed on its identity()
+ResolveOnce = Callable[..., dict[str, list[str]]]  # the all-active list behind idempotency, keyed on the request
+HandOverOnce = Callable[..., str]  # StopQueue.continue_later behind idempotency, keyed on request and segment
+
+MAX_DELAY_SECONDS = 900  # SQS's DelaySeconds ceiling
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,18 +84,6 @@ class RetryLater(Exception):
         self.errors = errors
 
 
-@dataclass(slots=True)
-class _TargetEnd:
-    """How one campaign of a message ended (a request that failed before its campaigns were known has a
-    target with campaign id ""; an alarm whose map could not be read has none)."""
-
-    target: StopTarget | None
-    result: ResultEvent | None = None
-    transient: StopError | None = None
-    permanent: StopError | None = None
-    alarm: AlarmStateChange | None = None  # only when target is None
-
-
 @dataclass
 class Telemetry:
     """EMF metrics; a lock because the records of a batch finish on several threads at once."""
@@ -81,9 +91,9 @@ class Telemetry:
     metrics: Metrics
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def count(self, name: str) -> None:
+    def count(self, name: str, value: float = 1) -> None:
         with self._lock:
-            self.metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+            self.metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
     def milliseconds(self, name: str, value: float) -> None:
         with self._lock:
@@ -113,6 +123,18 @@ def observed(publish: Callable[[ResultEvent], str], telemetry: Telemetry) -> Cal
     return publish_result
 
 
+def observed_summary(publish: Callable[[SummaryEvent], str], telemetry: Telemetry) -> Callable[..., str]:
+    """The function made idempotent for summaries: a stop-all's duration is counted once, like its summary."""
+
+    def publish_summary(*, identity: dict[str, Any], summary: SummaryEvent) -> str:
+        message_id = publish(summary)
+        if summary.request.all_active or summary.invocations > 1:
+            telemetry.milliseconds("StopAllDuration", summary.duration_ms)
+        return message_id
+
+    return publish_summary
+
+
 def stop_and_observe(stopper: CampaignStopper, telemetry: Telemetry) -> Callable[..., StopOutcome]:
     """The function made idempotent for stopping: ``key`` is what idempotency hashes."""
 
@@ -125,16 +147,41 @@ def stop_and_observe(stopper: CampaignStopper, telemetry: Telemetry) -> Callable
     return stop_campaign
 
 
-def remember_stoppable(stopper: CampaignStopper) -> Callable[..., list[str]]:
+def remember_stoppable(stopper: CampaignStopper) -> Callable[..., dict[str, list[str]]]:
     """The function made idempotent for ``all-active``: a redelivery works on the same campaigns as the first
-    delivery, so a campaign stopped then (and no longer listed as active) still gets its result."""
+    delivery, so a campaign stopped then (and no longer listed as active) still gets its result. A dict, since
+    Powertools replays a stored empty list as None."""
 
     def stoppable_campaigns(
         *, key: dict[str, Any], request: StopRequest, account_id: str, deadline: Deadline
-    ) -> list[str]:
-        return stopper.stoppable_campaigns(request, account_id, deadline)
+    ) -> dict[str, list[str]]:
+        return {"campaignIds": stopper.stoppable_campaigns(request, account_id, deadline)}
 
     return stoppable_campaigns
+
+
+@dataclass(frozen=True, slots=True)
+class _EndedInPlanning:
+    results: list[ResultEvent]
+
+
+def handing_over(queue: StopQueue) -> Callable[..., str]:
+    """The function made idempotent for hand-overs: a redelivered segment does not continue the request twice."""
+
+    def continue_later(*, key: dict[str, Any], continuation: Continuation, delay_seconds: int) -> str:
+        return queue.continue_later(continuation, delay_seconds)
+
+    return continue_later
+
+
+class _Gate:
+    """Closes a fan-out: after the first deferral (or an unexpected error) no further stop starts."""
+
+    def __init__(self) -> None:
+        self.deferred: StopDeferred | None = None
+
+    def close(self, deferred: StopDeferred) -> None:
+        self.deferred = self.deferred or deferred
 
 
 class MessageProcessor:
@@ -144,58 +191,62 @@ class MessageProcessor:
         stopper: CampaignStopper,
         stop_once: StopOnce,
         publish_once: PublishOnce,
+        publish_summary_once: PublishSummaryOnce,
         resolve_once: ResolveOnce,
+        hand_over_once: HandOverOnce,
         dead_letters: DeadLetterQueue,
         alarm_targets: AlarmTargets,
         executor: Executor,
+        telemetry: Telemetry,
     ) -> None:
         self._stopper = stopper
         self._stop_once = stop_once
         self._publish_once = publish_once
+        self._publish_summary_once = publish_summary_once
         self._resolve_once = resolve_once
+        self._hand_over_once = hand_over_once
         self._dead_letters = dead_letters
         self._alarm_targets = alarm_targets
         self._executor = executor
+        self._telemetry = telemetry
 
     def process(self, message: InboundMessage, deadline: Deadline, started: float) -> list[ResultEvent]:
-        """Every path ends in published results, a dead-letter message, or RetryLater."""
+        """Every path ends in published results (and a summary), a dead letter, a continuation or RetryLater."""
+        planned = self._plan(message)
+        if isinstance(planned, _EndedInPlanning):  # rejected, ignored, or the alarm map unreadable to the end
+            return planned.results
+        ends = self._run(planned, deadline, started)
+        decision = decide(planned, ends, message.origin, final_attempt=message.final_attempt, now=utc_now())
+        self._report(message, decision)
+        return decision.publish
+
+    # -- plan ------------------------------------------------------------------------------------------
+
+    def _plan(self, message: InboundMessage) -> list[PlannedRequest] | _EndedInPlanning:
         origin = message.origin
+        parsed: StopRequest | AlarmStateChange | Continuation | None = None
         try:
-            parsed = parse_event(message.payload, origin) if message.payload is not None else parse_sqs_body(
-                message.body, origin
-            )
-            requests = self._requests_from(parsed, origin)
+            if message.payload is not None:
+                parsed = parse_event(message.payload, origin)
+            else:
+                parsed = parse_sqs_body(message.body, origin)
+            if isinstance(parsed, AlarmStateChange) and not needs_alarm_map(parsed):
+                ignored = ignored_alarm(parsed, origin)
+                self._publish(ignored)
+                return _EndedInPlanning([ignored])
+            alarm_map = self._alarm_targets.alarm_map() if needs_alarm_map(parsed) else None
+            return planned_requests(parsed, alarm_map)
         except InvalidRequest as error:
-            result = self._result_for_request_error(error, error.request_id, origin, error.fields)
-            return self._end_rejected(message, result)
+            return self._end_unserved(message, error, error.request_id, error.fields)
         except RequestRejected as error:
             request_id = parsed.request_id if isinstance(parsed, AlarmStateChange) else origin.message_id
-            result = self._result_for_request_error(error, request_id, origin, {}, alarm=parsed)
-            return self._end_rejected(message, result)
+            return self._end_unserved(message, error, request_id, alarm=parsed)
         except TransientStopError as error:  # the alarm map could not be read
+            if not message.final_attempt:
+                raise RetryLater([error]) from None
             alarm = parsed if isinstance(parsed, AlarmStateChange) else None
-            return self._conclude(message, [_TargetEnd(None, transient=error, alarm=alarm)])
-        if isinstance(requests, ResultEvent):  # an alarm leaving ALARM: nothing to stop
-            self._publish(requests)
-            return [requests]
-
-        ends = self._stop_all(requests, message, deadline, started)
-        return self._conclude(message, ends)
-
-    # -- from a parsed message to stop requests and targets ------------------------------------------
-
-    def _requests_from(self, parsed: StopRequest | AlarmStateChange, origin: Origin) -> list[StopRequest] | ResultEvent:
-        if isinstance(parsed, StopRequest):
-            return [parsed]
-        if not should_stop(parsed):
-            return ResultEvent(
-                outcome=Outcome.IGNORED, request_id=parsed.request_id, source=Source.ALARM,
-                received_at=parsed.received_at, completed_at=utc_now(), attempts=origin.attempt,
-                reason=f"CloudWatch alarm {parsed.alarm_name} changed to {parsed.state}",
-                requested_by=f"cloudwatch-alarm:{parsed.alarm_name}"[:256], requested_at=parsed.changed_at,
-                alarm_arn=parsed.alarm_arn,
-            )
-        return requests_for_alarm(parsed, self._alarm_targets.alarm_map())
+            request_id = alarm.request_id if alarm else origin.message_id
+            return self._end_unserved(message, error, request_id, alarm=alarm, gave_up_after=origin.attempt)
 
     def _targets_for(self, request: StopRequest, deadline: Deadline) -> list[StopTarget]:
         credentials = self._stopper.credentials_for(request)
@@ -206,54 +257,48 @@ class MessageProcessor:
                 "campaignType": request.campaign_type.value, "requestId": request.request_id,
                 "dryRun": request.dry_run,
             }
-            campaign_ids = tuple(
-                self._resolve_once(key=key, request=request, account_id=credentials.account_id, deadline=deadline)
-            )
+            listed = self._resolve_once(key=key, request=request, account_id=credentials.account_id, deadline=deadline)
+            campaign_ids = tuple(listed["campaignIds"])
             logger.info("Resolved all-active campaigns", extra={"stream_id": request.stream_id,
-                                                                "campaign_ids": list(campaign_ids)})
+                                                                "campaign_count": len(campaign_ids)})
         return [StopTarget(request, campaign_id, credentials.account_id) for campaign_id in campaign_ids]
 
-    # -- stopping, concurrently ------------------------------------------------------------------------
+    # -- run -------------------------------------------------------------------------------------------
 
-    def _stop_all(
-        self, requests: list[StopRequest], message: InboundMessage, deadline: Deadline, started: float
-    ) -> list[_TargetEnd]:
-        ends: list[_TargetEnd] = []
+    def _run(self, planned: list[PlannedRequest], deadline: Deadline, started: float) -> list[TargetEnd]:
+        ends: list[TargetEnd] = []
         targets: list[StopTarget] = []
-        for request in requests:
+        for plan in planned:
+            request = plan.request
             try:
                 request_targets = self._targets_for(request, deadline)
+            except StopDeferred as deferred:  # the list could not be read in time: the whole request continues
+                ends.append(TargetEnd(_placeholder(request), deferred=deferred))
+                continue
             except StopError as error:
-                ends.append(self._request_level_end(request, error, message.origin))
+                ends.append(_request_level_end(request, error))
                 continue
             if not request_targets:
-                ends.append(self._nothing_to_stop(request))
+                ends.append(_nothing_to_stop(request))
             targets.extend(request_targets)
-        # The same campaign twice in one message (overlapping alarm map entries) is one stop, not two that
-        # would block each other on the same idempotency record.
-        unique = {json.dumps(target.idempotency_key(), sort_keys=True): target for target in targets}
-        targets = list(unique.values())
-        if len(targets) == 1:  # the common case: no thread hop on the hot path
-            ends.append(self._stop_target(targets[0], deadline, started))
-        elif targets:
-            ends.extend(self._executor.map(lambda target: self._stop_target(target, deadline, started), targets))
-        # Stop everything first, report second: the last campaign of a stop-all does not wait for results.
-        results = [end.result for end in ends if end.result is not None]
-        if len(results) == 1:
-            self._publish(results[0])
-        else:  # iterating re-raises a publish failure: the message is then retried, and nothing is lost
-            list(self._executor.map(self._publish, results))
+        ends.extend(self._stop_each(unique_targets(targets), deadline, started))
         return ends
 
-    def _nothing_to_stop(self, request: StopRequest) -> _TargetEnd:
-        """``all-active`` found no stoppable campaign: still one result, so the sender knows."""
-        placeholder = StopTarget(request, campaign_id="", account_id=request.account_id or "")
-        outcome = Outcome.DRY_RUN if request.dry_run else Outcome.ALREADY_STOPPED
-        # Says what was seen, so a mistyped stream id is not mistaken for a stream that is all stopped.
-        api = {"httpStatus": 200, "message": f"Get All Campaigns listed no stoppable {request.campaign_type} campaign"}
-        return _TargetEnd(placeholder, result=_result(placeholder, outcome, completed_at=utc_now(), api=api))
+    def _stop_each(self, targets: list[StopTarget], deadline: Deadline, started: float) -> list[TargetEnd]:
+        if len(targets) == 1:  # the common case: no thread hop on the hot path
+            return [self._stop_target(targets[0], deadline, started, _Gate())]
+        gate = _Gate()
+        futures = [self._executor.submit(self._stop_target, target, deadline, started, gate) for target in targets]
+        wait(futures)  # nothing is left running behind an error, to finish inside a later invocation
+        for future in futures:
+            error = future.exception()
+            if error is not None:
+                raise error
+        return [future.result() for future in futures]
 
-    def _stop_target(self, target: StopTarget, deadline: Deadline, started: float) -> _TargetEnd:
+    def _stop_target(self, target: StopTarget, deadline: Deadline, started: float, gate: _Gate) -> TargetEnd:
+        if gate.deferred is not None:
+            return TargetEnd(target, deferred=gate.deferred)
         request = target.request
         logger.thread_safe_append_keys(
             correlation_id=request.request_id, request_id=request.request_id,
@@ -264,103 +309,81 @@ class MessageProcessor:
                 stop = StopOutcome(outcome=Outcome.DRY_RUN.value, api=None, completed_at=utc_now())
             else:
                 stop = self._stop_once(key=target.idempotency_key(), target=target, deadline=deadline, started=started)
+        except StopDeferred as deferred:
+            gate.close(deferred)
+            return TargetEnd(target, deferred=deferred)
         except IdempotencyAlreadyInProgressError:
             # Another invocation is stopping this very campaign for this very request; it will report.
             error = TransientStopError(IN_PROGRESS, "the same stop is being handled by another invocation")
-            return _TargetEnd(target, transient=error)
+            return TargetEnd(target, transient=error)
         except TransientStopError as error:
             logger.warning("Stop not confirmed yet; will retry", extra={"error_code": error.code})
-            return _TargetEnd(target, transient=error)
+            return TargetEnd(target, transient=error)
         except (PermanentStopError, RequestRejected) as error:
-            result = _result(target, Outcome.REJECTED if isinstance(error, RequestRejected) else Outcome.FAILED,
-                             completed_at=utc_now(), api=error.api, error=error.as_result_error())
+            result = result_for(target, Outcome.REJECTED if isinstance(error, RequestRejected) else Outcome.FAILED,
+                                completed_at=utc_now(), api=error.api, error=error.as_result_error())
             logger.error("Stop failed", extra={"error_code": error.code, "error_message": error.message})
-            return _TargetEnd(target, result=result, permanent=error)
+            return TargetEnd(target, result=result, permanent=error)
+        except BaseException:
+            gate.close(StopDeferred(time.time(), "the fan-out was abandoned"))
+            raise
         finally:
             logger.thread_safe_remove_keys(["correlation_id", "request_id", "stream_id", "campaign_id"])
-        result = _result(target, Outcome(stop.outcome), completed_at=stop.completed_at, api=stop.api,
-                         time_to_stop_ms=stop.time_to_stop_ms)
-        return _TargetEnd(target, result=result)
+        result = result_for(target, Outcome(stop.outcome), completed_at=stop.completed_at, api=stop.api,
+                            time_to_stop_ms=stop.time_to_stop_ms)
+        return TargetEnd(target, result=result)
 
-    # -- where the message ends ------------------------------------------------------------------------
+    # -- report ----------------------------------------------------------------------------------------
 
-    def _conclude(self, message: InboundMessage, ends: list[_TargetEnd]) -> list[ResultEvent]:
-        """Hand the message back while a stop may still succeed; otherwise end it in results and a dead letter.
+    def _report(self, message: InboundMessage, decision: Decision) -> None:
+        """Stops first, reports second: the last campaign of a stop-all does not wait for results."""
+        self._publish_each(decision.publish)
+        for later in decision.continuations:
+            self._hand_over(later)
+        for summary in decision.summaries:
+            self._publish_summary(summary)
+        if decision.dead_letter is not None:
+            self._dead_letters.send(
+                message.body, decision.dead_letter, decision.dead_letter_request_id or message.origin.message_id,
+                message.origin.source.value,
+            )
+        if decision.retry:
+            raise RetryLater(decision.retry)
 
-        On the final attempt, what is still failing gets a ``failed`` result and the message goes to the
-        dead-letter queue with the reason attached (if that send fails, the queue's redrive moves it anyway).
-        """
-        transient = [end for end in ends if end.transient is not None]
-        if transient and not message.final_attempt:
-            raise RetryLater([end.transient for end in transient if end.transient is not None])
-        # A stop held by another invocation is that invocation's to report: it is handling a duplicate of this
-        # very request, and its own message comes back to its queue should it fail. This copy just ends.
-        gave_up = [
-            self._gave_up(end, message.origin)
-            for end in transient
-            if end.transient is not None and end.transient.code != IN_PROGRESS
-        ]
-        for result in gave_up:
-            self._publish(result)
-        results = [end.result for end in ends if end.result is not None] + gave_up
-        errors = [end.permanent.as_result_error() for end in ends if end.permanent is not None]
-        errors += [result.error for result in gave_up if result.error is not None]
-        if errors:
-            request_id = results[0].request_id if results else message.origin.message_id
-            self._dead_letters.send(message.body, errors[0], request_id, message.origin.source.value)
-        return results
+    def _publish_each(self, results: list[ResultEvent]) -> None:
+        if len(results) == 1:
+            self._publish(results[0])
+        elif results:  # iterating re-raises a publish failure: the message is then retried, and nothing is lost
+            list(self._executor.map(self._publish, results))
 
-    def _gave_up(self, end: _TargetEnd, origin: Origin) -> ResultEvent:
-        assert end.transient is not None
-        error = ResultError(
-            end.transient.code, f"{end.transient.message} (gave up after {origin.attempt} attempts)", retryable=True
-        )
-        if end.target is not None:
-            return _result(end.target, Outcome.FAILED, completed_at=utc_now(), api=end.transient.api, error=error)
-        alarm = end.alarm
-        return ResultEvent(
-            outcome=Outcome.FAILED, request_id=alarm.request_id if alarm else origin.message_id,
-            source=Source.ALARM if alarm else origin.source, received_at=origin.received_at,
-            completed_at=utc_now(), attempts=origin.attempt, error=error,
-            requested_by=f"cloudwatch-alarm:{alarm.alarm_name}"[:256] if alarm else None,
-            requested_at=alarm.changed_at if alarm else None, alarm_arn=alarm.alarm_arn if alarm else None,
-        )
+    def _hand_over(self, later: ContinueLater) -> None:
+        continuation = later.continuation
+        request = continuation.request
+        delay = min(MAX_DELAY_SECONDS, max(0, math.ceil(later.resume_at - time.time())))
+        key = {
+            "requestId": request.request_id, "streamId": request.stream_id, "accountId": request.account_id,
+            "campaignType": request.campaign_type.value, "dryRun": request.dry_run,
+            "segment": continuation.progress.segment,
+        }
+        self._hand_over_once(key=key, continuation=continuation, delay_seconds=delay)
+        self._telemetry.count("Continuations")
+        logger.info("Handed the rest of the request over", extra={
+            "request_id": request.request_id, "campaigns_left": len(request.campaign_ids),
+            "segment": continuation.progress.segment, "delay_seconds": delay,
+        })
 
-    def _request_level_end(self, request: StopRequest, error: StopError, origin: Origin) -> _TargetEnd:
-        """A request that failed before any campaign was known (credentials, listing all-active)."""
-        placeholder = StopTarget(request, campaign_id="", account_id=request.account_id or "")
-        if isinstance(error, TransientStopError):
-            return _TargetEnd(placeholder, transient=error)
-        outcome = Outcome.REJECTED if isinstance(error, RequestRejected) else Outcome.FAILED
-        campaign_id = request.campaign_ids[0] if len(request.campaign_ids) == 1 else None
-        result = _result(placeholder, outcome, completed_at=utc_now(), api=error.api, error=error.as_result_error(),
-                         campaign_id=campaign_id)
-        return _TargetEnd(placeholder, result=result, permanent=error)
-
-    def _result_for_request_error(
-        self, error: StopError, request_id: str, origin: Origin, fields: dict[str, Any],
-        alarm: Any = None,
-    ) -> ResultEvent:
-        is_alarm = isinstance(alarm, AlarmStateChange)
-        return ResultEvent(
-            outcome=Outcome.REJECTED, request_id=request_id,
-            source=Source.ALARM if is_alarm else origin.source,
-            received_at=origin.received_at, completed_at=utc_now(), attempts=origin.attempt,
-            stream_id=fields.get("streamId"), campaign_id=fields.get("campaignId"),
-            campaign_type=fields.get("campaignType"), account_id=fields.get("accountId"),
-            requested_by=f"cloudwatch-alarm:{alarm.alarm_name}"[:256] if is_alarm else None,
-            requested_at=alarm.changed_at if is_alarm else None,
-            alarm_arn=alarm.alarm_arn if is_alarm else None,
-            error=error.as_result_error(),
-        )
-
-    def _end_rejected(self, message: InboundMessage, result: ResultEvent) -> list[ResultEvent]:
+    def _end_unserved(
+        self, message: InboundMessage, error: StopError, request_id: str, fields: dict[str, Any] | None = None,
+        alarm: Any = None, gave_up_after: int | None = None,
+    ) -> _EndedInPlanning:
+        """A message that ends before any campaign is known: one result, and the message as a dead letter."""
+        result = _unserved_result(message.origin, error, request_id, fields or {}, alarm, gave_up_after)
         assert result.error is not None
         self._publish(result)
         self._dead_letters.send(message.body, result.error, result.request_id, message.origin.source.value)
-        logger.warning("Request rejected", extra={"error_code": result.error.code,
-                                                  "error_message": result.error.message})
-        return [result]
+        logger.warning("Request not served", extra={"error_code": result.error.code,
+                                                    "error_message": result.error.message})
+        return _EndedInPlanning([result])
 
     def _publish(self, result: ResultEvent) -> None:
         try:
@@ -370,29 +393,57 @@ class MessageProcessor:
             # fail, its own message is retried and publishes it. Publishing here too would double it.
             logger.info("Result is being published by a duplicate delivery", extra={"outcome": result.outcome})
 
+    def _publish_summary(self, summary: SummaryEvent) -> None:
+        try:
+            self._publish_summary_once(identity=summary.identity(), summary=summary)
+        except IdempotencyAlreadyInProgressError:
+            logger.info("Summary is being published by a duplicate delivery")
 
-def _result(
-    target: StopTarget, outcome: Outcome, *, completed_at: str, api: dict[str, Any] | None = None,
-    error: ResultError | None = None, time_to_stop_ms: int | None = None, campaign_id: str | None = None,
+
+def _placeholder(request: StopRequest) -> StopTarget:
+    return StopTarget(request, campaign_id="", account_id=request.account_id or "")
+
+
+def _nothing_to_stop(request: StopRequest) -> TargetEnd:
+    """``all-active`` found no stoppable campaign: still one result, so the sender knows."""
+    placeholder = _placeholder(request)
+    outcome = Outcome.DRY_RUN if request.dry_run else Outcome.ALREADY_STOPPED
+    # Says what was seen, so a mistyped stream id is not mistaken for a stream that is all stopped.
+    api = {"httpStatus": 200, "message": f"Get All Campaigns listed no stoppable {request.campaign_type} campaign"}
+    return TargetEnd(placeholder, result=result_for(placeholder, outcome, completed_at=utc_now(), api=api))
+
+
+def _request_level_end(request: StopRequest, error: StopError) -> TargetEnd:
+    """A request that failed before any campaign was known (credentials, listing all-active)."""
+    placeholder = _placeholder(request)
+    if isinstance(error, TransientStopError):
+        return TargetEnd(placeholder, transient=error)
+    outcome = Outcome.REJECTED if isinstance(error, RequestRejected) else Outcome.FAILED
+    campaign_id = request.campaign_ids[0] if len(request.campaign_ids) == 1 else None
+    result = result_for(placeholder, outcome, completed_at=utc_now(), api=error.api, error=error.as_result_error(),
+                        campaign_id=campaign_id)
+    return TargetEnd(placeholder, result=result, permanent=error)
+
+
+def _unserved_result(
+    origin: Origin, error: StopError, request_id: str, fields: dict[str, Any], alarm: Any, gave_up_after: int | None
 ) -> ResultEvent:
-    request = target.request
+    """``rejected`` for a request that cannot be served; ``failed`` when a transient error outlasted the attempts."""
+    is_alarm = isinstance(alarm, AlarmStateChange)
+    outcome, result_error = Outcome.REJECTED, error.as_result_error()
+    if gave_up_after is not None:
+        outcome = Outcome.FAILED
+        result_error = ResultError(
+            error.code, f"{error.message} (gave up after {gave_up_after} attempts)", retryable=True
+        )
     return ResultEvent(
-        outcome=outcome,
-        request_id=request.request_id,
-        source=request.source,
-        received_at=request.received_at,
-        completed_at=completed_at,
-        stream_id=request.stream_id,
-        campaign_id=campaign_id if campaign_id is not None else (target.campaign_id or None),
-        campaign_type=request.campaign_type.value,
-        account_id=target.account_id or None,
-        reason=request.reason,
-        requested_by=request.requested_by,
-        requested_at=request.requested_at,
-        alarm_arn=request.alarm_arn,
-        time_to_stop_ms=time_to_stop_ms,
-        attempts=request.attempt,
-        dry_run=request.dry_run,
-        api=api,
-        error=error,
+        outcome=outcome, request_id=request_id,
+        source=Source.ALARM if is_alarm else origin.source,
+        received_at=origin.received_at, completed_at=utc_now(), attempts=origin.attempt,
+        stream_id=fields.get("streamId"), campaign_id=fields.get("campaignId"),
+        campaign_type=fields.get("campaignType"), account_id=fields.get("accountId"),
+        requested_by=alarm_requester(alarm) if is_alarm else None,
+        requested_at=alarm.changed_at if is_alarm else None,
+        alarm_arn=alarm.alarm_arn if is_alarm else None,
+        error=result_error,
     )

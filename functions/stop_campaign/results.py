@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from stop_campaign.models import ResultEvent
+from stop_campaign.models import ResultEvent, SummaryEvent
+
+# Message attribute that tells the event kinds apart; summaries carry no `outcome`, so a subscription that
+# filters on outcome never receives them.
+EVENT_TYPE = "eventType"
 
 
 class ResultsPublisher:
@@ -15,18 +19,31 @@ class ResultsPublisher:
 
     def publish(self, result: ResultEvent) -> str:
         """Publish one result; raises on failure so the request is retried and no result is lost."""
-        attributes = {
-            name: {"DataType": "String", "StringValue": value}
-            for name, value in (
-                ("outcome", result.outcome.value),
-                ("campaignType", result.campaign_type),
-                ("streamId", result.stream_id),
-            )
-            if value  # SNS rejects empty attribute values; an `ignored` alarm result has no stream
-        }
+        attributes = (
+            (EVENT_TYPE, "result"),
+            ("outcome", result.outcome.value),
+            ("campaignType", result.campaign_type),
+            ("streamId", result.stream_id),
+        )
+        return self._publish(result.as_message(), attributes)
+
+    def publish_summary(self, summary: SummaryEvent) -> str:
+        """Publish the summary of a multi-campaign request; raises on failure, like ``publish``."""
+        attributes = (
+            (EVENT_TYPE, "summary"),
+            ("campaignType", summary.request.campaign_type.value),
+            ("streamId", summary.request.stream_id),
+        )
+        return self._publish(summary.as_message(), attributes)
+
+    def _publish(self, message: dict[str, Any], attributes: tuple[tuple[str, str | None], ...]) -> str:
         response = self._sns.publish(
             TopicArn=self._topic_arn,
-            Message=json.dumps(result.as_message(), separators=(",", ":")),
-            MessageAttributes=attributes,
+            Message=json.dumps(message, separators=(",", ":")),
+            MessageAttributes={
+                name: {"DataType": "String", "StringValue": value}
+                for name, value in attributes
+                if value  # SNS rejects empty attribute values; an `ignored` alarm result has no stream
+            },
         )
         return str(response["MessageId"])

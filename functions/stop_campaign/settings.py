@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import urlsplit
 
+from stop_campaign.rate_budget import RateLimit
+
 # Names the deployed template must set; tests compare them with template.yaml.
 REQUIRED_ENV_VARS: tuple[str, ...] = (
     "KORE_BASE_URL",
@@ -17,6 +19,7 @@ REQUIRED_ENV_VARS: tuple[str, ...] = (
     "IDEMPOTENCY_TABLE_NAME",
     "MAX_RECEIVE_COUNT",
     "ALARM_TARGETS_PARAMETER",
+    "STOP_QUEUE_URL",
 )
 # Tuning knobs with safe defaults (name -> default as the environment would spell it).
 OPTIONAL_ENV_VARS: dict[str, str] = {
@@ -28,6 +31,12 @@ OPTIONAL_ENV_VARS: dict[str, str] = {
     "ALARM_TARGETS_CACHE_SECONDS": "60",
     "IDEMPOTENCY_TTL_SECONDS": "86400",
     "JWT_TTL_SECONDS": "300",
+    "KORE_RATE_LIMIT": "60/60",  # per account, as Kore.ai documents it
+    # AWS calls (DynamoDB, SNS, SQS, Secrets Manager, SSM) must fit the deadline's margin (a few seconds), not
+    # botocore's 60 s defaults: a slow call must not run the invocation into Lambda's timeout.
+    "AWS_CONNECT_TIMEOUT_SECONDS": "1",
+    "AWS_READ_TIMEOUT_SECONDS": "2",
+    "AWS_MAX_ATTEMPTS": "4",
 }
 # The idempotency table's TTL attribute (Powertools' default name); the template must match it.
 IDEMPOTENCY_TTL_ATTRIBUTE = "expiration"
@@ -46,6 +55,8 @@ class Settings:
     idempotency_table_name: str
     max_receive_count: int
     alarm_targets_parameter: str
+    stop_queue_url: str
+    kore_rate_limit: RateLimit
     stop_concurrency: int
     http_connect_timeout_seconds: float
     http_read_timeout_seconds: float
@@ -54,6 +65,9 @@ class Settings:
     alarm_targets_cache_seconds: int
     idempotency_ttl_seconds: int
     jwt_ttl_seconds: int
+    aws_connect_timeout_seconds: float
+    aws_read_timeout_seconds: float
+    aws_max_attempts: int
 
 
 def _number(env: dict[str, str], name: str, kind: type[int] | type[float], low: float, high: float) -> float:
@@ -102,6 +116,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         idempotency_table_name=env["IDEMPOTENCY_TABLE_NAME"],
         max_receive_count=int(_number(env, "MAX_RECEIVE_COUNT", int, 1, 1000)),
         alarm_targets_parameter=env["ALARM_TARGETS_PARAMETER"],
+        stop_queue_url=env["STOP_QUEUE_URL"],
+        kore_rate_limit=_rate_limit(env.get("KORE_RATE_LIMIT") or OPTIONAL_ENV_VARS["KORE_RATE_LIMIT"]),
         stop_concurrency=int(_number(env, "STOP_CONCURRENCY", int, 1, 50)),
         http_connect_timeout_seconds=_number(env, "HTTP_CONNECT_TIMEOUT_SECONDS", float, 0.1, 30),
         http_read_timeout_seconds=_number(env, "HTTP_READ_TIMEOUT_SECONDS", float, 0.1, 60),
@@ -110,7 +126,17 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         alarm_targets_cache_seconds=int(_number(env, "ALARM_TARGETS_CACHE_SECONDS", int, 0, 86400)),
         idempotency_ttl_seconds=int(_number(env, "IDEMPOTENCY_TTL_SECONDS", int, 60, 30 * 86400)),
         jwt_ttl_seconds=int(_number(env, "JWT_TTL_SECONDS", int, 10, 3600)),
+        aws_connect_timeout_seconds=_number(env, "AWS_CONNECT_TIMEOUT_SECONDS", float, 0.1, 10),
+        aws_read_timeout_seconds=_number(env, "AWS_READ_TIMEOUT_SECONDS", float, 0.1, 30),
+        aws_max_attempts=int(_number(env, "AWS_MAX_ATTEMPTS", int, 1, 10)),
     )
+
+
+def _rate_limit(text: str) -> RateLimit:
+    try:
+        return RateLimit.parse(text)
+    except ValueError as error:
+        raise ConfigurationError(f"KORE_RATE_LIMIT {error}") from None
 
 
 @lru_cache(maxsize=1)

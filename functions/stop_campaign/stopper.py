@@ -4,39 +4,48 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from typing import Any
 
 from aws_lambda_powertools import Logger
 
 from stop_campaign.credentials import CredentialStore, SecretUnreadable, StreamCredentials, auth_headers
-from stop_campaign.kore_client import ApiResponse, ApiUnavailable, Deadline, KoreClient
+from stop_campaign.kore_client import (
+    ApiResponse,
+    ApiUnavailable,
+    CallNotSent,
+    Deadline,
+    HeadersFactory,
+    KoreClient,
+    Pacer,
+)
+from stop_campaign.listing import ListPaging
 from stop_campaign.models import (
-    ID_PATTERN,
     STOPPABLE_STATUSES,
     ApiConfirmation,
     PermanentStopError,
+    StopDeferred,
     StopOutcome,
     StopRequest,
     StopTarget,
     TransientStopError,
+    utc_now,
 )
 from stop_campaign.outcomes import StopVerdict, confirmation, describe_refusal, finished_status, judge_stop
+from stop_campaign.rate_budget import AccountBudgets
 
 logger = Logger(child=True)
 
-LIST_PAGE_SIZE = 100
-MAX_LIST_PAGES = 100  # 10,000 campaigns: far beyond any stream; stops a looping "hasMore"
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+LIST_PAGE_SIZE = 100  # asked for; the platform may serve fewer per page (Kore.ai documents no maximum)
 
 
 class CampaignStopper:
-    def __init__(self, client: KoreClient, credentials: CredentialStore, jwt_ttl_seconds: int) -> None:
+    def __init__(
+        self, client: KoreClient, credentials: CredentialStore, jwt_ttl_seconds: int, budgets: AccountBudgets | None
+    ) -> None:
         self._client = client
         self._credentials = credentials
         self._jwt_ttl = jwt_ttl_seconds
+        self._budgets = budgets  # None: unpaced (tests of the client alone)
 
     def credentials_for(self, request: StopRequest) -> StreamCredentials:
         try:
@@ -48,9 +57,10 @@ class CampaignStopper:
         """Stop one campaign; returns on stopped or already stopped, raises otherwise."""
         request = target.request
 
-        def stop_call(headers: Callable[[], dict[str, str]]) -> ApiResponse:
+        def stop_call(headers: HeadersFactory, pacer: Pacer | None) -> ApiResponse:
             return self._client.stop_campaign(
-                request.stream_id, target.campaign_id, request.campaign_type, target.account_id, headers, deadline
+                request.stream_id, target.campaign_id, request.campaign_type, target.account_id, headers, deadline,
+                pacer,
             )
 
         response = self._call(request, stop_call)
@@ -74,9 +84,9 @@ class CampaignStopper:
         """A refused stop may mean "already stopped" (undocumented): the campaign's status decides."""
         request = target.request
 
-        def status_call(headers: Callable[[], dict[str, str]]) -> ApiResponse:
+        def status_call(headers: HeadersFactory, pacer: Pacer | None) -> ApiResponse:
             return self._client.campaign_status(
-                request.stream_id, target.campaign_id, target.account_id, headers, deadline
+                request.stream_id, target.campaign_id, target.account_id, headers, deadline, pacer
             )
 
         status = self._call(request, status_call)
@@ -92,50 +102,47 @@ class CampaignStopper:
         raise PermanentStopError("stop_refused", describe_refusal(refusal), refused.as_result_field())
 
     def stoppable_campaigns(self, request: StopRequest, account_id: str, deadline: Deadline) -> list[str]:
-        """Every campaign of the stream that a stop can act on, across all pages of Get All Campaigns."""
-        campaign_ids: list[str] = []
-        for page in range(1, MAX_LIST_PAGES + 1):
+        """Every campaign of the stream that a stop can act on, across all pages of Get All Campaigns.
+
+        Pages advance by what the platform served, never by what was asked: a platform that caps ``limit``
+        below ``LIST_PAGE_SIZE`` must not make the next page start past campaigns never seen.
+        """
+        pages = ListPaging(LIST_PAGE_SIZE)
+        more = True
+        while more:
             body = {
                 "type": request.campaign_type.value,
-                "limit": LIST_PAGE_SIZE,
-                "page": page,
-                "skip": (page - 1) * LIST_PAGE_SIZE,
                 "filters": {"status": list(STOPPABLE_STATUSES)},
+                **pages.next_request(),
             }
 
-            def list_call(headers: Callable[[], dict[str, str]], body: dict = body) -> ApiResponse:
-                return self._client.list_campaigns(request.stream_id, account_id, body, headers, deadline)
+            def list_call(headers: HeadersFactory, pacer: Pacer | None, body: dict[str, Any] = body) -> ApiResponse:
+                return self._client.list_campaigns(request.stream_id, account_id, body, headers, deadline, pacer)
 
             response = self._call(request, list_call)
             if not response.ok:
                 error_type = TransientStopError if response.retryable else PermanentStopError
                 raise error_type("list_failed", describe_refusal(response), confirmation(response).as_result_field())
             data = (response.body or {}).get("data")
-            results = data.get("results") if isinstance(data, dict) else None
-            if not isinstance(data, dict) or not isinstance(results, list):
+            if not isinstance(data, dict):
                 raise PermanentStopError("list_failed", "Get All Campaigns answered without data.results")
-            for campaign in results:
-                campaign_id = campaign.get("id") if isinstance(campaign, dict) else None
-                if not isinstance(campaign_id, str) or not ID_PATTERN.match(campaign_id):
-                    logger.warning("Skipping a listed campaign with no usable id", extra={"item": repr(campaign)[:200]})
-                    continue
-                if campaign.get("status") in STOPPABLE_STATUSES and campaign_id not in campaign_ids:
-                    campaign_ids.append(campaign_id)
-            if not results or not data.get("hasMore"):
-                break
-        return campaign_ids
+            more = pages.take(data)
+        return pages.campaign_ids
 
-    def _call(self, request: StopRequest, call: Callable[[Callable[[], dict[str, str]]], ApiResponse]) -> ApiResponse:
+    def _call(self, request: StopRequest, call: Callable[[HeadersFactory, Pacer | None], ApiResponse]) -> ApiResponse:
         """Make a call with fresh tokens; after a 401, re-read the secret once (rotation) and try again."""
         credentials = self.credentials_for(request)
+        pacer = self._budgets.for_account(credentials.account_id) if self._budgets is not None else None
         try:
-            response = call(lambda: auth_headers(credentials, self._jwt_ttl))
+            response = call(lambda: auth_headers(credentials, self._jwt_ttl), pacer)
             if response.status != 401:
                 return response
             logger.info("Kore.ai answered 401: re-reading the credentials secret once")
             self._credentials.refresh(credentials)
             fresh = self.credentials_for(request)
-            return call(lambda: auth_headers(fresh, self._jwt_ttl))
+            return call(lambda: auth_headers(fresh, self._jwt_ttl), pacer)
+        except CallNotSent as not_sent:
+            raise StopDeferred(not_sent.resume_at, not_sent.why) from None
         except ApiUnavailable as error:
             raise TransientStopError("api_unavailable", str(error)) from None
         except SecretUnreadable as error:

@@ -88,7 +88,7 @@ def test_results_on_sns_carry_the_filter_attributes(world: World, stack: LocalSt
 
     [message] = sqs.receive_message(QueueUrl=stack.results_queue_url, MessageAttributeNames=["All"])["Messages"]
     attributes = {name: value["StringValue"] for name, value in message["MessageAttributes"].items()}
-    assert attributes == {"outcome": "stopped", "campaignType": "sms", "streamId": STREAM_ID}
+    assert attributes == {"eventType": "result", "outcome": "stopped", "campaignType": "sms", "streamId": STREAM_ID}
     assert json.loads(message["Body"])["schemaVersion"] == "1"
 
 

@@ -39,8 +39,9 @@ def test_nothing_is_lost_and_nothing_is_stopped_twice(faulty_aws, cold_start, st
         sqs.send_message(QueueUrl=stack.stop_queue_url, MessageBody=body)  # a duplicate delivery
 
     # Retried only after the invocation's time is up, as with the deployed visibility timeout.
-    mapping = SqsEventSourceMapping(stack, handler=app.lambda_handler, retry_delay_seconds=4,
-                                    function_timeout_seconds=3)
+    # 6 s: room for calls after the 3 s the function keeps for what follows its last API call.
+    mapping = SqsEventSourceMapping(stack, handler=app.lambda_handler, retry_delay_seconds=7,
+                                    function_timeout_seconds=6)
     mapping.poll_until_empty(max_seconds=120)
 
     assert sum(faulty_aws.injected.values()) > 0  # the faults did happen

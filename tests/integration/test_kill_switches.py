@@ -121,6 +121,7 @@ def test_all_active_spans_pages_and_a_failure_is_retried_for_that_campaign_only(
 ):
     kore = big_stream
     monkeypatch.setenv("HTTP_MAX_RETRIES", "0")
+    monkeypatch.setenv("KORE_RATE_LIMIT", "1000/60")  # this test is about pages and retries, not the budget
     kore.inject(kind="stop_sms", campaign_id="cd-bulk-042", status=503, times=1)
     request = sqs({"streamId": STREAM_ID, "campaigns": "all-active", "requestId": "stop-all-1"})
 

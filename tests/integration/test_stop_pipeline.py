@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,7 @@ def test_result_message_attributes_let_subscribers_filter(invoke, stack):
     invoke(event("sqs_eventbridge_envelope.json"))
     envelope = json.loads(only(sqs.receive_message(QueueUrl=queue_url)["Messages"])["Body"])
     attributes = {name: value["Value"] for name, value in envelope["MessageAttributes"].items()}
-    assert attributes == {"outcome": "stopped", "campaignType": "sms", "streamId": STREAM_ID}
+    assert attributes == {"eventType": "result", "outcome": "stopped", "campaignType": "sms", "streamId": STREAM_ID}
 
 
 @pytest.mark.parametrize(
@@ -225,13 +226,28 @@ def test_rate_limit_answer_is_honoured_with_retry_after(invoke, stack, kore, sqs
     assert only(stack.drain_results())["outcome"] == "stopped"
 
 
-def test_retry_after_longer_than_the_time_left_hands_the_message_back(invoke, stack, kore, sqs):
-    kore.inject(kind="stop_sms", status=429, retry_after=60, times=1)
-    request = sqs({"streamId": STREAM_ID, "campaignId": "cd-1"})
-    response = invoke(request, timeout_seconds=10)
-    assert len(response["batchItemFailures"]) == 1
+def test_retry_after_longer_than_the_time_left_continues_later_without_using_an_attempt(invoke, stack, kore, sqs):
+    kore.inject(kind="stop_sms", status=429, retry_after=8, times=1)
+    request = sqs({"streamId": STREAM_ID, "campaignId": "cd-1", "requestId": "req-429"})
+    response = invoke(request, timeout_seconds=6)  # 8 s is past the last moment a call may start
+    assert response["batchItemFailures"] == []  # not a failure: the message ends here, its rest continues
     assert len(kore.stop_calls()) == 1  # no waiting past the Lambda's own timeout
-    assert stack.drain_results() == []
+    assert stack.drain_results() == []  # nothing happened yet, so nothing is reported yet
+    queue = stack.client("sqs")
+    delayed = queue.get_queue_attributes(QueueUrl=stack.stop_queue_url,
+                                         AttributeNames=["ApproximateNumberOfMessagesDelayed"])["Attributes"]
+    assert delayed["ApproximateNumberOfMessagesDelayed"] == "1"  # back when the platform said it may be
+
+    [message] = _receive_when_visible(stack)
+    body = json.loads(message["Body"])
+    assert body["request"]["campaignIds"] == ["cd-1"] and body["request"]["requestId"] == "req-429"
+    assert body["continuation"]["segment"] == 2
+    assert message["MessageAttributes"]["requestId"]["StringValue"] == "req-429"
+    second = invoke(sqs(message["Body"]))
+    assert second["batchItemFailures"] == []
+    [result] = stack.drain_results()
+    assert (result["outcome"], result["requestId"], result["attempts"]) == ("stopped", "req-429", 1)
+    assert [call.status for call in kore.stop_calls()] == [429, 200]
 
 
 def test_401_then_rotation_reads_the_secret_once_more_and_stops(invoke, stack, kore, sqs):
@@ -501,3 +517,14 @@ def test_an_alarm_that_gives_up_reports_as_the_alarm(invoke, stack, kore):
         "alarm", "alarm:sms-stop-keyword-storm:2026-11-28T10:06:00.000+0000"
     )
     assert result["alarmArn"].endswith(":alarm:sms-stop-keyword-storm")
+
+
+def _receive_when_visible(stack, seconds: float = 15) -> list[dict]:
+    queue = stack.client("sqs")
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        messages = queue.receive_message(QueueUrl=stack.stop_queue_url, MaxNumberOfMessages=10,
+                                         MessageAttributeNames=["All"], WaitTimeSeconds=1).get("Messages", [])
+        if messages:
+            return messages
+    raise AssertionError("the continuation never became visible")

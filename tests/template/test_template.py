@@ -108,8 +108,8 @@ def test_environment_variable_names_are_the_required_ones_plus_known_extras(func
         "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL", "POWERTOOLS_TRACE_DISABLED"
     }
     assert set(REQUIRED_ENV_VARS) <= names
-    assert names - set(REQUIRED_ENV_VARS) == powertools | {"STOP_CONCURRENCY"}
-    assert "STOP_CONCURRENCY" in OPTIONAL_ENV_VARS
+    assert names - set(REQUIRED_ENV_VARS) == powertools | {"STOP_CONCURRENCY", "KORE_RATE_LIMIT"}
+    assert {"STOP_CONCURRENCY", "KORE_RATE_LIMIT"} <= set(OPTIONAL_ENV_VARS)
 
 
 def test_environment_is_wired_to_the_stack_resources(function):
@@ -121,6 +121,8 @@ def test_environment_is_wired_to_the_stack_resources(function):
     assert variables["IDEMPOTENCY_TABLE_NAME"] == _ref("IdempotencyTable")
     assert variables["ALARM_TARGETS_PARAMETER"] == _ref("AlarmTargetsParameterName")
     assert variables["STOP_CONCURRENCY"] == _ref("StopConcurrency")
+    assert variables["STOP_QUEUE_URL"] == _ref("StopQueue")  # continuations go back to the stop queue
+    assert variables["KORE_RATE_LIMIT"] == _ref("KoreRateLimit")
     assert variables["POWERTOOLS_SERVICE_NAME"] == "campaign-stop"
     assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "CampaignStop"
     assert variables["POWERTOOLS_LOG_LEVEL"] == _ref("LogLevel")

@@ -14,12 +14,28 @@ BASE = {
     "IDEMPOTENCY_TABLE_NAME": "idempotency",
     "MAX_RECEIVE_COUNT": "5",
     "ALARM_TARGETS_PARAMETER": "/campaign-stop/alarm-targets",
+    "STOP_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/stop",
 }
 
 
 def test_defaults():
     settings = load_settings(dict(BASE))
     assert (settings.max_receive_count, settings.stop_concurrency, settings.jwt_ttl_seconds) == (5, 10, 300)
+    # Kore.ai's documented budget, and AWS calls bounded well inside the deadline's margin
+    assert (settings.kore_rate_limit.calls, settings.kore_rate_limit.period_seconds) == (60, 60.0)
+    assert settings.aws_connect_timeout_seconds + settings.aws_read_timeout_seconds <= 3
+
+
+@pytest.mark.parametrize(("text", "calls", "period"), [("20/5", 20, 5.0), ("600/60", 600, 60.0)])
+def test_rate_limit(text, calls, period):
+    limit = load_settings({**BASE, "KORE_RATE_LIMIT": text}).kore_rate_limit
+    assert (limit.calls, limit.period_seconds) == (calls, period)
+
+
+@pytest.mark.parametrize("text", ["60", "60/0", "0/60", "sixty/60", "60/60/60", "-1/60"])
+def test_rate_limit_mistakes_are_named(text):
+    with pytest.raises(ConfigurationError, match="KORE_RATE_LIMIT"):
+        load_settings({**BASE, "KORE_RATE_LIMIT": text})
 
 
 @pytest.mark.parametrize(
@@ -48,7 +64,8 @@ def test_each_required_variable_is_named_when_missing(name):
 
 
 @pytest.mark.parametrize(
-    ("name", "value"), [("MAX_RECEIVE_COUNT", "five"), ("STOP_CONCURRENCY", "0"), ("JWT_TTL_SECONDS", "7200")]
+    ("name", "value"), [("MAX_RECEIVE_COUNT", "five"), ("STOP_CONCURRENCY", "0"), ("JWT_TTL_SECONDS", "7200"),
+     ("AWS_READ_TIMEOUT_SECONDS", "120"), ("AWS_MAX_ATTEMPTS", "0")]
 )
 def test_numbers_out_of_range(name, value):
     with pytest.raises(ConfigurationError, match=name):

@@ -1,0 +1,203 @@
+"""Decide: how a message ends, from how each of its campaigns ended in this invocation. Plain Python, no I/O.
+
+A message ends in exactly one of these ways, and this module picks it:
+
+* **hand back** (``retry`` set): something failed that another attempt may fix, and this is not the final
+  attempt. The message returns to its queue; results already final are published meanwhile, ``failed`` ones
+  are not (they are decided again with the rest, so a campaign never gets two different outcomes).
+* **end**: every campaign has a final result, published; a ``failed`` or ``rejected`` one also sends the
+  message to the dead-letter queue; a request covering several campaigns also gets its summary.
+* **continue**: campaigns not attempted because the rate budget or this invocation's time ran out go back to
+  the stop queue as a Continuation, delayed until the budget allows. That is not a retry: it uses none of
+  the message's attempts, and campaigns already ended are carried as counts, never called again.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from stop_campaign.intake import Origin
+from stop_campaign.models import (
+    Continuation,
+    Outcome,
+    Progress,
+    ResultError,
+    ResultEvent,
+    StopDeferred,
+    StopError,
+    StopRequest,
+    StopTarget,
+    SummaryEvent,
+    TransientStopError,
+)
+from stop_campaign.planning import PlannedRequest
+
+# A stop held by another invocation of the same request: that invocation reports it.
+IN_PROGRESS = "in_progress"
+# Invocations in a row that may end no campaign of a request before it gives up on the rest (at the budget's
+# pace each waits for a free slot, so this is minutes of an account whose budget someone else keeps spending).
+MAX_STALLED_INVOCATIONS = 5
+
+
+@dataclass(slots=True)
+class TargetEnd:
+    """How one campaign ended in this invocation. A request that failed before its campaigns were known
+    (credentials, listing) or found none has one end whose target has campaign id ""."""
+
+    target: StopTarget
+    result: ResultEvent | None = None  # final for the request (permanent failures included)
+    transient: StopError | None = None  # not stopped, another attempt may succeed
+    permanent: StopError | None = None  # comes with a failed or rejected ``result``
+    deferred: StopDeferred | None = None  # not attempted; continues in a later invocation
+
+
+@dataclass(frozen=True, slots=True)
+class ContinueLater:
+    continuation: Continuation
+    resume_at: float  # epoch seconds: the earliest the rate budget allows the next call
+
+
+@dataclass(slots=True)
+class Decision:
+    publish: list[ResultEvent] = field(default_factory=list)
+    continuations: list[ContinueLater] = field(default_factory=list)
+    summaries: list[SummaryEvent] = field(default_factory=list)
+    dead_letter: ResultError | None = None
+    dead_letter_request_id: str | None = None
+    retry: list[StopError] = field(default_factory=list)  # non-empty: hand the message back
+
+
+def decide(
+    planned: list[PlannedRequest], ends: list[TargetEnd], origin: Origin, *, final_attempt: bool, now: str
+) -> Decision:
+    transient = [end for end in ends if end.transient is not None]
+    if transient and not final_attempt:
+        final = [end.result for end in ends if end.result is not None and end.permanent is None]
+        return Decision(publish=final, retry=[end.transient for end in transient if end.transient is not None])
+
+    # Final attempt: what still fails gets its `failed` result. A stop held by another invocation of this very
+    # request is that invocation's to report, so this copy says nothing of it.
+    for end in transient:
+        if end.transient is not None and end.transient.code != IN_PROGRESS:
+            end.result = gave_up(end.target, end.transient, origin, now)
+    decision = Decision(publish=[end.result for end in ends if end.result is not None])
+    errors = [result for result in decision.publish if result.error is not None]
+    if errors:
+        decision.dead_letter = errors[0].error
+        decision.dead_letter_request_id = errors[0].request_id
+
+    for plan in planned:
+        own = [end for end in ends if end.target.request is plan.request]
+        if not own:  # every campaign of it was a duplicate of another request's in this message
+            continue
+        deferred = [end for end in own if end.deferred is not None]
+        progress = advance(plan, own, origin)
+        if deferred and progress.stalled >= MAX_STALLED_INVOCATIONS:
+            _give_up_stalled(decision, deferred, origin, now)
+            progress = advance(plan, own, origin)
+            deferred = []
+        if deferred:
+            if any(not end.target.campaign_id for end in deferred):  # its list was never read: list it then
+                rest = plan.request
+            else:
+                rest = replace(plan.request, campaign_ids=tuple(end.target.campaign_id for end in deferred),
+                               all_active=False)
+            continuation = Continuation(rest, progress)
+            resume_at = min(end.deferred.resume_at for end in deferred if end.deferred is not None)
+            decision.continuations.append(ContinueLater(continuation, resume_at))
+        elif plan.reports_summary:
+            account_id = next((end.target.account_id for end in own if end.target.account_id), None)
+            decision.summaries.append(summarize(plan.request, account_id, progress, now))
+    return decision
+
+
+def _give_up_stalled(decision: Decision, deferred: list[TargetEnd], origin: Origin, now: str) -> None:
+    """Invocation after invocation could not start a single call (the budget always spent by someone else, or
+    a function timeout too short for one call): end with ``failed`` rather than continue for ever."""
+    for end in deferred:
+        assert end.deferred is not None
+        stalled = TransientStopError("no_progress", f"no call could be made: {end.deferred.why}")
+        end.result, end.deferred = gave_up(end.target, stalled, origin, now), None
+        decision.publish.append(end.result)
+    if decision.dead_letter is None and decision.publish[-1].error is not None:
+        decision.dead_letter = decision.publish[-1].error
+        decision.dead_letter_request_id = decision.publish[-1].request_id
+
+
+def advance(plan: PlannedRequest, ends: list[TargetEnd], origin: Origin) -> Progress:
+    """The request's progress after this invocation: its counts, and the next segment should it continue."""
+    tallies = Counter(dict(plan.progress.tallies))
+    stop_times = [plan.progress.first_stop_at, plan.progress.last_stop_at]
+    for end in ends:
+        if end.result is None:
+            continue
+        tallies[end.result.outcome.value] += 1
+        if end.result.outcome is Outcome.STOPPED:
+            stop_times.append(end.result.completed_at)
+    known = sorted(time for time in stop_times if time)
+    ended_here = any(end.result is not None for end in ends)
+    return Progress(
+        segment=plan.progress.segment + 1,
+        invocations=plan.progress.invocations + origin.attempt,
+        campaigns=plan.progress.campaigns or sum(1 for end in ends if end.target.campaign_id),
+        tallies=tuple(sorted(tallies.items())),
+        first_stop_at=known[0] if known else None,
+        last_stop_at=known[-1] if known else None,
+        stalled=0 if ended_here else plan.progress.stalled + 1,
+    )
+
+
+def summarize(request: StopRequest, account_id: str | None, progress: Progress, now: str) -> SummaryEvent:
+    return SummaryEvent(
+        request=request,
+        account_id=account_id or request.account_id,
+        campaigns=progress.campaigns,
+        outcomes=dict(progress.tallies),
+        first_stop_at=progress.first_stop_at,
+        last_stop_at=progress.last_stop_at,
+        completed_at=now,
+        duration_ms=max(0, round((_instant(now) - _instant(request.received_at)) * 1000)),
+        invocations=progress.invocations,
+    )
+
+
+def _instant(iso: str) -> float:
+    try:
+        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    except ValueError:  # a continuation carries the first receivedAt as text: never let it break an ending
+        return 0.0
+
+
+def gave_up(target: StopTarget, error: StopError, origin: Origin, now: str) -> ResultEvent:
+    why = ResultError(error.code, f"{error.message} (gave up after {origin.attempt} attempts)", retryable=True)
+    return result_for(target, Outcome.FAILED, completed_at=now, api=error.api, error=why)
+
+
+def result_for(
+    target: StopTarget, outcome: Outcome, *, completed_at: str, api: dict | None = None,
+    error: ResultError | None = None, time_to_stop_ms: int | None = None, campaign_id: str | None = None,
+) -> ResultEvent:
+    """The result event for one campaign of one request."""
+    request = target.request
+    return ResultEvent(
+        outcome=outcome,
+        request_id=request.request_id,
+        source=request.source,
+        received_at=request.received_at,
+        completed_at=completed_at,
+        stream_id=request.stream_id,
+        campaign_id=campaign_id if campaign_id is not None else (target.campaign_id or None),
+        campaign_type=request.campaign_type.value,
+        account_id=target.account_id or None,
+        reason=request.reason,
+        requested_by=request.requested_by,
+        requested_at=request.requested_at,
+        alarm_arn=request.alarm_arn,
+        time_to_stop_ms=time_to_stop_ms,
+        attempts=request.attempt,
+        dry_run=request.dry_run,
+        api=api,
+        error=error,
+    )

@@ -1,0 +1,35 @@
+"""Hands the rest of a request back to the stop queue (SQS), delayed until the rate budget allows it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from stop_campaign.models import Continuation
+
+
+class StopQueue:
+    def __init__(self, queue_url: str, sqs_client: Any) -> None:
+        self._queue_url = queue_url
+        self._sqs = sqs_client
+        self._fifo = queue_url.endswith(".fifo")
+
+    def continue_later(self, continuation: Continuation, delay_seconds: int) -> str:
+        """Send the continuation; raises on failure, so the message is retried and nothing is lost."""
+        body = json.dumps(continuation.as_message(), separators=(",", ":"))
+        request = continuation.request
+        attributes = {
+            "requestId": {"DataType": "String", "StringValue": request.request_id[:256]},
+            "segment": {"DataType": "Number", "StringValue": str(continuation.progress.segment)},
+        }
+        extra: dict[str, Any]
+        if self._fifo:  # FIFO queues take no per-message delay; order within the stream is what they keep
+            digest = hashlib.sha256(f"{request.request_id}|{continuation.progress.segment}".encode()).hexdigest()
+            extra = {"MessageGroupId": request.stream_id, "MessageDeduplicationId": digest}
+        else:
+            extra = {"DelaySeconds": delay_seconds}
+        response = self._sqs.send_message(
+            QueueUrl=self._queue_url, MessageBody=body, MessageAttributes=attributes, **extra
+        )
+        return str(response["MessageId"])

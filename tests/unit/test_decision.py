@@ -1,0 +1,185 @@
+"""Decide: how a message ends, from how each campaign ended. Pure: no AWS, no sockets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from stop_campaign.decision import IN_PROGRESS, TargetEnd, decide, result_for
+from stop_campaign.intake import InvalidRequest, Origin, parse_sqs_body
+from stop_campaign.models import (
+    CampaignType,
+    Continuation,
+    Outcome,
+    PermanentStopError,
+    Progress,
+    Source,
+    StopDeferred,
+    StopRequest,
+    StopTarget,
+    TransientStopError,
+)
+from stop_campaign.planning import PlannedRequest
+
+NOW = "2026-11-28T10:00:05.000Z"
+ORIGIN = Origin(Source.SQS, "msg-1", "2026-11-28T10:00:00.000Z", attempt=1)
+
+
+def request(*campaign_ids: str, all_active: bool = False, **fields) -> StopRequest:
+    return StopRequest(
+        stream_id="st-1", campaign_type=CampaignType.SMS, request_id="req-1", source=Source.SQS,
+        received_at="2026-11-28T10:00:00.000Z", campaign_ids=campaign_ids, all_active=all_active, **fields,
+    )
+
+
+def stopped(target: StopTarget, at: str = "2026-11-28T10:00:01.000Z") -> TargetEnd:
+    return TargetEnd(target, result=result_for(target, Outcome.STOPPED, completed_at=at))
+
+
+def failed(target: StopTarget) -> TargetEnd:
+    error = PermanentStopError("stop_refused", "no such campaign")
+    result = result_for(target, Outcome.FAILED, completed_at=NOW, error=error.as_result_error())
+    return TargetEnd(target, result=result, permanent=error)
+
+
+def transient(target: StopTarget, code: str = "api_unavailable") -> TargetEnd:
+    return TargetEnd(target, transient=TransientStopError(code, "503 from the API"))
+
+
+def deferred(target: StopTarget, resume_at: float = 1_000.0) -> TargetEnd:
+    return TargetEnd(target, deferred=StopDeferred(resume_at, "the account's rate budget is spent for now"))
+
+
+def targets(stop: StopRequest) -> list[StopTarget]:
+    return [StopTarget(stop, campaign_id, "acc-1") for campaign_id in stop.campaign_ids]
+
+
+def test_everything_stopped_ends_with_results_and_one_summary():
+    stop = request("cd-1", "cd-2", "cd-3")
+    first, second, third = targets(stop)
+    ends = [stopped(first, "2026-11-28T10:00:01.500Z"), stopped(second, "2026-11-28T10:00:01.000Z"),
+            stopped(third, "2026-11-28T10:00:02.000Z")]
+    decision = decide([PlannedRequest(stop)], ends, ORIGIN, final_attempt=False, now=NOW)
+    assert [result.campaign_id for result in decision.publish] == ["cd-1", "cd-2", "cd-3"]
+    assert not decision.retry and not decision.continuations and decision.dead_letter is None
+    [summary] = decision.summaries
+    message = summary.as_message()
+    assert message["eventType"] == "summary"
+    assert (message["campaigns"], message["outcomes"], message["invocations"]) == (3, {"stopped": 3}, 1)
+    assert (message["firstStopAt"], message["lastStopAt"]) == ("2026-11-28T10:00:01.000Z", "2026-11-28T10:00:02.000Z")
+    assert message["durationMs"] == 5000
+
+
+def test_a_single_campaign_request_has_no_summary():
+    stop = request("cd-1")
+    decision = decide([PlannedRequest(stop)], [stopped(targets(stop)[0])], ORIGIN, final_attempt=False, now=NOW)
+    assert len(decision.publish) == 1 and decision.summaries == []
+
+
+def test_transient_failure_hands_back_without_publishing_failures_that_may_change():
+    stop = request("cd-1", "cd-2", "cd-3")
+    first, second, third = targets(stop)
+    decision = decide([PlannedRequest(stop)], [stopped(first), failed(second), transient(third)], ORIGIN,
+                      final_attempt=False, now=NOW)
+    assert [error.code for error in decision.retry] == ["api_unavailable"]
+    # the stop that happened is reported now; the failure is decided again with the rest (one outcome each)
+    assert [result.outcome for result in decision.publish] == [Outcome.STOPPED]
+    assert decision.dead_letter is None and decision.summaries == [] and decision.continuations == []
+
+
+def test_final_attempt_gives_up_with_failed_results_a_dead_letter_and_a_summary():
+    stop = request("cd-1", "cd-2")
+    first, second = targets(stop)
+    decision = decide([PlannedRequest(stop)], [stopped(first), transient(second)],
+                      Origin(Source.SQS, "msg-1", ORIGIN.received_at, attempt=5), final_attempt=True, now=NOW)
+    assert [(r.campaign_id, r.outcome) for r in decision.publish] == [("cd-1", Outcome.STOPPED),
+                                                                      ("cd-2", Outcome.FAILED)]
+    assert decision.dead_letter is not None and decision.dead_letter.code == "api_unavailable"
+    assert "gave up after 5 attempts" in decision.dead_letter.message
+    assert decision.summaries[0].outcomes == {"stopped": 1, "failed": 1}
+    assert decision.summaries[0].invocations == 5
+
+
+def test_final_attempt_says_nothing_of_a_stop_another_invocation_holds():
+    stop = request("cd-1")
+    decision = decide([PlannedRequest(stop)], [transient(targets(stop)[0], IN_PROGRESS)], ORIGIN,
+                      final_attempt=True, now=NOW)
+    assert decision.publish == [] and decision.dead_letter is None and not decision.retry
+
+
+def test_deferred_campaigns_continue_with_what_is_done_counted_and_no_retry_used():
+    stop = request(all_active=True)
+    listed = [StopTarget(stop, f"cd-{number}", "acc-1") for number in range(5)]
+    ends = [stopped(listed[0]), stopped(listed[1]), deferred(listed[2], 1_500.0), deferred(listed[3], 1_400.0),
+            deferred(listed[4], 1_400.0)]
+    decision = decide([PlannedRequest(stop)], ends, ORIGIN, final_attempt=True, now=NOW)
+    assert not decision.retry and decision.summaries == [] and decision.dead_letter is None
+    assert len(decision.publish) == 2  # what did stop is reported now
+    [later] = decision.continuations
+    assert later.resume_at == 1_400.0
+    rest = later.continuation.request
+    assert rest.campaign_ids == ("cd-2", "cd-3", "cd-4") and not rest.all_active
+    assert rest.request_id == stop.request_id  # same idempotency keys: nothing stopped is called again
+    progress = later.continuation.progress
+    assert (progress.segment, progress.invocations, progress.campaigns) == (2, 1, 5)
+    assert dict(progress.tallies) == {"stopped": 2}
+
+
+def test_the_last_segment_sums_up_every_segment():
+    stop = request("cd-3", "cd-4")
+    progress = Progress(segment=3, invocations=2, campaigns=4, tallies=(("already_stopped", 1), ("stopped", 1)),
+                        first_stop_at="2026-11-28T10:00:00.500Z", last_stop_at="2026-11-28T10:00:00.500Z")
+    first, second = targets(stop)
+    decision = decide([PlannedRequest(stop, progress)], [stopped(first), failed(second)],
+                      Origin(Source.SQS, "msg-3", NOW, attempt=2), final_attempt=False, now=NOW)
+    [summary] = decision.summaries
+    assert summary.campaigns == 4 and summary.invocations == 4
+    assert summary.outcomes == {"already_stopped": 1, "stopped": 2, "failed": 1}
+    assert summary.first_stop_at == "2026-11-28T10:00:00.500Z"
+    assert decision.dead_letter is not None and decision.dead_letter.code == "stop_refused"
+
+
+def test_a_list_that_could_not_be_read_in_time_continues_as_all_active():
+    stop = request(all_active=True)
+    decision = decide([PlannedRequest(stop)], [deferred(StopTarget(stop, "", ""))], ORIGIN, final_attempt=False,
+                      now=NOW)
+    [later] = decision.continuations
+    assert later.continuation.request.all_active and later.continuation.request.campaign_ids == ()
+
+
+@pytest.mark.parametrize("all_active", [False, True])
+def test_a_continuation_round_trips_through_the_stop_queue(all_active):
+    stop = request(*(() if all_active else ("cd-2", "cd-3")), all_active=all_active, reason="complaint spike",
+                   requested_by="compliance", dry_run=False, account_id="acc-1")
+    progress = Progress(segment=2, invocations=1, campaigns=3, tallies=(("stopped", 1),),
+                        first_stop_at="2026-11-28T10:00:01.000Z", last_stop_at="2026-11-28T10:00:01.000Z")
+    body = json.dumps(Continuation(stop, progress).as_message())
+    parsed = parse_sqs_body(body, Origin(Source.SQS, "msg-2", "later", attempt=2))
+    assert isinstance(parsed, Continuation)
+    assert parsed.progress == progress
+    assert parsed.request == StopRequest(**{**_fields(stop), "attempt": 2})
+
+
+def _fields(stop: StopRequest) -> dict:
+    return {name: getattr(stop, name) for name in StopRequest.__slots__}
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda body: body["request"].update(campaignIds=["../../admin"]),
+        lambda body: body["request"].update(streamId="st 1"),
+        lambda body: body["request"].update(campaignIds=[]),
+        lambda body: body["request"].update(source="somewhere"),
+        lambda body: body["continuation"].update(version="0"),
+        lambda body: body["continuation"].update(tallies={"stopped": -1}),
+        lambda body: body["continuation"].update(tallies={"exploded": 1}),
+        lambda body: body["continuation"].update(segment="2"),
+    ],
+)
+def test_a_forged_or_broken_continuation_is_rejected(mutate):
+    body = Continuation(request("cd-2"), Progress(segment=2)).as_message()
+    mutate(body)
+    with pytest.raises(InvalidRequest, match="continuation"):
+        parse_sqs_body(json.dumps(body), ORIGIN)
