@@ -146,6 +146,7 @@ def advance(plan: PlannedRequest, ends: list[TargetEnd], origin: Origin) -> Prog
         first_stop_at=known[0] if known else None,
         last_stop_at=known[-1] if known else None,
         stalled=0 if ended_here else plan.progress.stalled + 1,
+        all_active=plan.progress.all_active or plan.request.all_active,
     )
 
 
@@ -153,6 +154,7 @@ def summarize(request: StopRequest, account_id: str | None, progress: Progress, 
     return SummaryEvent(
         request=request,
         account_id=account_id or request.account_id,
+        all_active=progress.all_active,
         campaigns=progress.campaigns,
         outcomes=dict(progress.tallies),
         first_stop_at=progress.first_stop_at,

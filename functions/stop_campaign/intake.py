@@ -147,6 +147,7 @@ def parse_continuation(payload: dict[str, Any], origin: Origin) -> Continuation:
     )
     progress = Progress(
         segment=counts[0], invocations=counts[1], campaigns=counts[2], stalled=counts[3],
+        all_active=marker.get("allActive") is True,
         tallies=tuple(sorted(tallies.items())),
         first_stop_at=_text(marker.get("firstStopAt"), 64), last_stop_at=_text(marker.get("lastStopAt"), 64),
     )

@@ -242,12 +242,13 @@ class Progress:
     first_stop_at: str | None = None
     last_stop_at: str | None = None
     stalled: int = 0  # invocations in a row that ended no campaign of it: a request never loops for ever
+    all_active: bool = False  # the request asked for all-active; what is left of it is a list of ids now
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "segment": self.segment, "invocations": self.invocations, "campaigns": self.campaigns,
             "tallies": dict(self.tallies), "firstStopAt": self.first_stop_at, "lastStopAt": self.last_stop_at,
-            "stalled": self.stalled,
+            "stalled": self.stalled, "allActive": self.all_active,
         }
 
 
@@ -286,6 +287,7 @@ class SummaryEvent:
 
     request: StopRequest
     account_id: str | None
+    all_active: bool
     campaigns: int
     outcomes: dict[str, int]
     first_stop_at: str | None
@@ -305,7 +307,7 @@ class SummaryEvent:
             "campaignType": request.campaign_type.value,
             "accountId": self.account_id,
             "source": request.source.value,
-            "allActive": request.all_active,
+            "allActive": self.all_active,
             "dryRun": request.dry_run,
             "reason": request.reason,
             "requestedBy": request.requested_by,

@@ -128,7 +128,7 @@ def observed_summary(publish: Callable[[SummaryEvent], str], telemetry: Telemetr
 
     def publish_summary(*, identity: dict[str, Any], summary: SummaryEvent) -> str:
         message_id = publish(summary)
-        if summary.request.all_active or summary.invocations > 1:
+        if summary.all_active:
             telemetry.milliseconds("StopAllDuration", summary.duration_ms)
         return message_id
 

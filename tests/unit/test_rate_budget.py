@@ -322,6 +322,26 @@ def test_ten_stops_at_once_go_out_together_on_a_quiet_account(dynamodb: Any) -> 
     assert len(slots_of(ledger_item(dynamodb))) == 10
 
 
+def test_a_fresh_container_goes_blind_for_at_most_half_the_budget_then_queues_through_the_ledger(
+    dynamodb: Any,
+) -> None:
+    # The known price of the fast path: a container that has never read the ledger cannot know that
+    # another one has just used the whole window.
+    clock = FakeClock()
+    limit = RateLimit(20, 5.0)
+    busy = container(dynamodb, limit, clock).for_account(ACCOUNT)
+    for _ in range(20):
+        busy.acquire(math.inf)
+    fresh = container(dynamodb, limit, clock).for_account(ACCOUNT)
+    sent = []
+    for _ in range(11):
+        fresh.acquire(math.inf)
+        sent.append(clock())
+    blind = sent.count(T0)
+    assert 1 <= blind <= 10  # 10 at most; fewer when its background write showed it the busy ledger first
+    assert sent[-1] >= T0 + 5  # from then on it waits its turn like everybody else
+
+
 def test_without_the_ledger_the_container_paces_on_its_own_and_warns_once(
     dynamodb: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
