@@ -33,6 +33,7 @@ from devtools.template_loader import REPO_ROOT, local_stack_settings
 
 EVENTS_DIR = REPO_ROOT / "events"
 STREAM_ID = "st-1"
+PACED_STREAM = "st-paced"  # a stream of its own, so its stop-all finds only its own campaigns
 # Placeholders for ids only known once sent: any SQS message id / EventBridge event id of the scenario.
 MESSAGE_ID = "<sqs message id>"
 EVENT_ID = "<eventbridge event id>"
@@ -61,6 +62,10 @@ def sms_stop_path(campaign_id: str, stream_id: str = STREAM_ID) -> str:
     return f"/campaign/api/v2/public/{stream_id}/campaign//trigger/{campaign_id}"
 
 
+def list_path(stream_id: str = STREAM_ID) -> str:
+    return f"/campaign/api/v2/public/{stream_id}/campaign/getAllCampaignDetails"
+
+
 def voice_stop_path(campaign_id: str, stream_id: str = STREAM_ID) -> str:
     return f"/api/v2/public/{stream_id}/campaign/trigger/{campaign_id}"
 
@@ -76,6 +81,7 @@ class Campaign:
     campaign_id: str
     campaign_type: str = "sms"
     status: str = "Active"
+    stream_id: str = STREAM_ID
 
 
 @dataclass(frozen=True)
@@ -189,6 +195,9 @@ class Scenario:
     alarm_map: Mapping[str, Any] | None = None
     # Extra function settings for this scenario only; the runner starts a fresh container around it.
     function_env: Mapping[str, str] = field(default_factory=dict)
+    # The platform's own rate limit for this scenario: (calls, seconds), answered with 429 + Retry-After: 1.
+    platform_rate_limit: tuple[int, float] | None = None
+    function_timeout_seconds: float | None = None  # None: the template's
 
 
 # ---- the scenarios -----------------------------------------------------------------------------------
@@ -210,6 +219,7 @@ def all_scenarios() -> tuple[Scenario, ...]:
     notification = sqs_body("sqs_sns_notification.json")  # cd-4 inside an SNS notification
     notification_id = json.loads(notification)["MessageId"]
     bulk_ids = [f"cd-bulk-{number:02d}" for number in range(1, 21)]
+    paced_ids = [f"cd-paced-{number:02d}" for number in range(1, 25)]
     bulk_request = json.dumps({
         "streamId": STREAM_ID, "campaignIds": bulk_ids[:10], "requestId": "req-bulk-01-10",
         "reason": "Bulk stop: one request, ten campaigns", "requestedBy": "make demo",
@@ -343,6 +353,26 @@ def all_scenarios() -> tuple[Scenario, ...]:
             calls=tuple(Call("stop_sms", sms_stop_path(campaign_id), 200) for campaign_id in bulk_ids),
         ),
         Scenario(
+            name="paced-stop-all",
+            title=(
+                "A stop-all past the rate budget: 24 campaigns, KORE_RATE_LIMIT=10/2 (a scaled 60 a minute, the "
+                "platform allowing 12), 6 s invocations: the rest continues in delayed continuations, one summary"
+            ),
+            campaigns=tuple(Campaign(campaign_id, stream_id=PACED_STREAM) for campaign_id in paced_ids),
+            function_env={"KORE_RATE_LIMIT": "10/2", "HTTP_READ_TIMEOUT_SECONDS": "2"},
+            platform_rate_limit=(12, 2.0),
+            function_timeout_seconds=6,  # 2 s to start calls after the 3 s kept for the end and 1 s per call
+            steps=(SendToQueue((json.dumps(
+                {"streamId": PACED_STREAM, "campaigns": "all-active", "requestId": "req-paced-all"}),),),),
+            results=tuple(
+                Result(campaign_id, "stopped", "req-paced-all", source="sqs", attempts=1) for campaign_id in paced_ids
+            ),
+            calls=(
+                Call("list", list_path(PACED_STREAM), 200),
+                *(Call("stop_sms", sms_stop_path(campaign_id, PACED_STREAM), 200) for campaign_id in paced_ids),
+            ),
+        ),
+        Scenario(
             name="alarm",
             title=(
                 "Kill switch: events/eventbridge_alarm_state_change.json invoked with events/alarm_map.json "
@@ -435,14 +465,24 @@ def run_scenario(scenario: Scenario, world: World) -> ScenarioRun:
     observed = Observed()
     sim, stack = world.sim, world.stack
     for campaign in scenario.campaigns:
-        sim.add_campaign(STREAM_ID, campaign.campaign_id, campaign.campaign_type, campaign.status)
+        sim.add_campaign(campaign.stream_id, campaign.campaign_id, campaign.campaign_type, campaign.status)
     if scenario.alarm_map is not None:
         stack.put_alarm_map(dict(scenario.alarm_map))
     sim.clear_faults()
+    if scenario.platform_rate_limit is not None:
+        calls, seconds = scenario.platform_rate_limit
+        sim.set_rate_limit(max_requests=calls, window_seconds=seconds, retry_after=1)
+        scope_limit = True
+    else:
+        scope_limit = False
     for fault in scenario.faults:
         sim.inject(kind=fault.kind, status=fault.status, times=fault.times)
     sim.reset_log()
     with ExitStack() as scope:
+        if scenario.function_timeout_seconds is not None:
+            usual = world.mapping.function_timeout_seconds
+            world.mapping.function_timeout_seconds = scenario.function_timeout_seconds
+            scope.callback(setattr, world.mapping, "function_timeout_seconds", usual)
         if scenario.function_env:
             scope.enter_context(function_environment(dict(scenario.function_env)))
             world.cold_start()
@@ -450,6 +490,8 @@ def run_scenario(scenario: Scenario, world: World) -> ScenarioRun:
         for step in scenario.steps:
             _run_step(step, world, observed)
     sim.clear_faults()
+    if scope_limit:
+        sim.set_rate_limit(None)
     observed.calls = sim.requests
     observed.results = stack.drain_results()
     observed.summaries = stack.drain_summaries()

@@ -116,10 +116,9 @@ def container() -> Container:
             **options,
         )
 
+    pacing = settings.kore_rate_limit.paced()
     budgets = AccountBudgets(
-        settings.kore_rate_limit,
-        RateLedger(settings.idempotency_table_name, dynamodb, settings.kore_rate_limit,
-                   ttl_attribute=IDEMPOTENCY_TTL_ATTRIBUTE),
+        pacing, RateLedger(settings.idempotency_table_name, dynamodb, pacing, ttl_attribute=IDEMPOTENCY_TTL_ATTRIBUTE)
     )
     stopper = CampaignStopper(
         KoreClient(

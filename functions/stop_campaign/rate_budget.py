@@ -39,6 +39,7 @@ logger = Logger(child=True)
 MAX_CALLS = 10_000
 MAX_PERIOD_SECONDS = 3600.0
 LEDGER_KEY_PREFIX = "rate#"
+SEND_LAG_SECONDS = 0.25  # the least allowance for a call's grant-to-arrival lag (see RateLimit.paced)
 
 _LIMIT_PATTERN = re.compile(r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*")
 # Epoch seconds as floats are about 2e-7 apart today: "one period later" must not fail on rounding.
@@ -69,6 +70,12 @@ class RateLimit:
         if match is None:
             raise ValueError(f"rate limit {text!r} must look like <requests>/<seconds>, e.g. 60/60")
         return cls(int(match[1]), float(match[2]))
+
+    def paced(self) -> RateLimit:
+        """The limit to pace by: the platform counts calls when they arrive, and a call arrives a little after
+        its grant (threads waking, a token minted, the request on the wire). Two grants one period apart can
+        arrive closer than that, so pacing keeps each period this much longer: 1 % of it, at least 0.25 s."""
+        return RateLimit(self.calls, self.period_seconds + max(SEND_LAG_SECONDS, self.period_seconds / 100))
 
 
 class BudgetExhausted(Exception):

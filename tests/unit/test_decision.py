@@ -183,3 +183,25 @@ def test_a_forged_or_broken_continuation_is_rejected(mutate):
     mutate(body)
     with pytest.raises(InvalidRequest, match="continuation"):
         parse_sqs_body(json.dumps(body), ORIGIN)
+
+
+def test_a_request_that_makes_no_progress_invocation_after_invocation_gives_up_with_failed_results():
+    stop = request("cd-1", "cd-2")
+    first, second = targets(stop)
+    stalled = Progress(segment=5, invocations=4, campaigns=2, stalled=4)
+    decision = decide([PlannedRequest(stop, stalled)], [deferred(first), deferred(second)], ORIGIN,
+                      final_attempt=False, now=NOW)
+    assert decision.continuations == []  # no fifth hand-over of nothing
+    assert [(r.campaign_id, r.outcome) for r in decision.publish] == [
+        ("cd-1", Outcome.FAILED), ("cd-2", Outcome.FAILED)]
+    assert decision.dead_letter is not None and decision.dead_letter.code == "no_progress"
+    assert decision.summaries[0].outcomes == {"failed": 2}
+
+
+def test_one_invocation_without_progress_still_continues():
+    stop = request("cd-1", "cd-2")
+    first, second = targets(stop)
+    decision = decide([PlannedRequest(stop, Progress(segment=2, stalled=1))], [deferred(first), deferred(second)],
+                      ORIGIN, final_attempt=False, now=NOW)
+    [later] = decision.continuations
+    assert later.continuation.progress.stalled == 2 and decision.publish == []
