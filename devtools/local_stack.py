@@ -9,12 +9,15 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cache
+from importlib.resources import files
 from typing import Any
 
 import boto3
+import fastjsonschema
 import urllib3
 
 from devtools.template_loader import load_template, local_stack_settings
@@ -156,9 +159,13 @@ class LocalStack:
         return summaries
 
     def _read_events(self) -> None:
+        """Every event read back is checked against its published schema: a test or the demo that reads a
+        result that breaks the contract fails right there."""
         for message in self._drain(self.results_queue_url):
             event = json.loads(message["Body"])
-            (self._summaries if event.get("eventType") == "summary" else self._results).append(event)
+            is_summary = event.get("eventType") == "summary"
+            _event_validator("summary_event_v1.json" if is_summary else "result_event_v1.json")(event)
+            (self._summaries if is_summary else self._results).append(event)
 
     def drain_dead_letters(self) -> list[dict[str, Any]]:
         return self._drain(self.dead_letter_queue_url)
@@ -178,6 +185,12 @@ class LocalStack:
                 QueueUrl=queue_url,
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)],
             )
+
+
+@cache
+def _event_validator(schema_file: str) -> Callable[[dict[str, Any]], Any]:
+    schema = files("stop_campaign").joinpath("schemas", schema_file).read_text()
+    return fastjsonschema.compile(json.loads(schema))  # type: ignore[no-any-return]
 
 
 def _boto_credentials() -> dict[str, str]:

@@ -6,6 +6,8 @@ The JSON Schemas in ``schemas/`` are the published form of the same contracts.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,6 +34,12 @@ class Source(StrEnum):
 class CampaignType(StrEnum):
     SMS = "sms"
     VOICE = "voice"
+
+
+def stable_id(identity: dict[str, Any]) -> str:
+    """An event's id for subscribers: the same for every copy of the same event, different for any other."""
+    canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def utc_now() -> str:
@@ -154,9 +162,14 @@ class ResultEvent:
     error: ResultError | None = None
     schema_version: str = field(default="1", init=False)
 
+    @property
+    def result_id(self) -> str:
+        return stable_id(self.identity())
+
     def as_message(self) -> dict[str, Any]:
         return {
             "schemaVersion": self.schema_version,
+            "resultId": self.result_id,
             "outcome": self.outcome.value,
             "requestId": self.request_id,
             "streamId": self.stream_id,
@@ -302,6 +315,7 @@ class SummaryEvent:
         return {
             "schemaVersion": self.schema_version,
             "eventType": "summary",
+            "resultId": stable_id(self.identity()),
             "requestId": request.request_id,
             "streamId": request.stream_id,
             "campaignType": request.campaign_type.value,

@@ -19,22 +19,28 @@ class ResultsPublisher:
 
     def publish(self, result: ResultEvent) -> str:
         """Publish one result; raises on failure so the request is retried and no result is lost."""
+        message = result.as_message()
         attributes = (
             (EVENT_TYPE, "result"),
+            ("resultId", message["resultId"]),
+            ("requestId", result.request_id),
             ("outcome", result.outcome.value),
             ("campaignType", result.campaign_type),
             ("streamId", result.stream_id),
         )
-        return self._publish(result.as_message(), attributes)
+        return self._publish(message, attributes)
 
     def publish_summary(self, summary: SummaryEvent) -> str:
         """Publish the summary of a multi-campaign request; raises on failure, like ``publish``."""
+        message = summary.as_message()
         attributes = (
             (EVENT_TYPE, "summary"),
+            ("resultId", message["resultId"]),
+            ("requestId", summary.request.request_id),
             ("campaignType", summary.request.campaign_type.value),
             ("streamId", summary.request.stream_id),
         )
-        return self._publish(summary.as_message(), attributes)
+        return self._publish(message, attributes)
 
     def _publish(self, message: dict[str, Any], attributes: tuple[tuple[str, str | None], ...]) -> str:
         response = self._sns.publish(

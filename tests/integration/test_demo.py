@@ -88,7 +88,9 @@ def test_results_on_sns_carry_the_filter_attributes(world: World, stack: LocalSt
 
     [message] = sqs.receive_message(QueueUrl=stack.results_queue_url, MessageAttributeNames=["All"])["Messages"]
     attributes = {name: value["StringValue"] for name, value in message["MessageAttributes"].items()}
-    assert attributes == {"eventType": "result", "outcome": "stopped", "campaignType": "sms", "streamId": STREAM_ID}
+    result = json.loads(message["Body"])
+    assert attributes == {"eventType": "result", "outcome": "stopped", "campaignType": "sms", "streamId": STREAM_ID,
+                          "resultId": result["resultId"], "requestId": result["requestId"]}
     assert json.loads(message["Body"])["schemaVersion"] == "1"
 
 

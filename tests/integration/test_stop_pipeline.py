@@ -74,7 +74,29 @@ def test_result_message_attributes_let_subscribers_filter(invoke, stack):
     invoke(event("sqs_eventbridge_envelope.json"))
     envelope = json.loads(only(sqs.receive_message(QueueUrl=queue_url)["Messages"])["Body"])
     attributes = {name: value["Value"] for name, value in envelope["MessageAttributes"].items()}
-    assert attributes == {"eventType": "result", "outcome": "stopped", "campaignType": "sms", "streamId": STREAM_ID}
+    result = json.loads(envelope["Message"])
+    assert attributes == {
+        "eventType": "result", "outcome": "stopped", "campaignType": "sms", "streamId": STREAM_ID,
+        "resultId": result["resultId"], "requestId": result["requestId"],  # a waiting client filters on these
+    }
+
+
+def test_a_repeated_result_has_the_same_result_id_and_another_outcome_another(invoke, stack, kore, sqs):
+    """SNS delivers at least once: a subscriber drops a copy by resultId, and never drops a different result."""
+    from stop_campaign.models import Outcome, ResultEvent, Source
+
+    invoke(sqs({"streamId": STREAM_ID, "campaignId": "cd-1", "requestId": "req-id-1"}))
+    invoke(sqs({"streamId": STREAM_ID, "campaignId": "cd-1", "requestId": "req-id-2"}))  # already stopped now
+    first, second = stack.drain_results()
+    assert (first["outcome"], second["outcome"]) == ("stopped", "already_stopped")
+    assert first["resultId"] != second["resultId"]
+    copy = ResultEvent(
+        outcome=Outcome(first["outcome"]), request_id=first["requestId"], source=Source.SQS,
+        received_at="another delivery", completed_at="later", stream_id=first["streamId"],
+        campaign_id=first["campaignId"], campaign_type=first["campaignType"], account_id=first["accountId"],
+        attempts=3,
+    )
+    assert copy.as_message()["resultId"] == first["resultId"]  # a republished copy keeps its id
 
 
 @pytest.mark.parametrize(
@@ -528,3 +550,24 @@ def _receive_when_visible(stack, seconds: float = 15) -> list[dict]:
         if messages:
             return messages
     raise AssertionError("the continuation never became visible")
+
+
+def test_a_campaign_never_gets_two_outcomes_when_its_neighbour_is_retried(invoke, stack, kore, sqs, monkeypatch):
+    """A permanent failure is decided again with the rest of its message rather than reported while the message
+    is still retried: its `failed` comes once, when final, and always with the dead letter."""
+    monkeypatch.setenv("HTTP_MAX_RETRIES", "0")
+    kore.inject(kind="stop_sms", campaign_id="cd-1", status=503, times=1)
+    body = {"streamId": STREAM_ID, "campaignIds": ["cd-1", "cd-unknown"], "requestId": "req-mixed"}
+
+    first = invoke(sqs(body, message_ids=["m-mixed"]))
+    assert [item["itemIdentifier"] for item in first["batchItemFailures"]] == ["m-mixed"]
+    assert stack.drain_results() == [] and stack.drain_dead_letters() == []  # nothing final yet
+
+    second = invoke(sqs(body, message_ids=["m-mixed"], receive_count=2))
+    assert second["batchItemFailures"] == []
+    results = stack.drain_results()
+    assert sorted((r["campaignId"], r["outcome"]) for r in results) == [("cd-1", "stopped"), ("cd-unknown", "failed")]
+    [letter] = stack.drain_dead_letters()
+    assert letter["MessageAttributes"]["errorCode"]["StringValue"] == "stop_refused"
+    [summary] = stack.drain_summaries()
+    assert summary["outcomes"] == {"stopped": 1, "failed": 1} and summary["invocations"] == 2
