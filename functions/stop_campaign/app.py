@@ -1,7 +1,9 @@
 """Lambda entry point: wiring only. Builds the Powertools pieces and the I/O edges, hands each message to logic.
 
-Handler: ``stop_campaign.app.lambda_handler``. Accepts an SQS batch (standard or FIFO), an EventBridge
-event invoked directly, or a stop request as a direct invocation payload.
+Handler: ``stop_campaign.app.lambda_handler``. Accepts an SQS batch (standard or FIFO), an SNS event (SNS
+invoking the function), an EventBridge event invoked directly, a CloudWatch alarm's own Lambda action, or a stop
+request as a direct invocation payload. Whatever else arrives ends as a ``rejected`` result (and a dead letter);
+the handler raises only to have a transient failure retried (asynchronous invocations).
 """
 
 from __future__ import annotations
@@ -39,9 +41,9 @@ from botocore.config import Config
 from stop_campaign.alarm_targets import AlarmTargets
 from stop_campaign.credentials import CredentialStore
 from stop_campaign.dead_letter import DeadLetterQueue
-from stop_campaign.intake import Origin
+from stop_campaign.intake import Origin, event_records
 from stop_campaign.kore_client import ClientSettings, Deadline, KoreClient
-from stop_campaign.models import Source, StopOutcome, utc_now
+from stop_campaign.models import ResultEvent, Source, StopOutcome, utc_now
 from stop_campaign.processing import (
     InboundMessage,
     MessageProcessor,
@@ -77,6 +79,10 @@ def traced(handler: Callable[..., Any]) -> Callable[..., Any]:
 # either way, and a transient outage is not counted as a function error.
 sqs_batch = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 sqs_fifo_batch = SqsFifoPartialProcessor(skip_group_on_error=True)  # keeps order within a message group
+# The FIFO processor takes no raise_on_entire_batch_failure argument (Powertools issue #7596, open as of 3.37),
+# but inherits the attribute its base class reads when the batch ends. Catching BatchProcessingError instead
+# would answer an empty batchItemFailures (the base class raises before it records them): every record deleted.
+sqs_fifo_batch.raise_on_entire_batch_failure = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,39 +191,97 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 
 def _dispatch(
-    event: dict[str, Any], context: LambdaContext, parts: Container, deadline: Deadline, started: float,
-    received_at: str,
+    event: Any, context: LambdaContext, parts: Container, deadline: Deadline, started: float, received_at: str,
 ) -> dict[str, Any]:
-    if isinstance(event, dict) and isinstance(event.get("Records"), list):
-        return _handle_sqs(event, context, parts, deadline, started, received_at)
+    batch = event_records(event)
+    if batch is not None and batch[0] == "sqs":
+        return _handle_sqs(batch[1], context, parts, deadline, started, received_at)
+    if batch is not None and batch[0] == "sns":
+        return _handle_sns(batch[1], context, parts, deadline, started, received_at)
     if isinstance(event, dict) and "detail-type" in event:
         origin = Origin(Source.EVENTBRIDGE, str(event.get("id") or context.aws_request_id), received_at)
-    else:
+    else:  # a stop request, an alarm's Lambda action, or anything else: intake says which, or rejects it
         origin = Origin(Source.DIRECT, context.aws_request_id, received_at)
-    message = InboundMessage(body=json.dumps(event, default=str), origin=origin, payload=event)
+    message = InboundMessage(body=_as_text(event), origin=origin, payload=event)  # a null is read from its text
     # A transient failure raises: Lambda's asynchronous retries, then its failure destination, take over.
-    results = parts.processor.process(message, deadline, started)
-    return {"results": [result.as_message() for result in results]}
+    return _answer(parts.processor.process(message, deadline, started))
+
+
+def _handle_sns(
+    records: list[dict[str, Any]], context: LambdaContext, parts: Container, deadline: Deadline, started: float,
+    received_at: str,
+) -> dict[str, Any]:
+    """SNS invoking the function (asynchronously; SNS sends one record per invocation). Each record's ``Sns``
+    object is the notification SNS would deliver to a queue, and it is what a dead letter keeps: redriven through
+    the stop queue it is read again the same way. A transient failure raises, as on the direct path."""
+    results: list[ResultEvent] = []
+    for index, record in enumerate(records):
+        notification = record.get("Sns")
+        fallback_id = context.aws_request_id if len(records) == 1 else f"{context.aws_request_id}:{index}"
+        origin = Origin(Source.DIRECT, fallback_id, received_at)  # the SNS MessageId replaces it when present
+        kept: Any = notification if isinstance(notification, dict) else record
+        message = InboundMessage(body=_as_text(kept), origin=origin, payload=record)
+        results.extend(parts.processor.process(message, deadline, started))
+    return _answer(results)
 
 
 def _handle_sqs(
-    event: dict[str, Any], context: LambdaContext, parts: Container, deadline: Deadline, started: float,
+    records: list[dict[str, Any]], context: LambdaContext, parts: Container, deadline: Deadline, started: float,
     received_at: str,
 ) -> dict[str, Any]:
-    def process_record(record: SQSRecord) -> None:
-        attempt = int(record.attributes.approximate_receive_count or 1)
+    """A batch from the stop queue. A record without a message id cannot be reported back (nor would Lambda's
+    event source send one): it is rejected on its own, its body kept as the dead letter, and left out of the
+    batch response. Records with odd attributes are read with the defaults (first attempt, no message group)."""
+    served: list[dict[str, Any]] = []
+    for index, record in enumerate(records):
+        if isinstance(record.get("messageId"), str) and record["messageId"]:
+            served.append(record if isinstance(record.get("attributes"), dict) else {**record, "attributes": {}})
+            continue
+        body = record.get("body")
         message = InboundMessage(
-            body=record.body or "",
+            body=body if isinstance(body, str) and body else _as_text(record),  # a body is the message to keep
+            origin=Origin(Source.SQS, f"{context.aws_request_id}:{index}", received_at, _receive_count(record)),
+            payload=record,
+        )
+        parts.processor.process(message, deadline, started)  # rejected: a result and a dead letter
+    if not served:
+        return {"batchItemFailures": []}
+
+    def process_record(record: SQSRecord) -> None:
+        raw = record.raw_event
+        attempt = _receive_count(raw)
+        body = raw.get("body")
+        usable = body if isinstance(body, str) and body else None
+        message = InboundMessage(
+            body=usable or _as_text(raw),
             origin=Origin(Source.SQS, record.message_id, received_at, attempt),
+            payload=None if usable else raw,  # no body: intake rejects the record itself, saying so
             final_attempt=attempt >= parts.max_receive_count,
         )
         parts.processor.process(message, deadline, started)
 
-    records = event["Records"]
-    if records and str(records[0].get("eventSourceARN", "")).endswith(".fifo"):
+    event = {"Records": served}
+    if str(served[0].get("eventSourceARN", "")).endswith(".fifo"):
         return dict(process_partial_response(event, process_record, sqs_fifo_batch, context))
 
     async def process_concurrently(record: SQSRecord) -> None:
         await asyncio.get_running_loop().run_in_executor(parts.record_workers, partial(process_record, record))
 
     return dict(async_process_partial_response(event, process_concurrently, sqs_batch, context))
+
+
+def _receive_count(record: dict[str, Any]) -> int:
+    """The SQS receive count, 1 when it is missing or not a count (only a hand-made event lacks it)."""
+    attributes = record.get("attributes")
+    value = attributes.get("ApproximateReceiveCount") if isinstance(attributes, dict) else None
+    if isinstance(value, str) and value.isdigit() and 1 <= int(value) <= 1_000_000:
+        return int(value)
+    return 1
+
+
+def _as_text(value: Any) -> str:
+    return json.dumps(value, default=str)
+
+
+def _answer(results: list[ResultEvent]) -> dict[str, Any]:
+    return {"results": [result.as_message() for result in results]}

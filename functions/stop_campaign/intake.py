@@ -1,6 +1,13 @@
 """Turns whatever arrived (SQS body, EventBridge event, SNS notification, direct payload) into requests.
 
-Plain Python: no AWS, no I/O. Everything a message says is validated here, before any call is made.
+Plain Python: no AWS, no I/O. Everything a message says is validated here, before any call is made, and every
+shape ends in a request, an alarm state change or an ``InvalidRequest`` that says what was wrong: nothing a
+sender can put in a message makes intake raise anything else.
+
+Carriers (they wrap what is asked): an SQS body, SNS (a notification, or Lambda's SNS event record), Lambda's
+on-failure record of an asynchronous invocation. Messages (what is asked): a stop request, an EventBridge event
+(a stop request in ``detail``, or a CloudWatch alarm state change), a CloudWatch alarm's own Lambda action
+payload, or a CloudWatch alarm notification (through SNS).
 """
 
 from __future__ import annotations
@@ -28,6 +35,9 @@ from stop_campaign.models import (
 
 SCHEMAS = Path(__file__).parent / "schemas"
 ALARM_DETAIL_TYPE = "CloudWatch Alarm State Change"
+ALARM_STATES = ("ALARM", "OK", "INSUFFICIENT_DATA")  # every state a CloudWatch alarm can be in
+SNS_EVENT_SOURCE = "aws:sns"  # Lambda's SNS event records ("EventSource")
+SQS_EVENT_SOURCE = "aws:sqs"  # Lambda's SQS event records ("eventSource")
 MAX_BODY_BYTES = 1024 * 1024  # SQS's own message limit (1 MiB); anything larger is not ours
 CAMPAIGN_SELECTORS = ("campaignId", "campaignIds", "campaigns")
 MAX_CONTINUED_CAMPAIGNS = 5000  # what listing can find (50 pages of 100); ~150 KiB of ids, far below 1 MiB
@@ -78,15 +88,14 @@ def _stop_request_validator() -> Any:
 
 
 def parse_sqs_body(body: str, origin: Origin) -> StopRequest | AlarmStateChange | Continuation:
-    """An SQS body: a stop request, an EventBridge envelope or an SNS notification."""
+    """An SQS body: a stop request, an EventBridge envelope, an SNS notification, a continuation, Lambda's
+    on-failure record, or anything the function dead-lettered itself (so a redriven dead letter is understood)."""
     if len(body.encode("utf-8", "surrogatepass")) > MAX_BODY_BYTES:
         raise InvalidRequest("message body is larger than 1 MiB", origin.message_id)
     try:
         payload = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than the interpreter allows
         raise InvalidRequest("message body is not valid JSON", origin.message_id) from None
-    if isinstance(payload, dict) and payload.get("Type") == "Notification" and "Message" in payload:
-        return _parse_sns_notification(payload, origin)
     if isinstance(payload, dict) and isinstance(payload.get("requestContext"), dict) and "requestPayload" in payload:
         return _parse_failed_invocation(payload, origin)
     if isinstance(payload, dict) and "continuation" in payload:
@@ -177,12 +186,89 @@ def _parse_failed_invocation(record: dict[str, Any], origin: Origin) -> StopRequ
 
 
 def parse_event(payload: Any, origin: Origin) -> StopRequest | AlarmStateChange:
-    """A decoded payload: an EventBridge event (alarm or stop request) or a bare stop request."""
+    """A decoded payload: an SNS carrier (Lambda's SNS event, one of its records, a notification) or a message
+    (see ``_parse_message``)."""
     if not isinstance(payload, dict):
         raise InvalidRequest("a stop request must be a JSON object", origin.message_id)
+    if "Records" in payload:
+        return _parse_records(payload.get("Records"), origin)
+    if payload.get("EventSource") == SNS_EVENT_SOURCE:
+        return parse_sns_record(payload, origin)
+    if payload.get("eventSource") == SQS_EVENT_SOURCE:
+        raise _sqs_record_rejection(payload, origin)
+    if "Type" in payload and ("Message" in payload or "TopicArn" in payload):
+        return _parse_sns_notification(payload, origin)
+    return _parse_message(payload, origin)
+
+
+def _parse_message(payload: Any, origin: Origin) -> StopRequest | AlarmStateChange:
+    """What a carrier carries: a CloudWatch alarm's Lambda action payload, an EventBridge event (alarm state
+    change or stop request) or a bare stop request."""
+    if not isinstance(payload, dict):
+        raise InvalidRequest("a stop request must be a JSON object", origin.message_id)
+    if payload.get("source") == "aws.cloudwatch" and "detail-type" not in payload:
+        return _parse_alarm_action(payload, origin)
     if "detail-type" in payload and "detail" in payload:
         return _parse_eventbridge(payload, origin)
     return parse_stop_request(payload, origin, default_request_id=origin.message_id)
+
+
+def _parse_records(records: Any, origin: Origin) -> StopRequest | AlarmStateChange:
+    """A Lambda event with ``Records`` that reached intake whole: the only one that can is an SNS event, brought
+    back by Lambda's on-failure record (SNS invokes with exactly one record). An SQS batch never arrives whole."""
+    if isinstance(records, list) and len(records) == 1 and _is_sns_record(records[0]):
+        return parse_sns_record(records[0], origin)
+    if isinstance(records, list) and records and all(_is_sns_record(record) for record in records):
+        raise InvalidRequest(f"SNS event: expected exactly one record, found {len(records)}", origin.message_id)
+    if isinstance(records, list) and records and all(_is_sqs_record(record) for record in records):
+        raise InvalidRequest("SQS event: its records are served one by one, not inside another message",
+                             origin.message_id)
+    raise InvalidRequest(
+        "unrecognized event: Records must be SQS records (eventSource aws:sqs) or one SNS record "
+        "(EventSource aws:sns)", origin.message_id,
+    )
+
+
+def _is_sns_record(record: Any) -> bool:
+    return isinstance(record, dict) and record.get("EventSource") == SNS_EVENT_SOURCE
+
+
+def _is_sqs_record(record: Any) -> bool:
+    return isinstance(record, dict) and record.get("eventSource") == SQS_EVENT_SOURCE
+
+
+def event_records(event: Any) -> tuple[str, list[dict[str, Any]]] | None:
+    """What kind of Lambda event source batch ``event`` is: ("sqs", records) when every record is an SQS record,
+    ("sns", records) when every record is an SNS record; None for anything else (served as one message)."""
+    records = event.get("Records") if isinstance(event, dict) else None
+    if not isinstance(records, list) or not records:
+        return None
+    if all(_is_sqs_record(record) for record in records):
+        return "sqs", records
+    if all(_is_sns_record(record) for record in records):
+        return "sns", records
+    return None
+
+
+def parse_sns_record(record: dict[str, Any], origin: Origin) -> StopRequest | AlarmStateChange:
+    """One record of Lambda's SNS event (SNS invoking the function directly): its ``Sns`` object is the same
+    notification that SNS delivers to an SQS queue."""
+    notification = record.get("Sns")
+    if not isinstance(notification, dict):
+        raise InvalidRequest("SNS record: Sns must be a JSON object (the notification)", origin.message_id)
+    return _parse_sns_notification(notification, origin)
+
+
+def _sqs_record_rejection(record: dict[str, Any], origin: Origin) -> InvalidRequest:
+    """An SQS record the function cannot serve: one without a message id can be neither acknowledged nor
+    retried, one without a body asks for nothing."""
+    message_id = record.get("messageId")
+    if not isinstance(message_id, str) or not message_id:
+        return InvalidRequest("SQS record: messageId is missing or not a string", origin.message_id)
+    body = record.get("body")
+    if not isinstance(body, str) or not body:
+        return InvalidRequest("SQS record: body is missing, empty or not a string", message_id[:256])
+    return InvalidRequest("SQS record: arrived outside an SQS event's Records", message_id[:256])
 
 
 def _parse_eventbridge(event: dict[str, Any], origin: Origin) -> StopRequest | AlarmStateChange:
@@ -218,16 +304,21 @@ def _object(value: Any) -> dict[str, Any]:
 
 
 def _parse_sns_notification(notification: dict[str, Any], origin: Origin) -> StopRequest | AlarmStateChange:
-    # A duplicate SNS delivery arrives as a new SQS message: SNS's MessageId is the stable id.
+    # A duplicate SNS delivery (a new SQS message, or SNS invoking the function again) keeps SNS's MessageId.
     message_id = notification.get("MessageId")
     sns_origin = Origin(
-        origin.source, message_id if isinstance(message_id, str) else origin.message_id,
+        origin.source, message_id[:256] if isinstance(message_id, str) and message_id else origin.message_id,
         origin.received_at, origin.attempt,
     )
+    kind = notification.get("Type")
+    if kind != "Notification":
+        shown = repr(kind)[:40] if isinstance(kind, str) else "missing or not a string"
+        raise InvalidRequest(f"SNS message: Type is {shown}, only a Notification carries a request",
+                             sns_origin.message_id)
     message = notification.get("Message")
     try:
         payload = json.loads(message) if isinstance(message, str) else None
-    except ValueError:
+    except (ValueError, RecursionError):
         payload = None
     if not isinstance(payload, dict):
         raise InvalidRequest("SNS message is not a JSON object", sns_origin.message_id)
@@ -240,16 +331,43 @@ def _parse_sns_notification(notification: dict[str, Any], origin: Origin) -> Sto
             reason=payload.get("NewStateReason"),
             origin=sns_origin,
             request_id=sns_origin.message_id,
+            fields=("AlarmName", "NewStateValue", "StateChangeTime"),
+            kind="CloudWatch alarm notification",
         )
-    return parse_event(payload, sns_origin)
+    return _parse_message(payload, sns_origin)
+
+
+def _parse_alarm_action(event: dict[str, Any], origin: Origin) -> AlarmStateChange:
+    """A CloudWatch alarm's own Lambda action (metric, metric-math and composite alarms alike): ``alarmData``
+    holds the alarm's name and its new state; ``configuration`` (metrics or alarmRule) decides nothing here."""
+    data = event.get("alarmData")
+    if not isinstance(data, dict):
+        raise InvalidRequest("CloudWatch alarm action: alarmData must be a JSON object", origin.message_id)
+    state = data.get("state")
+    if not isinstance(state, dict):
+        raise InvalidRequest("CloudWatch alarm action: alarmData.state must be a JSON object", origin.message_id)
+    return _alarm(
+        name=data.get("alarmName"),
+        arn=event.get("alarmArn"),
+        state=state.get("value"),
+        changed_at=state.get("timestamp") or event.get("time"),
+        reason=state.get("reason"),
+        origin=origin,
+        request_id=origin.message_id,
+        fields=("alarmData.alarmName", "alarmData.state.value", "alarmData.state.timestamp"),
+        kind="CloudWatch alarm action",
+    )
 
 
 def _alarm(
-    *, name: Any, arn: Any, state: Any, changed_at: Any, reason: Any, origin: Origin, request_id: str
+    *, name: Any, arn: Any, state: Any, changed_at: Any, reason: Any, origin: Origin, request_id: str,
+    fields: tuple[str, str, str] = ("alarmName", "state", "stateChangeTime"), kind: str = "alarm event",
 ) -> AlarmStateChange:
-    for field_name, value in (("alarmName", name), ("state", state), ("stateChangeTime", changed_at)):
+    for field_name, value in zip(fields, (name, state, changed_at), strict=True):
         if not isinstance(value, str) or not value or len(value) > 512:
-            raise InvalidRequest(f"alarm event: {field_name} is missing or not a string", request_id)
+            raise InvalidRequest(f"{kind}: {field_name} is missing or not a string", request_id)
+    if state not in ALARM_STATES:
+        raise InvalidRequest(f"{kind}: {fields[1]} must be one of {', '.join(ALARM_STATES)}", request_id)
     return AlarmStateChange(
         alarm_name=name,
         alarm_arn=arn if isinstance(arn, str) else None,

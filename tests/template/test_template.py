@@ -543,3 +543,45 @@ def test_local_stack_settings_mirror_the_template(source_template, resources, fu
     assert settings["environment"]["MAX_RECEIVE_COUNT"] == str(settings["max_receive_count"])
     assert settings["environment"]["RESULTS_TOPIC_ARN"] is None  # a deployed resource: the stack supplies it
     assert local_stack_settings() == settings  # default: the repository's template.yaml
+
+
+# ------------------------------------------------------------------------------------------- alarm Lambda actions
+def test_alarm_lambda_actions_are_opt_in(transformed, resources):
+    parameter = transformed["Parameters"]["AllowAlarmLambdaActions"]
+    assert (parameter["Default"], parameter["AllowedValues"]) == ("false", ["false", "true"])
+    assert transformed["Conditions"]["AlarmLambdaActions"] == {
+        "Fn::Equals": [_ref("AllowAlarmLambdaActions"), "true"]
+    }
+    permissions = {
+        logical_id: resource for logical_id, resource in _of_type(resources, "AWS::Lambda::Permission").items()
+        if resource["Properties"]["Principal"] == "lambda.alarms.cloudwatch.amazonaws.com"
+    }
+    assert list(permissions) == ["AlarmLambdaActionPermission"]
+    assert permissions["AlarmLambdaActionPermission"]["Condition"] == "AlarmLambdaActions"
+
+
+def test_alarm_lambda_action_permission_is_limited_to_this_accounts_alarms(resources):
+    permission = resources["AlarmLambdaActionPermission"]["Properties"]
+    assert permission["Action"] == "lambda:InvokeFunction"
+    assert permission["FunctionName"] == _arn("StopCampaignFunction")
+    assert permission["SourceAccount"] == _ref("AWS::AccountId")  # no other account's alarm can invoke it
+    condition, with_prefix, without_prefix = permission["SourceArn"]["Fn::If"]
+    alarms = "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:"
+    assert condition == "HasAlarmNamePrefix"  # the same prefix as the EventBridge alarm rule
+    assert with_prefix == {"Fn::Sub": alarms + "${AlarmNamePrefix}*"}
+    assert without_prefix == {"Fn::Sub": alarms + "*"}
+
+
+def test_alarm_lambda_action_permission_arns_resolve_to_alarm_arns(transformed):
+    """Both branches, as CloudFormation would substitute them, are alarm ARNs of one account and Region."""
+    values = {"AWS::Partition": "aws", "AWS::Region": "eu-west-1", "AWS::AccountId": "123456789012",
+              "AlarmNamePrefix": "checkout-"}
+    branches = transformed["Resources"]["AlarmLambdaActionPermission"]["Properties"]["SourceArn"]["Fn::If"][1:]
+    resolved = [re.sub(r"\$\{([^}]+)\}", lambda m: values[m.group(1)], branch["Fn::Sub"]) for branch in branches]
+    assert resolved == [
+        "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:checkout-*",
+        "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:*",
+    ]
+    assert transformed["Conditions"]["HasAlarmNamePrefix"] == {
+        "Fn::Not": [{"Fn::Equals": [_ref("AlarmNamePrefix"), ""]}]
+    }
