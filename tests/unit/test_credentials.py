@@ -107,6 +107,19 @@ def test_an_unreadable_secret_is_retryable_and_says_why_without_values():
         CredentialStore("secret", 300, provider).for_stream("st-1")
 
 
+class RawSecrets(CountingSecrets):
+    def _get(self, name: str, **_: Any) -> str:
+        return str(self.value)
+
+
+@pytest.mark.parametrize("raw", ["not json {", "[1, 2]", '"a string"'])
+def test_a_secret_whose_content_is_wrong_is_rejected_like_a_broken_alarm_map(raw):
+    """Content that is wrong stays wrong until fixed: rejected (dead letter, redrive later), not retried."""
+    with pytest.raises(CredentialsUnavailable, match="credentials secret is not") as raised:
+        CredentialStore("secret", 300, RawSecrets(raw)).for_stream("st-1")
+    assert raised.value.code == "invalid_credentials"
+
+
 def test_credentials_never_show_the_secret_in_their_repr():
     credentials = CredentialStore("secret", 300, CountingSecrets(SECRET)).for_stream("st-1")
     assert SECRET["clientSecret"] not in repr(credentials)
