@@ -41,7 +41,7 @@ from botocore.config import Config
 from stop_campaign.alarm_targets import AlarmTargets
 from stop_campaign.credentials import CredentialStore
 from stop_campaign.dead_letter import DeadLetterQueue
-from stop_campaign.intake import Origin, event_records
+from stop_campaign.intake import Origin, event_records, usable_id
 from stop_campaign.kore_client import ClientSettings, Deadline, KoreClient
 from stop_campaign.models import ResultEvent, Source, StopOutcome, utc_now
 from stop_campaign.processing import (
@@ -199,7 +199,7 @@ def _dispatch(
     if batch is not None and batch[0] == "sns":
         return _handle_sns(batch[1], context, parts, deadline, started, received_at)
     if isinstance(event, dict) and "detail-type" in event:
-        origin = Origin(Source.EVENTBRIDGE, str(event.get("id") or context.aws_request_id), received_at)
+        origin = Origin(Source.EVENTBRIDGE, usable_id(event.get("id"), context.aws_request_id), received_at)
     else:  # a stop request, an alarm's Lambda action, or anything else: intake says which, or rejects it
         origin = Origin(Source.DIRECT, context.aws_request_id, received_at)
     message = InboundMessage(body=_as_text(event), origin=origin, payload=event)  # a null is read from its text
@@ -254,7 +254,8 @@ def _handle_sqs(
         usable = body if isinstance(body, str) and body else None
         message = InboundMessage(
             body=usable or _as_text(raw),
-            origin=Origin(Source.SQS, record.message_id, received_at, attempt),
+            origin=Origin(Source.SQS, usable_id(record.message_id, f"{context.aws_request_id}:sqs"), received_at,
+                          attempt),
             payload=None if usable else raw,  # no body: intake rejects the record itself, saying so
             final_attempt=attempt >= parts.max_receive_count,
         )

@@ -60,7 +60,9 @@ class CredentialStore:
             # One rule for every configuration document (this secret, the alarm map): content that is wrong
             # is permanent until someone fixes it; a document that cannot be read is worth another attempt.
             if "Transform" in type(error).__name__:
-                raise CredentialsUnavailable("invalid_credentials", "the credentials secret is not valid JSON") from None
+                raise CredentialsUnavailable(
+                    "invalid_credentials", "the credentials secret is not valid JSON"
+                ) from None
             raise SecretUnreadable(f"credentials secret could not be read: {type(error).__name__}") from None
         if secret is not self._last_read:  # a cache hit returns the very same object
             self._last_read = secret

@@ -13,6 +13,7 @@ payload, or a CloudWatch alarm notification (through SNS).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -103,6 +104,18 @@ def parse_sqs_body(body: str, origin: Origin) -> StopRequest | AlarmStateChange 
     return parse_event(payload, origin)
 
 
+# What a request id may look like (the stop request schema says the same): echoed into every result, so an id
+# taken from a message is used only when it fits; otherwise the id of the delivery stands in.
+REQUEST_ID_PATTERN = re.compile(r"[\x21-\x7e]{1,256}")
+
+
+def usable_id(value: Any, fallback: str) -> str:
+    """``value`` when it is a well-formed request id, else ``fallback`` (itself bounded)."""
+    if isinstance(value, str) and REQUEST_ID_PATTERN.fullmatch(value):
+        return value
+    return fallback[:256]
+
+
 def parse_continuation(payload: dict[str, Any], origin: Origin) -> Continuation:
     """The rest of a request, handed over by an earlier invocation (see models.Continuation).
 
@@ -110,8 +123,7 @@ def parse_continuation(payload: dict[str, Any], origin: Origin) -> Continuation:
     be able to do more than a stop request can.
     """
     marker, body = payload.get("continuation"), payload.get("request")
-    request_id = body.get("requestId") if isinstance(body, dict) else None
-    request_id = request_id if isinstance(request_id, str) and request_id else origin.message_id
+    request_id = usable_id(body.get("requestId") if isinstance(body, dict) else None, origin.message_id)
 
     def invalid(why: str) -> InvalidRequest:
         return InvalidRequest(f"continuation: {why}", request_id)
@@ -177,9 +189,8 @@ def _parse_failed_invocation(record: dict[str, Any], origin: Origin) -> StopRequ
     The original invocation's request id stands in for the message id, so a stop request without its own
     ``requestId`` keeps the idempotency key it had when it was first invoked.
     """
-    request_id = record["requestContext"].get("requestId")
     original = Origin(
-        Source.DIRECT, request_id if isinstance(request_id, str) else origin.message_id,
+        Source.DIRECT, usable_id(record["requestContext"].get("requestId"), origin.message_id),
         origin.received_at, origin.attempt,
     )
     return parse_event(record["requestPayload"], original)
@@ -272,7 +283,7 @@ def _sqs_record_rejection(record: dict[str, Any], origin: Origin) -> InvalidRequ
 
 
 def _parse_eventbridge(event: dict[str, Any], origin: Origin) -> StopRequest | AlarmStateChange:
-    event_id = event.get("id") if isinstance(event.get("id"), str) else origin.message_id
+    event_id = usable_id(event.get("id"), origin.message_id)
     detail = event.get("detail")
     if event.get("detail-type") == ALARM_DETAIL_TYPE and event.get("source") == "aws.cloudwatch":
         return _parse_eventbridge_alarm(event, origin, str(event_id))
@@ -305,10 +316,9 @@ def _object(value: Any) -> dict[str, Any]:
 
 def _parse_sns_notification(notification: dict[str, Any], origin: Origin) -> StopRequest | AlarmStateChange:
     # A duplicate SNS delivery (a new SQS message, or SNS invoking the function again) keeps SNS's MessageId.
-    message_id = notification.get("MessageId")
     sns_origin = Origin(
-        origin.source, message_id[:256] if isinstance(message_id, str) and message_id else origin.message_id,
-        origin.received_at, origin.attempt,
+        origin.source, usable_id(notification.get("MessageId"), origin.message_id), origin.received_at,
+        origin.attempt,
     )
     kind = notification.get("Type")
     if kind != "Notification":
@@ -370,7 +380,7 @@ def _alarm(
         raise InvalidRequest(f"{kind}: {fields[1]} must be one of {', '.join(ALARM_STATES)}", request_id)
     return AlarmStateChange(
         alarm_name=name,
-        alarm_arn=arn if isinstance(arn, str) else None,
+        alarm_arn=arn if isinstance(arn, str) and len(arn) <= 2048 else None,
         state=state,
         changed_at=changed_at,
         reason=reason[:512] if isinstance(reason, str) else None,
@@ -381,8 +391,7 @@ def _alarm(
 
 def parse_stop_request(payload: dict[str, Any], origin: Origin, default_request_id: str) -> StopRequest:
     """Validate a stop request (v1) against its schema; the error names the offending field."""
-    request_id = payload.get("requestId")
-    request_id = request_id if isinstance(request_id, str) and request_id.strip() else default_request_id
+    request_id = usable_id(payload.get("requestId"), default_request_id)
     readable = _readable_fields(payload)
     selectors = [name for name in CAMPAIGN_SELECTORS if name in payload]
     if len(selectors) != 1:
