@@ -44,7 +44,7 @@ def test_any_direct_invocation_answers_with_valid_small_results(roomy_budget, in
 
 
 @EXAMPLES
-@given(body=anything.map(json.dumps) | st.text(max_size=100))
+@given(body=anything.map(json.dumps) | st.text(min_size=1, max_size=100))  # SQS bodies are never empty
 def test_any_sqs_message_ends_in_a_result_and_rejections_in_the_dead_letter_queue(
     roomy_budget, invoke, stack, sqs, body: str
 ) -> None:
