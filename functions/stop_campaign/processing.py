@@ -367,7 +367,13 @@ class MessageProcessor:
             "campaignType": request.campaign_type.value, "dryRun": request.dry_run,
             "segment": continuation.progress.segment,
         }
-        self._hand_over_once(key=key, continuation=continuation, delay_seconds=delay)
+        try:
+            self._hand_over_once(key=key, continuation=continuation, delay_seconds=delay)
+        except IdempotencyAlreadyInProgressError:
+            # A duplicate of this message is handing this very segment over right now; should it fail, its own
+            # message is retried and hands it over. Sending here too would continue the request twice.
+            logger.info("The rest of the request is being handed over by a duplicate delivery")
+            return
         self._telemetry.count("Continuations")
         logger.info("Handed the rest of the request over", extra={
             "request_id": request.request_id, "campaigns_left": len(request.campaign_ids),
