@@ -92,6 +92,10 @@ def decide(
         own = [end for end in ends if end.target.request is plan.request]
         if not own:  # every campaign of it was a duplicate of another request's in this message
             continue
+        if any(end.transient is not None and end.transient.code == IN_PROGRESS for end in own):
+            # A duplicate delivery holds one of its campaigns: that copy sums the request up or hands it over,
+            # counting the campaign this copy cannot. Doing it here too would win with a short count.
+            continue
         deferred = [end for end in own if end.deferred is not None]
         progress = advance(plan, own, origin)
         if deferred and progress.stalled >= MAX_STALLED_INVOCATIONS:

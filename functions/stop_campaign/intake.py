@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -146,7 +147,7 @@ def parse_continuation(payload: dict[str, Any], origin: Origin) -> Continuation:
     raw_counts = [marker.get(name, 0) for name in ("segment", "invocations", "campaigns", "stalled")]
     tallies = marker.get("tallies")
     if not all(_is_count(value) for value in raw_counts) or not isinstance(tallies, dict) or not all(
-        name in Outcome.__members__.values() and _is_count(value) for name, value in tallies.items()
+        name in Outcome.__members__.values() and _is_count(value) and value > 0 for name, value in tallies.items()
     ):
         raise invalid("segment, invocations, campaigns and tallies must be counts")
     counts = [value for value in raw_counts if isinstance(value, int)]  # all of them, as checked above
@@ -155,7 +156,7 @@ def parse_continuation(payload: dict[str, Any], origin: Origin) -> Continuation:
         campaign_type=campaign_type,
         request_id=request_id[:256],
         source=source,
-        received_at=_text(body.get("receivedAt"), 64) or origin.received_at,
+        received_at=_timestamp(body.get("receivedAt")) or origin.received_at,
         campaign_ids=tuple(ids),
         all_active=all_active,
         reason=_text(body.get("reason"), 512),
@@ -170,9 +171,20 @@ def parse_continuation(payload: dict[str, Any], origin: Origin) -> Continuation:
         segment=counts[0], invocations=counts[1], campaigns=counts[2], stalled=counts[3],
         all_active=marker.get("allActive") is True,
         tallies=tuple(sorted(tallies.items())),
-        first_stop_at=_text(marker.get("firstStopAt"), 64), last_stop_at=_text(marker.get("lastStopAt"), 64),
+        first_stop_at=_timestamp(marker.get("firstStopAt")), last_stop_at=_timestamp(marker.get("lastStopAt")),
     )
     return Continuation(request, progress)
+
+
+def _timestamp(value: Any) -> str | None:
+    """An ISO-8601 date-time carried by a continuation, or None: the events it goes into promise date-times."""
+    if not isinstance(value, str) or len(value) > 64:
+        return None
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value
 
 
 def _is_count(value: Any) -> bool:

@@ -31,6 +31,7 @@ RETRYABLE_STATUSES = frozenset({408, 429, *range(500, 600)})
 DEADLINE_MARGIN_SECONDS = 3.0
 # A call starts only with at least this long left before the margin; its timeouts are cut to what is left.
 MIN_CALL_SECONDS = 1.0
+MAX_PAUSE_SECONDS = 300.0  # the longest 429 pause honoured for a whole account
 
 HeadersFactory = Callable[[], Mapping[str, str]]
 
@@ -194,7 +195,7 @@ class KoreClient:
                 retry.sleep()
                 continue
             if response.status == 429 and pacer is not None:
-                pacer.throttled(_retry_after(retry, response))
+                pacer.throttled(_bounded_pause(_retry_after(retry, response)))
                 continue  # the next attempt waits for the pause, or ends in CallNotSent
             sent_unrefused = True
             has_retry_after = bool(response.headers.get("Retry-After"))
@@ -235,6 +236,14 @@ class KoreClient:
 def _segment(value: str) -> str:
     # Ids are validated before we get here; encoding anyway means no id can ever change the path.
     return quote(value, safe="")
+
+
+def _bounded_pause(retry_after: float | None) -> float | None:
+    """A pause every caller of the account keeps: none (backoff instead) for 0, at most MAX_PAUSE_SECONDS, so
+    one odd header cannot stop an account's calls for hours."""
+    if retry_after is None or retry_after <= 0:
+        return None
+    return min(retry_after, MAX_PAUSE_SECONDS)
 
 
 def _retry_after(retry: Retry, response: urllib3.BaseHTTPResponse) -> float | None:

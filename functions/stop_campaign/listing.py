@@ -12,6 +12,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from stop_campaign.models import ID_PATTERN, STOPPABLE_STATUSES, PermanentStopError
+from stop_campaign.outcomes import scrubbed
 
 logger = Logger(child=True)
 
@@ -49,7 +50,7 @@ class ListPaging:
         for campaign in results:
             campaign_id = campaign.get("id") if isinstance(campaign, dict) else None
             if not isinstance(campaign_id, str) or not ID_PATTERN.match(campaign_id):
-                logger.warning("Skipping a listed campaign with no usable id", extra={"item": repr(campaign)[:200]})
+                logger.warning("Skipping a listed campaign with no usable id", extra={"item": scrubbed(repr(campaign))})
                 continue
             usable += 1
             if campaign_id in self._seen:

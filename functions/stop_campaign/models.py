@@ -342,5 +342,5 @@ class SummaryEvent:
         request = self.request
         return {
             "summary": request.request_id, "streamId": request.stream_id, "accountId": self.account_id,
-            "campaignType": request.campaign_type.value, "dryRun": request.dry_run,
+            "campaignType": request.campaign_type.value, "dryRun": request.dry_run, "allActive": self.all_active,
         }

@@ -71,6 +71,11 @@ def describe_refusal(response: ApiResponse) -> str:
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
 
 
+def scrubbed(text: str, limit: int = 200) -> str:
+    """API text fit for a log line: no token, bounded."""
+    return _JWT.sub("[token removed]", text)[:limit]
+
+
 def _text(value: Any, limit: int = 300) -> str | None:
     """Text copied from the platform's answer: bounded, and scrubbed of anything shaped like a token."""
     return _JWT.sub("[token removed]", value)[:limit] if isinstance(value, str) else None

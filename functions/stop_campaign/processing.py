@@ -175,13 +175,21 @@ def handing_over(queue: StopQueue) -> Callable[..., str]:
 
 
 class _Gate:
-    """Closes a fan-out: after the first deferral (or an unexpected error) no further stop starts."""
+    """Closes a fan-out account by account: after an account's first deferral no further stop of that account
+    starts (another account's budget is its own); after an unexpected error, none at all."""
 
     def __init__(self) -> None:
-        self.deferred: StopDeferred | None = None
+        self._deferred: dict[str, StopDeferred] = {}
+        self._abandoned: StopDeferred | None = None
 
-    def close(self, deferred: StopDeferred) -> None:
-        self.deferred = self.deferred or deferred
+    def deferred_for(self, account_id: str) -> StopDeferred | None:
+        return self._abandoned or self._deferred.get(account_id)
+
+    def close(self, account_id: str, deferred: StopDeferred) -> None:
+        self._deferred.setdefault(account_id, deferred)
+
+    def abandon(self) -> None:
+        self._abandoned = self._abandoned or StopDeferred(time.time(), "the fan-out was abandoned")
 
 
 class MessageProcessor:
@@ -275,6 +283,10 @@ class MessageProcessor:
             except StopDeferred as deferred:  # the list could not be read in time: the whole request continues
                 ends.append(TargetEnd(_placeholder(request), deferred=deferred))
                 continue
+            except IdempotencyAlreadyInProgressError:  # a duplicate delivery is reading this very list right now
+                busy = TransientStopError(IN_PROGRESS, "the same list is being read by another invocation")
+                ends.append(TargetEnd(_placeholder(request), transient=busy))
+                continue
             except StopError as error:
                 ends.append(_request_level_end(request, error))
                 continue
@@ -297,8 +309,9 @@ class MessageProcessor:
         return [future.result() for future in futures]
 
     def _stop_target(self, target: StopTarget, deadline: Deadline, started: float, gate: _Gate) -> TargetEnd:
-        if gate.deferred is not None:
-            return TargetEnd(target, deferred=gate.deferred)
+        closed = gate.deferred_for(target.account_id)
+        if closed is not None:
+            return TargetEnd(target, deferred=closed)
         request = target.request
         logger.thread_safe_append_keys(
             correlation_id=request.request_id, request_id=request.request_id,
@@ -310,7 +323,7 @@ class MessageProcessor:
             else:
                 stop = self._stop_once(key=target.idempotency_key(), target=target, deadline=deadline, started=started)
         except StopDeferred as deferred:
-            gate.close(deferred)
+            gate.close(target.account_id, deferred)
             return TargetEnd(target, deferred=deferred)
         except IdempotencyAlreadyInProgressError:
             # Another invocation is stopping this very campaign for this very request; it will report.
@@ -325,7 +338,7 @@ class MessageProcessor:
             logger.error("Stop failed", extra={"error_code": error.code, "error_message": error.message})
             return TargetEnd(target, result=result, permanent=error)
         except BaseException:
-            gate.close(StopDeferred(time.time(), "the fan-out was abandoned"))
+            gate.abandon()
             raise
         finally:
             logger.thread_safe_remove_keys(["correlation_id", "request_id", "stream_id", "campaign_id"])
@@ -365,7 +378,7 @@ class MessageProcessor:
         key = {
             "requestId": request.request_id, "streamId": request.stream_id, "accountId": request.account_id,
             "campaignType": request.campaign_type.value, "dryRun": request.dry_run,
-            "segment": continuation.progress.segment,
+            "allActive": continuation.progress.all_active, "segment": continuation.progress.segment,
         }
         try:
             self._hand_over_once(key=key, continuation=continuation, delay_seconds=delay)

@@ -25,7 +25,11 @@ class StopQueue:
         }
         extra: dict[str, Any]
         if self._fifo:  # FIFO queues take no per-message delay; order within the stream is what they keep
-            digest = hashlib.sha256(f"{request.request_id}|{continuation.progress.segment}".encode()).hexdigest()
+            # The same fields as the hand-over's idempotency key: two requests sharing an id (an alarm over two
+            # streams) must not be taken for one message within SQS's deduplication window.
+            scope = [request.request_id, request.stream_id, request.account_id, request.campaign_type.value,
+                     request.dry_run, continuation.progress.all_active, continuation.progress.segment]
+            digest = hashlib.sha256(json.dumps(scope).encode()).hexdigest()
             extra = {"MessageGroupId": request.stream_id, "MessageDeduplicationId": digest}
         else:
             extra = {"DelaySeconds": delay_seconds}

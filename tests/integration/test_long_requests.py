@@ -146,3 +146,30 @@ def test_an_unexpected_error_in_a_fan_out_leaves_no_stop_running_behind(
     time.sleep(1.0)
     assert len(kore.requests) == calls_then  # nothing finished inside a later invocation
     assert all(call.at <= returned for call in kore.requests)
+
+
+def test_one_accounts_spent_budget_does_not_hold_back_another_accounts_stops(invoke, stack, kore, monkeypatch):
+    from conftest import CREDENTIALS
+
+    monkeypatch.setenv("KORE_RATE_LIMIT", "2/60")
+    monkeypatch.setenv("STOP_CONCURRENCY", "1")  # in map order: the first account runs dry before the second starts
+    second_secret = "second-account-secret-0123456789abcdef01"
+    kore.add_app(client_id="cs-second", client_secret=second_secret, account_id="acc-second")
+    stack.put_secret({**CREDENTIALS, "streams": {
+        "st-second": {"clientId": "cs-second", "clientSecret": second_secret, "accountId": "acc-second"}}})
+    for stream, campaign_id in (("st-first", "cd-f1"), ("st-first", "cd-f2"), ("st-first", "cd-f3"),
+                                ("st-second", "cd-s1"), ("st-second", "cd-s2")):
+        kore.add_campaign(stream, campaign_id, campaign_type="sms", status="Active")
+    stack.put_alarm_map({"two-accounts": [
+        {"streamId": "st-first", "campaignIds": ["cd-f1", "cd-f2", "cd-f3"]},
+        {"streamId": "st-second", "campaignIds": ["cd-s1", "cd-s2"]},
+    ]})
+    fired = json.loads((ROOT / "events/eventbridge_alarm_state_change.json").read_text())
+    fired["detail"]["alarmName"] = "two-accounts"
+    invoke(fired)
+    stopped = successful_stops(kore)
+    assert {"cd-s1", "cd-s2"} <= set(stopped)  # the second account's budget was its own
+    assert sum(1 for campaign_id in stopped if campaign_id.startswith("cd-f")) == 2  # the first's allowed two
+    delayed = stack.client("sqs").get_queue_attributes(
+        QueueUrl=stack.stop_queue_url, AttributeNames=["ApproximateNumberOfMessagesDelayed"])["Attributes"]
+    assert delayed["ApproximateNumberOfMessagesDelayed"] == "1"  # the first account's third stop continues

@@ -175,6 +175,7 @@ def _fields(stop: StopRequest) -> dict:
         lambda body: body["continuation"].update(version="0"),
         lambda body: body["continuation"].update(tallies={"stopped": -1}),
         lambda body: body["continuation"].update(tallies={"exploded": 1}),
+        lambda body: body["continuation"].update(tallies={"stopped": 0}),  # a summary counts only what happened
         lambda body: body["continuation"].update(segment="2"),
     ],
 )
@@ -205,3 +206,22 @@ def test_one_invocation_without_progress_still_continues():
                       ORIGIN, final_attempt=False, now=NOW)
     [later] = decision.continuations
     assert later.continuation.progress.stalled == 2 and decision.publish == []
+
+
+def test_a_stop_held_by_a_duplicate_on_the_final_attempt_leaves_the_summing_up_to_that_duplicate():
+    stop = request("cd-1", "cd-2", "cd-3")
+    first, second, third = targets(stop)
+    decision = decide([PlannedRequest(stop)], [stopped(first), transient(second, IN_PROGRESS), deferred(third)],
+                      ORIGIN, final_attempt=True, now=NOW)
+    assert [r.campaign_id for r in decision.publish] == ["cd-1"]  # what this copy did is reported
+    assert decision.summaries == [] and decision.continuations == []  # a short count would win otherwise
+    assert decision.dead_letter is None and not decision.retry
+
+
+def test_a_continuation_keeps_only_real_timestamps():
+    body = Continuation(request("cd-2"), Progress(segment=2, tallies=(("stopped", 1),))).as_message()
+    body["request"]["receivedAt"] = "not a date"
+    body["continuation"]["firstStopAt"] = "yesterday"
+    parsed = parse_sqs_body(json.dumps(body), ORIGIN)
+    assert isinstance(parsed, Continuation)
+    assert parsed.request.received_at == ORIGIN.received_at and parsed.progress.first_stop_at is None
