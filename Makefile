@@ -18,7 +18,7 @@ lint: install
 	$(BIN)/ruff check .
 
 typecheck: install
-	$(BIN)/mypy functions/stop_campaign
+	$(BIN)/mypy functions/stop_campaign campaign_stop_cli
 
 test: lint typecheck
 	$(BIN)/pytest

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import fastjsonschema
 import pytest
-from conftest import STREAM_ID
+from conftest import CREDENTIALS, STREAM_ID
 
 from devtools.aws_faults import FaultyAwsProxy
 from devtools.poller import SqsEventSourceMapping
@@ -149,8 +149,6 @@ def test_an_unexpected_error_in_a_fan_out_leaves_no_stop_running_behind(
 
 
 def test_one_accounts_spent_budget_does_not_hold_back_another_accounts_stops(invoke, stack, kore, monkeypatch):
-    from conftest import CREDENTIALS
-
     monkeypatch.setenv("KORE_RATE_LIMIT", "2/60")
     monkeypatch.setenv("STOP_CONCURRENCY", "1")  # in map order: the first account runs dry before the second starts
     second_secret = "second-account-secret-0123456789abcdef01"

@@ -1,0 +1,1 @@
+"""campaign-stop: the operator's command line (not part of the Lambda bundle)."""

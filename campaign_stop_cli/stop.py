@@ -1,0 +1,317 @@
+"""`campaign-stop stop`: build a stop request v1, check it with the function's own parser, send it, and
+optionally wait for its results on a temporary queue subscribed to the results topic."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+from botocore.exceptions import BotoCoreError, ClientError
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from campaign_stop_cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_TIMEOUT,
+    EXIT_USAGE,
+    OUTPUT_HELP,
+    OutputFormat,
+    client,
+    console,
+    error_console,
+    fail,
+    output_format,
+    print_json,
+    resource,
+)
+from stop_campaign.intake import InvalidRequest, Origin, parse_stop_request
+from stop_campaign.models import Source
+
+DETAIL_TYPE = "Stop Campaign Request"  # what the bus rule StopRequestsToQueue routes to the stop queue
+EVENT_SOURCE = "campaign-stop.cli"
+FALLBACK_REQUESTED_BY = "campaign-stop-cli"
+SUCCESSFUL_OUTCOMES = frozenset({"stopped", "already_stopped", "dry_run"})
+
+
+class CampaignType(StrEnum):
+    SMS = "sms"
+    VOICE = "voice"
+
+
+class Via(StrEnum):
+    QUEUE = "queue"
+    BUS = "bus"
+
+
+def stop(
+    ctx: typer.Context,
+    stream: Annotated[str, typer.Option("--stream", help="Stream id (st-…) whose campaigns to stop.")],
+    campaign: Annotated[
+        list[str] | None, typer.Option("--campaign", help="Campaign id (cd-…); repeat for several.")
+    ] = None,
+    all_active: Annotated[bool, typer.Option("--all-active", help="Every active campaign of the stream.")] = False,
+    campaign_type: Annotated[CampaignType, typer.Option("--type", help="Campaign type.")] = CampaignType.SMS,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why (kept in every result).")] = None,
+    requested_by: Annotated[
+        str | None, typer.Option("--requested-by", help="Who asks; default: your AWS identity (STS caller ARN).")
+    ] = None,
+    request_id: Annotated[str | None, typer.Option("--request-id", help="Request id; default: a new UUID.")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Resolve and report what would stop; stop nothing.")
+    ] = False,
+    via: Annotated[
+        Via, typer.Option("--via", help="Send to the stop queue or put an event on the stop bus.")
+    ] = Via.QUEUE,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for every campaign's result, then show them.")] = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=1, help="Seconds --wait waits before exit code 3.")
+    ] = 120.0,
+    queue_url: Annotated[
+        str | None, typer.Option("--queue-url", help="Stop queue URL (env STOP_QUEUE_URL).")
+    ] = None,
+    bus_name: Annotated[str | None, typer.Option("--bus-name", help="Stop bus name (env STOP_BUS_NAME).")] = None,
+    results_topic_arn: Annotated[
+        str | None, typer.Option("--results-topic-arn", help="Results topic ARN, for --wait (env RESULTS_TOPIC_ARN).")
+    ] = None,
+    output: Annotated[OutputFormat | None, typer.Option("--output", "-o", help=OUTPUT_HELP)] = None,
+) -> None:
+    """Send a stop request (validated locally first); with --wait, show each campaign's outcome."""
+    mode = output_format(ctx, output)
+    campaigns = list(dict.fromkeys(campaign or []))  # repeated ids once, in order
+    if bool(campaigns) == all_active:
+        fail("give either --campaign (one or more) or --all-active", EXIT_USAGE, mode)
+    target = resource("stop_queue_url", queue_url, mode) if via is Via.QUEUE else resource("bus_name", bus_name, mode)
+    topic = resource("results_topic_arn", results_topic_arn, mode) if wait else None
+
+    request: dict[str, Any] = {"streamId": stream}
+    if all_active:
+        request["campaigns"] = "all-active"
+    elif len(campaigns) == 1:
+        request["campaignId"] = campaigns[0]
+    else:
+        request["campaignIds"] = campaigns
+    request["campaignType"] = campaign_type.value
+    request["requestId"] = request_id or str(uuid.uuid4())
+    if reason is not None:
+        request["reason"] = reason
+    request["requestedBy"] = requested_by if requested_by is not None else _caller_identity()
+    request["requestedAt"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    request["dryRun"] = dry_run
+    _validate(request, mode)
+
+    if not wait:
+        sent = _send(request, via, target, mode)
+        _report_sent(request, via, sent, mode)
+        raise typer.Exit(EXIT_OK)
+
+    assert topic is not None
+    with _results_subscription(topic, request["requestId"], mode) as queue:
+        sent = _send(request, via, target, mode)
+        if mode is OutputFormat.TABLE:
+            console().print(f"Sent request [bold]{request['requestId']}[/] via {via.value}; waiting for results…")
+        expected = None if all_active else len(campaigns)
+        collected = _wait_for_results(queue, expected, timeout, mode)
+    code = collected.exit_code()
+    if mode is OutputFormat.JSON:
+        print_json({
+            "requestId": request["requestId"], "via": via.value, **sent, "request": request,
+            "results": collected.results, "summary": collected.summary, "timedOut": collected.timed_out,
+            "exitCode": code,
+        })
+    else:
+        _print_results(collected)
+    raise typer.Exit(code)
+
+
+def _caller_identity() -> str:
+    try:
+        return str(client("sts").get_caller_identity()["Arn"])[:256]
+    except (BotoCoreError, ClientError, KeyError):
+        return FALLBACK_REQUESTED_BY
+
+
+def _validate(request: dict[str, Any], mode: OutputFormat) -> None:
+    """The function's own parser and schema (stop_campaign.intake): what passes here passes there."""
+    origin = Origin(Source.SQS, request["requestId"], request["requestedAt"])
+    try:
+        parse_stop_request(request, origin, request["requestId"])
+    except InvalidRequest as error:
+        fail(f"invalid stop request: {error.message}", EXIT_USAGE, mode)
+
+
+def _send(request: dict[str, Any], via: Via, target: str, mode: OutputFormat) -> dict[str, str]:
+    body = json.dumps(request, separators=(",", ":"))
+    try:
+        if via is Via.QUEUE:
+            extra: dict[str, str] = {}
+            if target.endswith(".fifo"):
+                # One group per stream keeps a stream's requests in order; the request id deduplicates resends.
+                extra = {
+                    "MessageGroupId": request["streamId"],
+                    "MessageDeduplicationId": hashlib.sha256(request["requestId"].encode()).hexdigest(),
+                }
+            response = client("sqs").send_message(QueueUrl=target, MessageBody=body, **extra)
+            return {"queueUrl": target, "messageId": response["MessageId"]}
+        response = client("events").put_events(Entries=[{
+            "EventBusName": target, "Source": EVENT_SOURCE, "DetailType": DETAIL_TYPE, "Detail": body,
+        }])
+        entry = response["Entries"][0]
+        if response.get("FailedEntryCount") or "EventId" not in entry:
+            fail(f"the bus refused the event: {entry.get('ErrorCode')} {entry.get('ErrorMessage')}", EXIT_FAILED, mode)
+        return {"busName": target, "eventId": entry["EventId"]}
+    except (BotoCoreError, ClientError) as error:
+        fail(f"could not send the request: {error}", EXIT_FAILED, mode)
+
+
+def _report_sent(request: dict[str, Any], via: Via, sent: dict[str, str], mode: OutputFormat) -> None:
+    if mode is OutputFormat.JSON:
+        print_json({"requestId": request["requestId"], "via": via.value, **sent, "request": request})
+    else:
+        console().print(request["requestId"], highlight=False)
+
+
+@dataclass
+class _Queue:
+    url: str
+    sqs: Any
+
+
+@contextmanager
+def _results_subscription(topic_arn: str, request_id: str, mode: OutputFormat) -> Iterator[_Queue]:
+    """A temporary queue subscribed to the results topic, filtered on this request id; removed on the way out
+    (normal exit, error, timeout and Ctrl-C alike)."""
+    sqs, sns = client("sqs"), client("sns")
+    queue_url = subscription_arn = None
+    try:
+        try:
+            queue_url = sqs.create_queue(QueueName=f"campaign-stop-cli-{uuid.uuid4().hex[:20]}")["QueueUrl"]
+            queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+                "Attributes"]["QueueArn"]
+            policy = {
+                "Version": "2012-10-17",
+                "Statement": [{
+                    "Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"}, "Action": "sqs:SendMessage",
+                    "Resource": queue_arn, "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
+                }],
+            }
+            sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(policy)})
+            subscription_arn = sns.subscribe(
+                TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn, ReturnSubscriptionArn=True,
+                Attributes={"RawMessageDelivery": "true", "FilterPolicy": json.dumps({"requestId": [request_id]})},
+            )["SubscriptionArn"]
+        except (BotoCoreError, ClientError) as error:
+            fail(f"could not subscribe to the results topic: {error}", EXIT_USAGE, mode)
+        yield _Queue(queue_url, sqs)
+    finally:
+        if subscription_arn:
+            try:
+                sns.unsubscribe(SubscriptionArn=subscription_arn)
+            except (BotoCoreError, ClientError) as error:
+                error_console().print(f"[yellow]warning:[/] could not remove subscription {subscription_arn}: {error}")
+        if queue_url:
+            try:
+                sqs.delete_queue(QueueUrl=queue_url)
+            except (BotoCoreError, ClientError) as error:
+                error_console().print(f"[yellow]warning:[/] could not delete queue {queue_url}: {error}")
+
+
+@dataclass
+class Collected:
+    results: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, Any] | None = None
+    timed_out: bool = False
+    _seen: set[str] = field(default_factory=set)
+
+    def add(self, event: dict[str, Any], event_type: str | None) -> bool:
+        """Keep one copy of each result (SNS delivers at least once); True when it was new."""
+        result_id = str(event.get("resultId") or "")
+        if result_id and result_id in self._seen:
+            return False
+        self._seen.add(result_id)
+        if (event_type or event.get("eventType")) == "summary":
+            self.summary = event
+        else:
+            self.results.append(event)
+        return True
+
+    def complete(self, expected: int | None) -> bool:
+        if any(r.get("outcome") == "rejected" and not r.get("campaignId") for r in self.results):
+            return True  # the request itself was rejected: no campaign results and no summary follow
+        if expected == 1:
+            return len(self.results) >= 1
+        if self.summary is None:
+            return False
+        return len(self.results) >= sum(self.summary.get("outcomes", {}).values())
+
+    def total(self, expected: int | None) -> int | None:
+        if self.summary is not None:
+            return sum(self.summary.get("outcomes", {}).values())
+        return expected
+
+    def exit_code(self) -> int:
+        if self.timed_out:
+            return EXIT_TIMEOUT
+        if all(result.get("outcome") in SUCCESSFUL_OUTCOMES for result in self.results):
+            return EXIT_OK
+        return EXIT_FAILED
+
+
+def _wait_for_results(queue: _Queue, expected: int | None, timeout: float, mode: OutputFormat) -> Collected:
+    collected = Collected()
+    deadline = time.monotonic() + timeout
+    progress = Progress(
+        SpinnerColumn(), TextColumn("results"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console(), transient=True, disable=mode is OutputFormat.JSON,
+    )
+    with progress:
+        task = progress.add_task("results", total=expected)
+        while not collected.complete(expected):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                collected.timed_out = True
+                break
+            messages = queue.sqs.receive_message(
+                QueueUrl=queue.url, MaxNumberOfMessages=10, MessageAttributeNames=["All"],
+                WaitTimeSeconds=max(0, min(int(remaining), 2)),
+            ).get("Messages", [])
+            for message in messages:
+                try:
+                    event = json.loads(message["Body"])
+                except ValueError:
+                    event = None
+                if isinstance(event, dict):
+                    attribute = message.get("MessageAttributes", {}).get("eventType", {}).get("StringValue")
+                    collected.add(event, attribute)
+                queue.sqs.delete_message(QueueUrl=queue.url, ReceiptHandle=message["ReceiptHandle"])
+            progress.update(task, completed=len(collected.results), total=collected.total(expected))
+    return collected
+
+
+def _print_results(collected: Collected) -> None:
+    out = console()
+    table = Table("campaign", "outcome", "error code", "error message", "time to stop")
+    for result in sorted(collected.results, key=lambda r: str(r.get("campaignId") or "")):
+        error = result.get("error") or {}
+        outcome = str(result.get("outcome"))
+        style = "green" if outcome in SUCCESSFUL_OUTCOMES else "red"
+        ms = result.get("timeToStopMs")
+        table.add_row(
+            str(result.get("campaignId") or "-"), f"[{style}]{outcome}[/]", error.get("code", ""),
+            error.get("message", ""), f"{ms} ms" if ms is not None else "-",
+        )
+    out.print(table)
+    if collected.summary is not None:
+        counts = ", ".join(f"{name} {count}" for name, count in sorted(collected.summary["outcomes"].items()))
+        out.print(f"Summary: {collected.summary.get('campaigns')} campaign(s): {counts or 'none'}")
+    if collected.timed_out:
+        out.print("[bold yellow]Timed out[/] before every result arrived.")

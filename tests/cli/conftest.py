@@ -1,0 +1,83 @@
+"""The CLI against the local stack: moto's server as AWS, the Kore.ai simulator, the real handler behind the
+emulated SQS event source mapping (run in a thread while the CLI waits)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+from typer.testing import CliRunner
+
+from devtools.kore_simulator import KoreSimulator
+from devtools.local_stack import LocalStack, MotoServer, create_stack
+from devtools.poller import SqsEventSourceMapping
+from stop_campaign import app, settings
+
+CLIENT_ID = "cs-test-app"
+CLIENT_SECRET = "kore-client-secret-cli-0123456789abcdef"
+ACCOUNT_ID = "acc-1"
+STREAM_ID = "st-1"
+CREDENTIALS = {"clientId": CLIENT_ID, "clientSecret": CLIENT_SECRET, "accountId": ACCOUNT_ID}
+QUIET_FUNCTION = {"POWERTOOLS_LOG_LEVEL": "CRITICAL", "POWERTOOLS_METRICS_DISABLED": "true"}
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    with MotoServer() as server:
+        yield server
+
+
+@pytest.fixture
+def stack(moto_server: MotoServer) -> LocalStack:
+    moto_server.reset()
+    created = create_stack(moto_server.endpoint_url)
+    created.put_secret(CREDENTIALS)
+    return created
+
+
+@pytest.fixture
+def kore() -> Iterator[KoreSimulator]:
+    with KoreSimulator(enforce_jti=True) as sim:
+        sim.add_app(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, account_id=ACCOUNT_ID)
+        for number in range(1, 4):
+            sim.add_campaign(STREAM_ID, f"cd-{number}", campaign_type="sms", status="Active")
+        sim.add_campaign(STREAM_ID, "cd-done", campaign_type="sms", status="Completed")
+        yield sim
+
+
+@pytest.fixture
+def cli_env(stack: LocalStack, kore: KoreSimulator, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The function's variables (the handler runs in this process) plus the CLI's: one environment serves both,
+    as `make demo --keep-running`'s exports do."""
+    env = {**stack.function_environment(kore.base_url, **QUIET_FUNCTION), "STOP_BUS_NAME": stack.bus_name}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    app.container.cache_clear()
+    settings.get_settings.cache_clear()
+    yield env
+    app.container.cache_clear()
+    settings.get_settings.cache_clear()
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def function_running(stack: LocalStack, cli_env: dict[str, str]) -> Iterator[Callable[[], None]]:
+    """The event source mapping polling the stop queue in a thread until the test ends."""
+    stop = threading.Event()
+    mapping = SqsEventSourceMapping(stack)
+
+    def run() -> None:
+        for _ in mapping.poll_forever(stop=stop.is_set, wait_seconds=1):
+            pass
+
+    thread = threading.Thread(target=run, name="event-source-mapping", daemon=True)
+    thread.start()
+    yield stop.set
+    stop.set()
+    thread.join(timeout=10)

@@ -1,0 +1,135 @@
+"""`campaign-stop stop` against the local stack, with the real handler behind the event source emulation."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from typer.testing import CliRunner
+
+from campaign_stop_cli.main import app
+from devtools.kore_simulator import KoreSimulator
+from devtools.local_stack import LocalStack
+from devtools.poller import SqsEventSourceMapping
+
+from .conftest import STREAM_ID
+
+
+def _queues_and_subscriptions(stack: LocalStack) -> tuple[list[str], list[str]]:
+    queues = stack.client("sqs").list_queues().get("QueueUrls", [])
+    subscriptions = [s["SubscriptionArn"] for s in stack.client("sns").list_subscriptions()["Subscriptions"]]
+    return sorted(queues), sorted(subscriptions)
+
+
+def _json_document(stdout: str) -> dict[str, Any]:
+    """The CLI's JSON document (the in-process handler may print a line of its own around it)."""
+    start = stdout.index("{\n")
+    return json.loads(stdout[start:stdout.rindex("\n}") + 2])
+
+
+def test_stop_sends_a_valid_request_that_the_handler_stops(
+    runner: CliRunner, stack: LocalStack, kore: KoreSimulator, cli_env: dict[str, str]
+) -> None:
+    result = runner.invoke(app, ["stop", "--stream", STREAM_ID, "--campaign", "cd-1", "--reason", "test"])
+    assert result.exit_code == 0, result.output
+    request_id = result.stdout.strip()
+    body = json.loads(stack.client("sqs").receive_message(QueueUrl=stack.stop_queue_url,
+                                                          VisibilityTimeout=0)["Messages"][0]["Body"])
+    assert body["requestId"] == request_id
+    assert body["requestedBy"].startswith("arn:aws:")  # STS caller identity
+    SqsEventSourceMapping(stack).poll_until_empty(max_seconds=20)
+    (published,) = stack.drain_results()
+    assert (published["requestId"], published["campaignId"], published["outcome"]) == (request_id, "cd-1", "stopped")
+    assert kore.campaign_status(STREAM_ID, "cd-1") != "Active"
+
+
+def test_stop_via_bus_with_json_output(runner: CliRunner, stack: LocalStack, cli_env: dict[str, str]) -> None:
+    result = runner.invoke(app, ["--output", "json", "stop", "--stream", STREAM_ID, "--campaign", "cd-2",
+                                 "--via", "bus", "--request-id", "req-cli-bus", "--requested-by", "ops"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["requestId"] == "req-cli-bus" and document["eventId"]
+    SqsEventSourceMapping(stack).poll_until_empty(max_seconds=20)
+    (published,) = stack.drain_results()
+    assert (published["requestId"], published["requestedBy"], published["outcome"]) == ("req-cli-bus", "ops", "stopped")
+
+
+def test_wait_sees_every_result_and_leaves_nothing_behind(
+    runner: CliRunner, stack: LocalStack, cli_env: dict[str, str], function_running: Callable[[], None]
+) -> None:
+    before = _queues_and_subscriptions(stack)
+    result = runner.invoke(app, ["stop", "--stream", STREAM_ID, "--campaign", "cd-1", "--campaign", "cd-2",
+                                 "--campaign", "cd-done", "--wait", "--timeout", "30", "--output", "json"])
+    assert result.exit_code == 0, result.output
+    document = _json_document(result.stdout)
+    outcomes = {r["campaignId"]: r["outcome"] for r in document["results"]}
+    assert outcomes == {"cd-1": "stopped", "cd-2": "stopped", "cd-done": "already_stopped"}
+    assert document["summary"]["outcomes"] == {"stopped": 2, "already_stopped": 1}
+    assert _queues_and_subscriptions(stack) == before
+
+
+def test_wait_on_one_campaign_shows_a_table(
+    runner: CliRunner, stack: LocalStack, cli_env: dict[str, str], function_running: Callable[[], None]
+) -> None:
+    result = runner.invoke(app, ["stop", "--stream", STREAM_ID, "--campaign", "cd-3", "--wait", "--timeout", "30"])
+    assert result.exit_code == 0, result.output
+    assert "cd-3" in result.stdout and "stopped" in result.stdout
+
+
+def test_a_failing_campaign_exits_1(
+    runner: CliRunner, stack: LocalStack, cli_env: dict[str, str], function_running: Callable[[], None]
+) -> None:
+    before = _queues_and_subscriptions(stack)
+    result = runner.invoke(app, ["stop", "--stream", STREAM_ID, "--campaign", "cd-unknown", "--wait",
+                                 "--timeout", "30"])
+    assert result.exit_code == 1, result.output
+    assert "failed" in result.stdout and "stop_refused" in result.stdout
+    assert _queues_and_subscriptions(stack) == before
+
+
+def test_wait_times_out_with_exit_3_and_cleans_up(
+    runner: CliRunner, stack: LocalStack, cli_env: dict[str, str]
+) -> None:
+    before = _queues_and_subscriptions(stack)
+    result = runner.invoke(app, ["stop", "--stream", STREAM_ID, "--all-active", "--dry-run", "--wait",
+                                 "--timeout", "1"])  # nothing polls the stop queue
+    assert result.exit_code == 3, result.output
+    assert _queues_and_subscriptions(stack) == before
+
+
+def test_an_invalid_request_exits_2_and_sends_nothing(
+    runner: CliRunner, stack: LocalStack, cli_env: dict[str, str]
+) -> None:
+    before = _queues_and_subscriptions(stack)
+    result = runner.invoke(app, ["stop", "--stream", STREAM_ID, "--campaign", "cd/../1", "--wait"])
+    assert result.exit_code == 2
+    assert "request.campaignId must match pattern" in result.output
+    attributes = stack.client("sqs").get_queue_attributes(QueueUrl=stack.stop_queue_url, AttributeNames=["All"])
+    assert attributes["Attributes"]["ApproximateNumberOfMessages"] == "0"
+    assert _queues_and_subscriptions(stack) == before
+
+
+def test_usage_errors_exit_2(runner: CliRunner, cli_env: dict[str, str], monkeypatch: Any) -> None:
+    both = runner.invoke(app, ["stop", "--stream", STREAM_ID, "--campaign", "cd-1", "--all-active"])
+    assert both.exit_code == 2 and "either --campaign" in both.output
+    monkeypatch.delenv("STOP_QUEUE_URL")
+    missing = runner.invoke(app, ["stop", "--stream", STREAM_ID, "--campaign", "cd-1"])
+    assert missing.exit_code == 2 and "STOP_QUEUE_URL" in missing.output
+    bad_type = runner.invoke(app, ["stop", "--stream", STREAM_ID, "--campaign", "cd-1", "--type", "fax"])
+    assert bad_type.exit_code == 2
+
+
+def test_ctrl_c_while_waiting_leaves_nothing_behind(
+    runner: CliRunner, stack: LocalStack, cli_env: dict[str, str], monkeypatch: Any
+) -> None:
+    from campaign_stop_cli import stop
+
+    def interrupted(*_: object, **__: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(stop, "_wait_for_results", interrupted)
+    before = _queues_and_subscriptions(stack)
+    result = runner.invoke(app, ["stop", "--stream", STREAM_ID, "--campaign", "cd-1", "--wait"])
+    assert result.exit_code != 0
+    assert _queues_and_subscriptions(stack) == before
