@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, NoReturn
 
@@ -17,24 +18,33 @@ EXIT_FAILED = 1  # some request or campaign failed
 EXIT_USAGE = 2  # usage or configuration error
 EXIT_TIMEOUT = 3
 
-# Where each resource is read from when no flag names it (the function's own variable names).
-RESOURCE_VARIABLES = {
-    "stop_queue_url": "STOP_QUEUE_URL",
-    "bus_name": "STOP_BUS_NAME",
-    "results_topic_arn": "RESULTS_TOPIC_ARN",
-    "dead_letter_queue_url": "DEAD_LETTER_QUEUE_URL",
-    "alarm_parameter": "ALARM_TARGETS_PARAMETER",
-    "credentials_secret_id": "CREDENTIALS_SECRET_ID",
-}
+@dataclass(frozen=True)
+class Resource:
+    """One thing the CLI talks to, and where it is looked up (in this order): a flag, the stack's output, the
+    environment variable (the function's own name for it where it has one)."""
 
-RESOURCE_FLAGS = {
-    "stop_queue_url": "--queue-url",
-    "bus_name": "--bus-name",
-    "results_topic_arn": "--results-topic-arn",
-    "dead_letter_queue_url": "--dlq-url",
-    "alarm_parameter": "--parameter",
-    "credentials_secret_id": "--secret-id",
+    flag: str
+    stack_output: str
+    variable: str
+
+
+RESOURCES = {
+    "stop_queue_url": Resource("--queue-url", "StopQueueUrl", "STOP_QUEUE_URL"),
+    "bus_name": Resource("--bus-name", "StopBusName", "STOP_BUS_NAME"),
+    "results_topic_arn": Resource("--results-topic-arn", "ResultsTopicArn", "RESULTS_TOPIC_ARN"),
+    "dead_letter_queue_url": Resource("--dlq-url", "DeadLetterQueueUrl", "DEAD_LETTER_QUEUE_URL"),
+    "alarm_parameter": Resource("--parameter", "AlarmTargetsParameterName", "ALARM_TARGETS_PARAMETER"),
+    "credentials_secret_id": Resource("--secret-id", "CredentialsSecretArn", "CREDENTIALS_SECRET_ID"),
+    "kore_base_url": Resource("--kore-base-url", "KoreBaseUrl", "KORE_BASE_URL"),
+    "table_name": Resource("--table-name", "IdempotencyTableName", "IDEMPOTENCY_TABLE_NAME"),
+    "function_name": Resource("--function-name", "StopCampaignFunctionName", "STOP_FUNCTION_NAME"),
+    "dashboard_url": Resource("--dashboard-url", "DashboardUrl", "DASHBOARD_URL"),
+    "schedule_group": Resource("--schedule-group", "ScheduleGroupName", "SCHEDULE_GROUP_NAME"),
+    "scheduler_role_arn": Resource("--scheduler-role-arn", "SchedulerRoleArn", "SCHEDULER_ROLE_ARN"),
 }
+# Kept for callers that only need the variable or flag names.
+RESOURCE_VARIABLES = {name: item.variable for name, item in RESOURCES.items()}
+RESOURCE_FLAGS = {name: item.flag for name, item in RESOURCES.items()}
 
 
 class OutputFormat(StrEnum):
