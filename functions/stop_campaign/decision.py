@@ -114,6 +114,11 @@ def decide(
         elif plan.reports_summary:
             account_id = next((end.target.account_id for end in own if end.target.account_id), None)
             decision.summaries.append(summarize(plan.request, account_id, progress, now))
+    if decision.dead_letter is not None:
+        decision.publish = [
+            replace(result, delivery_id=origin.message_id) if result.error is not None else result
+            for result in decision.publish
+        ]
     return decision
 
 

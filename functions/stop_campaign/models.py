@@ -160,6 +160,9 @@ class ResultEvent:
     dry_run: bool = False
     api: dict[str, Any] | None = None
     error: ResultError | None = None
+    # The delivery a failure ended with (it goes to the dead-letter queue with it). Part of the identity, so a
+    # redriven message that fails again says so in a new result, while copies of one delivery stay one result.
+    delivery_id: str | None = None
     schema_version: str = field(default="1", init=False)
 
     @property
@@ -200,7 +203,7 @@ class ResultEvent:
             "accountId": self.account_id,
             "outcome": self.outcome.value,
             "errorCode": self.error.code if self.error else None,
-        }
+        } | ({"deliveryId": self.delivery_id} if self.delivery_id else {})
 
 
 class StopError(Exception):

@@ -225,3 +225,23 @@ def test_a_continuation_keeps_only_real_timestamps():
     parsed = parse_sqs_body(json.dumps(body), ORIGIN)
     assert isinstance(parsed, Continuation)
     assert parsed.request.received_at == ORIGIN.received_at and parsed.progress.first_stop_at is None
+
+
+def test_a_failure_is_a_new_result_per_delivery_and_one_result_per_copy_of_a_delivery():
+    """A dead letter redriven unchanged fails again: that must be a new result (the operator sees it), while a
+    duplicate copy of one delivery stays one result. Successes stay one result per request whatever the delivery."""
+    stop = request("cd-1", "cd-2")
+    first, second = targets(stop)
+
+    def ended(origin: Origin):
+        return decide([PlannedRequest(stop)], [stopped(first), failed(second)], origin, final_attempt=True, now=NOW)
+
+    original, copy = ended(ORIGIN), ended(ORIGIN)
+    redriven = ended(Origin(Source.SQS, "msg-redriven", "2026-11-28T11:00:00.000Z", attempt=1))
+
+    failure_ids = [[r.result_id for r in d.publish if r.outcome is Outcome.FAILED] for d in (original, copy, redriven)]
+    assert failure_ids[0] == failure_ids[1]
+    assert failure_ids[2] != failure_ids[0]
+    success_ids = [[r.result_id for r in d.publish if r.outcome is Outcome.STOPPED] for d in (original, redriven)]
+    assert success_ids[0] == success_ids[1]
+    assert original.dead_letter is not None and redriven.dead_letter is not None
