@@ -107,8 +107,8 @@ def test_scheduler_role_trusts_only_scheduler_of_this_account_and_group(resource
     ]
 
 
-def test_scheduler_role_can_only_send_to_the_stop_queue(resources):
-    assert _grants(resources["SchedulerRole"]) == {"sqs:SendMessage": [_arn("StopQueue")]}
+def test_scheduler_role_can_only_send_to_the_stop_queue_and_its_dead_letter_queue(resources):
+    assert _grants(resources["SchedulerRole"]) == {"sqs:SendMessage": [_arn("StopQueue"), _arn("DeadLetterQueue")]}
     _only_policies_of(resources, "SchedulerRole")
 
 
