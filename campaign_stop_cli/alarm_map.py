@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.json import JSON
 from rich.table import Table
@@ -26,11 +27,13 @@ from campaign_stop_cli.common import (
     console,
     error_console,
     fail,
+    find_resource,
     output_format,
     print_json,
     resource,
 )
 from stop_campaign.alarms import UnmappedAlarm, map_entries_for, requests_for_alarm
+from stop_campaign.credentials import CredentialStore, CredentialsUnavailable, SecretUnreadable
 from stop_campaign.intake import AlarmStateChange
 from stop_campaign.models import RequestRejected, StopRequest
 
@@ -43,6 +46,12 @@ OutputOption = Annotated[OutputFormat | None, typer.Option("--output", "-o", hel
 ParameterOption = Annotated[
     str | None, typer.Option("--parameter", help="SSM parameter name (env ALARM_TARGETS_PARAMETER).")
 ]
+SecretOption = Annotated[
+    str | None,
+    typer.Option("--secret-id", help="Credentials secret, to warn about streams it has no credentials for "
+                                     "(env CREDENTIALS_SECRET_ID; skipped when unknown)."),
+]
+CREDENTIALS_MAX_AGE = 300  # seconds: one read of the secret serves every stream of the map
 
 
 @dataclass
@@ -152,6 +161,55 @@ def check_map(alarm_map: dict[str, Any], report: Report) -> None:
                 report.warnings.append((prefix, f"does not apply to alarm {key!r}: its exact entry wins"))
 
 
+def credential_store(secret_id: str) -> tuple[CredentialStore, SecretsProvider]:
+    """The function's own credential reader (Powertools SecretsProvider, JSON) over the CLI's AWS session."""
+    provider = SecretsProvider(boto3_client=client("secretsmanager"))
+    return CredentialStore(secret_id, max_age=CREDENTIALS_MAX_AGE, provider=provider), provider
+
+
+def check_credentials(alarm_map: dict[str, Any], store: CredentialStore, report: Report) -> None:
+    """Warn about every target whose stream the credentials secret cannot serve: the function would reject that
+    alarm's stops (missing_credentials, account_mismatch). Top-level values serve every stream; an entry under
+    "streams" overrides them; the same code as the function's decides (CredentialStore.for_stream)."""
+    for key, value in alarm_map.items():
+        entries = value if isinstance(value, list) else [value]
+        for index, entry in enumerate(entries):
+            where = f"{key}[{index}]" if isinstance(value, list) else key
+            try:
+                requests = requests_for_alarm(_fake_alarm(_alarm_name_for(key)), {key: entry}) if key else []
+            except RequestRejected:
+                continue  # check_map reports it
+            for request in requests:
+                try:
+                    store.for_stream(request.stream_id, request.account_id)
+                except CredentialsUnavailable as error:
+                    if error.code == "invalid_credentials":
+                        report.warnings.append(("", f"credentials secret: {error.message}; streams not checked"))
+                        return
+                    report.warnings.append((where, f"{error.message}: this alarm's stops would be rejected "
+                                                   f"({error.code})"))
+                except SecretUnreadable as error:
+                    report.warnings.append(("", f"{error}; streams not checked against it"))
+                    return
+
+
+def _warn_about_credentials(
+    alarm_map: dict[str, Any] | None, report: Report, secret_flag: str | None, mode: OutputFormat
+) -> None:
+    """The stream check, only when a secret id is known (flag, stack output or CREDENTIALS_SECRET_ID)."""
+    if alarm_map is None or report.problems:
+        return
+    secret_id = find_resource("credentials_secret_id", secret_flag, mode)
+    if secret_id is None:
+        return
+    try:
+        store, _ = credential_store(secret_id)
+    except BotoCoreError as error:  # no region, no credentials: a warning, as the check itself is
+        report.warnings.append(("", f"credentials secret not read ({error}); streams not checked"))
+        return
+    check_credentials(alarm_map, store, report)
+
+
 def _load_file(file: Path, mode: OutputFormat) -> tuple[dict[str, Any] | None, Report]:
     report = Report()
     try:
@@ -187,11 +245,13 @@ def validate(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="Alarm map JSON file.")],
     strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too (exit 2).")] = False,
+    secret_id: SecretOption = None,
     output: OutputOption = None,
 ) -> None:
     """Check an alarm map file entry by entry, as the function would read it; exit 2 on any problem."""
     mode = output_format(ctx, output)
-    _, report = _load_file(file, mode)
+    alarm_map, report = _load_file(file, mode)
+    _warn_about_credentials(alarm_map, report, secret_id, mode)
     _print_report(report, str(file), mode)
     raise typer.Exit(EXIT_USAGE if report.problems or (strict and report.warnings) else EXIT_OK)
 
@@ -239,12 +299,14 @@ def put(
     file: Annotated[Path, typer.Argument(help="Alarm map JSON file.")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before writing.")] = False,
     parameter: ParameterOption = None,
+    secret_id: SecretOption = None,
     output: OutputOption = None,
 ) -> None:
     """Validate an alarm map file and, only if it is valid, write it to the SSM parameter."""
     mode = output_format(ctx, output)
     name = resource("alarm_parameter", parameter, mode)
     alarm_map, report = _load_file(file, mode)
+    _warn_about_credentials(alarm_map, report, secret_id, mode)
     if report.problems or alarm_map is None:
         _print_report(report, str(file), mode, {"written": False})
         raise typer.Exit(EXIT_USAGE)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, NoReturn
 
 import boto3
 import typer
+from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 
 EXIT_OK = 0
@@ -84,17 +86,115 @@ def fail(message: str, code: int = EXIT_USAGE, mode: OutputFormat = OutputFormat
     raise typer.Exit(code)
 
 
-def resource(name: str, flag_value: str | None, mode: OutputFormat) -> str:
-    """A resource setting: the flag, else the environment variable; missing → exit 2 naming both."""
+STACK_VARIABLE = "CAMPAIGN_STOP_STACK"
+
+_stack_lock = threading.Lock()  # one describe_stacks per stack, however many threads ask at once
+_stack_values: dict[tuple[str, ...], dict[str, str]] = {}
+
+
+def stack_name() -> str | None:
+    """The global --stack (kept on the root context's obj by the main callback), else CAMPAIGN_STOP_STACK.
+
+    click's context is thread-local: called from a worker thread, only the environment variable is seen, so
+    resolve resources in the command's thread when --stack matters."""
+    context = _current_context()
+    if context is not None:
+        obj = context.find_root().obj
+        if isinstance(obj, dict) and obj.get("stack"):
+            return str(obj["stack"])
+    return os.environ.get(STACK_VARIABLE, "").strip() or None
+
+
+def _current_context() -> Any:
+    """The running command's context. Typer 0.2x runs on its own copy of click (typer._click, whose context stack
+    click.get_current_context() would not see) and no longer needs click itself."""
+    try:
+        from typer._click.globals import get_current_context
+    except ImportError:  # an older Typer, built on click
+        from click import get_current_context  # type: ignore[no-redef]
+    return get_current_context(silent=True)
+
+
+def stack_values(stack: str, mode: OutputFormat) -> dict[str, str]:
+    """The stack's outputs (and, under them, its parameters of the same name: KoreBaseUrl, CredentialsSecretArn,
+    AlarmTargetsParameterName are parameters of the template), read once per process and region.
+    A stack that cannot be read exits 2."""
+    session = boto3.session.Session()
+    key = (stack, session.region_name or "", session.profile_name or "", os.environ.get("AWS_ENDPOINT_URL", ""),
+           os.environ.get("AWS_ENDPOINT_URL_CLOUDFORMATION", ""))
+    with _stack_lock:
+        if key not in _stack_values:
+            _stack_values[key] = _describe_stack(session, stack, mode)
+        return _stack_values[key]
+
+
+def _describe_stack(session: boto3.session.Session, stack: str, mode: OutputFormat) -> dict[str, str]:
+    where = f" in {session.region_name}" if session.region_name else ""
+    try:
+        found = session.client("cloudformation").describe_stacks(StackName=stack)["Stacks"]
+    except ClientError as error:
+        message = error.response.get("Error", {}).get("Message", str(error))
+        if "does not exist" in message:
+            fail(f"stack {stack} does not exist{where}: check --stack / {STACK_VARIABLE}, the region and the "
+                 "profile, or leave the stack out and pass the resources as flags or variables", EXIT_USAGE, mode)
+        fail(f"cannot read stack {stack}{where}: {message}", EXIT_USAGE, mode)
+    except BotoCoreError as error:
+        fail(f"cannot read stack {stack}{where}: {error}", EXIT_USAGE, mode)
+    if not found:
+        fail(f"stack {stack} does not exist{where}", EXIT_USAGE, mode)
+    values = {
+        str(item["ParameterKey"]): str(item["ParameterValue"])
+        for item in found[0].get("Parameters", [])
+        if item.get("ParameterValue") and item.get("ParameterValue") != "****"  # NoEcho parameters are masked
+    }
+    values.update({str(item["OutputKey"]): str(item["OutputValue"]) for item in found[0].get("Outputs", [])})
+    return values
+
+
+def find_resource(name: str, flag_value: str | None, mode: OutputFormat) -> str | None:
+    """A resource setting, in this order: the flag, the stack's output (with --stack or CAMPAIGN_STOP_STACK), the
+    environment variable; None when none has it. Only a stack that cannot be read exits (2)."""
     if flag_value:
         return flag_value
-    value = os.environ.get(RESOURCE_VARIABLES[name], "").strip()
+    item = RESOURCES[name]
+    stack = stack_name()
+    if stack:
+        value = stack_values(stack, mode).get(item.stack_output, "").strip()
+        if value:
+            return value
+    return os.environ.get(item.variable, "").strip() or None
+
+
+def missing_resource_message(name: str) -> str:
+    """What to pass for a resource that was not found (the flag, the variable, and the stack's output)."""
+    item = RESOURCES[name]
+    what = name.replace("_", " ")
+    stack = stack_name()
+    if stack:
+        return f"no {what}: stack {stack} has no output {item.stack_output}; pass {item.flag} or set {item.variable}"
+    return f"no {what}: pass {item.flag} or set {item.variable} (or --stack NAME, output {item.stack_output})"
+
+
+def resource(name: str, flag_value: str | None, mode: OutputFormat) -> str:
+    """A resource setting: the flag, else the stack's output, else the environment variable; missing → exit 2
+    naming what to pass."""
+    value = find_resource(name, flag_value, mode)
     if value:
         return value
-    what = name.replace("_", " ")
-    fail(f"no {what}: pass {RESOURCE_FLAGS[name]} or set {RESOURCE_VARIABLES[name]}", EXIT_USAGE, mode)
+    fail(missing_resource_message(name), EXIT_USAGE, mode)
+
+
+_sessions = threading.local()  # boto3 sessions are not thread-safe: one per thread
 
 
 def client(service: str) -> Any:
-    """A client from boto3's default session: region, profile and AWS_ENDPOINT_URL as the SDK reads them."""
-    return boto3.session.Session().client(service)
+    """A client from boto3's default session: region, profile and AWS_ENDPOINT_URL as the SDK reads them.
+
+    The session is reused while the AWS_* environment stays the same (per thread), so the SDK parses its service
+    models once per run instead of once per client (about a quarter of a second each)."""
+    key = tuple(sorted((name, value) for name, value in os.environ.items() if name.startswith("AWS_")))
+    cached = getattr(_sessions, "current", None)
+    if cached is None or cached[0] != key:
+        cached = (key, boto3.session.Session())
+        _sessions.current = cached
+    return cached[1].client(service)

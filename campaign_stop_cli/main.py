@@ -6,12 +6,14 @@ from typing import Annotated
 
 import typer
 
-from campaign_stop_cli import alarm_map, stop
+from campaign_stop_cli import alarm_map, dlq, doctor, results, schedule, status, stop
 from campaign_stop_cli.common import OutputFormat
 
 app = typer.Typer(
     name="campaign-stop",
-    help="Operator's command line for the campaign-stop function: send stop requests, check the alarm map.\n\n"
+    help="Operator's command line for the campaign-stop function: send stop requests and wait for their results, "
+    "watch results, inspect and redrive dead letters, check the alarm map, schedule quiet-hours stops, check the "
+    "setup.\n\n"
     "Exit codes: 0 success, 1 some request or campaign failed, 2 usage or configuration error, 3 timed out.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -24,12 +26,20 @@ def main(
     output: Annotated[
         OutputFormat, typer.Option("--output", "-o", help="table (Rich, for people) or json (for scripts).")
     ] = OutputFormat.TABLE,
+    stack: Annotated[str | None, typer.Option(
+        "--stack", envvar="CAMPAIGN_STOP_STACK", help="CloudFormation stack whose outputs name the resources "
+        "(after a command's own flags, before the environment variables).")] = None,
 ) -> None:
-    ctx.obj = {"output": output}
+    ctx.obj = {"output": output, "stack": stack}
 
 
 app.command("stop")(stop.stop)
+app.command("results")(results.results)
+app.add_typer(dlq.app, name="dlq")
 app.add_typer(alarm_map.app, name="alarm-map")
+app.add_typer(schedule.app, name="schedule")
+app.command("doctor")(doctor.doctor)
+app.command("status")(status.status)
 
 
 if __name__ == "__main__":  # pragma: no cover

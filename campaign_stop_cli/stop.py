@@ -7,8 +7,6 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -28,12 +26,12 @@ from campaign_stop_cli.common import (
     OutputFormat,
     client,
     console,
-    error_console,
     fail,
     output_format,
     print_json,
     resource,
 )
+from campaign_stop_cli.subscription import ResultsQueue, results_subscription
 from stop_campaign.intake import InvalidRequest, Origin, parse_stop_request
 from stop_campaign.models import Source
 
@@ -115,7 +113,7 @@ def stop(
         raise typer.Exit(EXIT_OK)
 
     assert topic is not None
-    with _results_subscription(topic, request["requestId"], mode) as queue:
+    with results_subscription(topic, {"requestId": [request["requestId"]]}, mode) as queue:
         sent = _send(request, via, target, mode)
         if mode is OutputFormat.TABLE:
             console().print(f"Sent request [bold]{request['requestId']}[/] via {via.value}; waiting for results…")
@@ -181,51 +179,6 @@ def _report_sent(request: dict[str, Any], via: Via, sent: dict[str, str], mode: 
 
 
 @dataclass
-class _Queue:
-    url: str
-    sqs: Any
-
-
-@contextmanager
-def _results_subscription(topic_arn: str, request_id: str, mode: OutputFormat) -> Iterator[_Queue]:
-    """A temporary queue subscribed to the results topic, filtered on this request id; removed on the way out
-    (normal exit, error, timeout and Ctrl-C alike)."""
-    sqs, sns = client("sqs"), client("sns")
-    queue_url = subscription_arn = None
-    try:
-        try:
-            queue_url = sqs.create_queue(QueueName=f"campaign-stop-cli-{uuid.uuid4().hex[:20]}")["QueueUrl"]
-            queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-                "Attributes"]["QueueArn"]
-            policy = {
-                "Version": "2012-10-17",
-                "Statement": [{
-                    "Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"}, "Action": "sqs:SendMessage",
-                    "Resource": queue_arn, "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
-                }],
-            }
-            sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(policy)})
-            subscription_arn = sns.subscribe(
-                TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn, ReturnSubscriptionArn=True,
-                Attributes={"RawMessageDelivery": "true", "FilterPolicy": json.dumps({"requestId": [request_id]})},
-            )["SubscriptionArn"]
-        except (BotoCoreError, ClientError) as error:
-            fail(f"could not subscribe to the results topic: {error}", EXIT_USAGE, mode)
-        yield _Queue(queue_url, sqs)
-    finally:
-        if subscription_arn:
-            try:
-                sns.unsubscribe(SubscriptionArn=subscription_arn)
-            except (BotoCoreError, ClientError) as error:
-                error_console().print(f"[yellow]warning:[/] could not remove subscription {subscription_arn}: {error}")
-        if queue_url:
-            try:
-                sqs.delete_queue(QueueUrl=queue_url)
-            except (BotoCoreError, ClientError) as error:
-                error_console().print(f"[yellow]warning:[/] could not delete queue {queue_url}: {error}")
-
-
-@dataclass
 class Collected:
     results: list[dict[str, Any]] = field(default_factory=list)
     summary: dict[str, Any] | None = None
@@ -266,7 +219,7 @@ class Collected:
         return EXIT_FAILED
 
 
-def _wait_for_results(queue: _Queue, expected: int | None, timeout: float, mode: OutputFormat) -> Collected:
+def _wait_for_results(queue: ResultsQueue, expected: int | None, timeout: float, mode: OutputFormat) -> Collected:
     collected = Collected()
     deadline = time.monotonic() + timeout
     progress = Progress(

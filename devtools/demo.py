@@ -25,6 +25,7 @@ import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from campaign_stop_cli.common import RESOURCES, STACK_VARIABLE
 from devtools.kore_simulator import KoreSimulator
 from devtools.local_stack import (
     FAKE_AWS_CREDENTIALS,
@@ -41,6 +42,7 @@ from devtools.scenarios import (
     World,
     all_scenarios,
     dead_letter_error_code,
+    load_event,
     run_scenario,
 )
 from devtools.template_loader import local_stack_settings
@@ -235,26 +237,122 @@ def format_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 # ---- --keep-running ------------------------------------------------------------------------------------
 
 
+PEEK_VISIBILITY_SECONDS = 5  # dead letters shown by --keep-running are hidden this long at most, then visible again
+DEMO_ALARM = "checkout-sms-error-rate"  # an alarm of events/alarm_map.json, for `alarm-map test`
+
+
 def keep_running(world: World) -> None:
     stack, sim = world.stack, world.sim
     seed_base_campaigns(sim)  # the scenarios stopped them; give the user something to stop
     sim.reset_log()
+    if _alarm_map_is_empty(stack):  # give `campaign-stop alarm-map test` something to find
+        stack.put_alarm_map(load_event("alarm_map.json"))
     print_endpoints(stack, sim.base_url)
+    letters = DeadLetterWatch(stack)
     try:
-        for report in world.mapping.poll_forever(stop=lambda: False):
-            print(f"\ninvocation: {len(report.message_ids)} message(s), {len(report.failed_ids)} failed"
-                  + (f" ({report.error})" if report.error else "")
-                  + (f"; {len(report.final_attempt_ids)} go to the DLQ on their next receive"
-                     if report.final_attempt_ids else ""), flush=True)
-            results = stack.drain_results()
-            if results:
-                print(format_table(RESULT_COLUMNS, [result_row("yours", result) for result in results]), flush=True)
-            letters = stack.drain_dead_letters()
-            if letters:
-                print("dead-letter queue:")
-                print(format_table(DEAD_LETTER_COLUMNS, [dead_letter_row("yours", m) for m in letters]), flush=True)
+        while True:
+            report = world.mapping.poll_once(wait_seconds=1)
+            if report is not None:
+                print(f"\ninvocation: {len(report.message_ids)} message(s), {len(report.failed_ids)} failed"
+                      + (f" ({report.error})" if report.error else "")
+                      + (f"; {len(report.final_attempt_ids)} go to the DLQ on their next receive"
+                         if report.final_attempt_ids else ""), flush=True)
+                results = stack.drain_results()
+                if results:
+                    print(format_table(RESULT_COLUMNS, [result_row("yours", result) for result in results]),
+                          flush=True)
+            arrived = letters.new_arrivals()
+            if arrived:
+                print(f"dead-letter queue: {len(arrived)} new, {letters.count} waiting (kept for you: "
+                      "campaign-stop dlq list / dlq redrive --all)")
+                print(format_table(DEAD_LETTER_COLUMNS, [dead_letter_row("yours", m) for m in arrived]), flush=True)
     except KeyboardInterrupt:
         print("\nStopping.", flush=True)
+
+
+def _alarm_map_is_empty(stack: LocalStack) -> bool:
+    value = stack.client("ssm").get_parameter(Name=stack.alarm_parameter)["Parameter"]["Value"]
+    try:
+        return not json.loads(value)
+    except ValueError:
+        return False
+
+
+class DeadLetterWatch:
+    """What arrives in the dead-letter queue, shown once and left there (for `campaign-stop dlq list` and
+    `dlq redrive`): the queue's count is read every cycle; only when it changes are the messages peeked at (received
+    with a short visibility timeout, then made visible again at once). The dead-letter queue has no redrive policy,
+    so receiving from it moves nothing; the stop queue is never peeked at."""
+
+    def __init__(self, stack: LocalStack) -> None:
+        self._sqs = stack.client("sqs")
+        self._url = stack.dead_letter_queue_url
+        self._seen: set[str] = set()
+        self.count = 0
+
+    def _count(self) -> int:
+        attributes = self._sqs.get_queue_attributes(
+            QueueUrl=self._url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        )["Attributes"]
+        return sum(int(value) for value in attributes.values())
+
+    def new_arrivals(self) -> list[dict[str, Any]]:
+        count = self._count()
+        changed, self.count = count != self.count, count
+        if not changed or count == 0:
+            return []
+        peeked: list[dict[str, Any]] = []
+        while True:
+            batch = self._sqs.receive_message(
+                QueueUrl=self._url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], AttributeNames=["All"],
+                VisibilityTimeout=PEEK_VISIBILITY_SECONDS, WaitTimeSeconds=0,
+            ).get("Messages", [])
+            if not batch:
+                break
+            peeked.extend(batch)
+        for start in range(0, len(peeked), 10):  # visible again at once: nothing is taken away
+            self._sqs.change_message_visibility_batch(QueueUrl=self._url, Entries=[
+                {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"], "VisibilityTimeout": 0}
+                for index, message in enumerate(peeked[start:start + 10])
+            ])
+        arrived = [message for message in peeked if message["MessageId"] not in self._seen]
+        self._seen.update(message["MessageId"] for message in peeked)
+        return arrived
+
+
+def resource_arns(stack: LocalStack) -> dict[str, str]:
+    """The ARNs the local stack's resources have (as the services report them)."""
+    dlq_arn = stack.client("sqs").get_queue_attributes(
+        QueueUrl=stack.dead_letter_queue_url, AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    return {
+        "stop_queue": stack.stop_queue_arn,
+        "dead_letter_queue": dlq_arn,
+        "results_topic": stack.results_topic_arn,
+        "bus": stack.client("events").describe_event_bus(Name=stack.bus_name)["Arn"],
+        "table": stack.client("dynamodb").describe_table(TableName=stack.table_name)["Table"]["TableArn"],
+        "parameter": stack.client("ssm").get_parameter(Name=stack.alarm_parameter)["Parameter"]["ARN"],
+        "secret": stack.client("secretsmanager").describe_secret(SecretId=stack.secret_id)["ARN"],
+    }
+
+
+def cli_environment(stack: LocalStack, kore_base_url: str) -> dict[str, str]:
+    """The campaign-stop CLI's variables (its resource table's names) and the SDK's, pointing at this demo."""
+    values = {
+        "stop_queue_url": stack.stop_queue_url,
+        "bus_name": stack.bus_name,
+        "results_topic_arn": stack.results_topic_arn,
+        "dead_letter_queue_url": stack.dead_letter_queue_url,
+        "alarm_parameter": stack.alarm_parameter,
+        "credentials_secret_id": stack.secret_id,
+        "kore_base_url": kore_base_url,
+        "table_name": stack.table_name,
+    }
+    return {
+        "AWS_ENDPOINT_URL": stack.endpoint_url,
+        **FAKE_AWS_CREDENTIALS,
+        **{RESOURCES[name].variable: value for name, value in values.items()},
+    }
 
 
 def print_endpoints(stack: LocalStack, kore_base_url: str) -> None:
@@ -265,25 +363,43 @@ def print_endpoints(stack: LocalStack, kore_base_url: str) -> None:
         "EventBusName": stack.bus_name, "Source": "my.tool", "DetailType": detail_type,
         "Detail": json.dumps({"streamId": STREAM_ID, "campaignId": "cd-2"}),
     }])
-    credentials = " ".join(
-        f"{name}={value}" for name, value in FAKE_AWS_CREDENTIALS.items() if name != "AWS_REGION"
-    )
     campaigns = ", ".join(f"{campaign_id} ({kind}, {status})" for campaign_id, kind, status in BASE_CAMPAIGNS)
+    arns = resource_arns(stack)
+    exports = "\n".join(f"  export {name}={shlex.quote(value)}"
+                        for name, value in cli_environment(stack, kore_base_url).items())
     print(f"""
 The stack and the simulator stay up; this process polls the stop queue and prints what happens. Ctrl-C stops.
 
   AWS endpoint (moto)     {endpoint}   region {REGION}
   stop queue              {stack.stop_queue_url}
+                          {arns["stop_queue"]}
   dead-letter queue       {stack.dead_letter_queue_url}
+                          {arns["dead_letter_queue"]}   (dead letters are shown here and kept)
   results topic           {stack.results_topic_arn}
   results subscriber      {stack.results_queue_url}   (read by this process: results are printed here)
   event bus               {stack.bus_name}   (rule: detail-type "{detail_type}" -> stop queue)
+                          {arns["bus"]}
   idempotency table       {stack.table_name}
+                          {arns["table"]}
+  alarm map parameter     {stack.alarm_parameter}   (events/alarm_map.json unless a scenario left another)
+                          {arns["parameter"]}
+  credentials secret      {stack.secret_id}   (value not shown)
+                          {arns["secret"]}
   Kore.ai simulator       {kore_base_url}
   campaigns on {STREAM_ID}         {campaigns}
 
-Fake AWS credentials for the CLI / SDK:
-  export {credentials}
+Environment for campaign-stop (and the AWS CLI / SDKs) in another shell (fake credentials, moto only):
+  unset AWS_PROFILE {STACK_VARIABLE}
+{exports}
+
+Then, with campaign-stop:
+  campaign-stop stop --stream {STREAM_ID} --campaign cd-1 --wait
+  campaign-stop results --follow
+  campaign-stop dlq list
+  campaign-stop dlq redrive --all
+  campaign-stop alarm-map test {DEMO_ALARM}
+  campaign-stop doctor --stream {STREAM_ID} --campaign cd-2
+  campaign-stop status
 
 With the AWS CLI:
   aws --endpoint-url {endpoint} sqs send-message --queue-url {stack.stop_queue_url} \\

@@ -3,6 +3,7 @@ emulated SQS event source mapping (run in a thread while the CLI waits)."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator
 
@@ -81,3 +82,27 @@ def function_running(stack: LocalStack, cli_env: dict[str, str]) -> Iterator[Cal
     yield stop.set
     stop.set()
     thread.join(timeout=10)
+
+
+SCHEDULE_GROUP = "campaign-stop-quiet-hours"
+SCHEDULER_ROLE = "campaign-stop-scheduler"
+
+
+@pytest.fixture
+def scheduler_env(stack: LocalStack, cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """What template.yaml adds for `schedule` and the local stack lacks: a schedule group and the role Scheduler
+    assumes to send to the stop queue, created on moto's server; their names in the CLI's environment."""
+    trust = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "scheduler.amazonaws.com"}, "Action": "sts:AssumeRole",
+    }]}
+    iam = stack.client("iam")
+    role_arn = iam.create_role(RoleName=SCHEDULER_ROLE, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    iam.put_role_policy(RoleName=SCHEDULER_ROLE, PolicyName="send-stop-requests", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": stack.stop_queue_arn}],
+    }))
+    stack.client("scheduler").create_schedule_group(Name=SCHEDULE_GROUP)
+    env = {"SCHEDULE_GROUP_NAME": SCHEDULE_GROUP, "SCHEDULER_ROLE_ARN": role_arn}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return {**cli_env, **env}

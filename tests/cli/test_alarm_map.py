@@ -112,3 +112,64 @@ def test_missing_parameter_setting_exits_2(runner: CliRunner, monkeypatch: Any) 
     monkeypatch.delenv("ALARM_TARGETS_PARAMETER", raising=False)
     result = runner.invoke(app, ["alarm-map", "show"])
     assert result.exit_code == 2 and "ALARM_TARGETS_PARAMETER" in result.output
+
+
+# ---- streams the credentials secret cannot serve (a warning: the map itself is valid) ----------------------
+
+
+def _stream_map() -> dict[str, Any]:
+    return {
+        "checkout-errors": {"streamId": "st-1", "campaignId": "cd-1"},
+        "voice-*": [{"streamId": "st-9", "campaigns": "all-active", "campaignType": "voice"}],
+        "other-account": {"streamId": "st-1", "campaignId": "cd-2", "accountId": "acc-other"},
+    }
+
+
+def test_validate_warns_about_streams_without_credentials(
+    runner: CliRunner, stack: LocalStack, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    stack.put_secret({"streams": {"st-1": {"clientId": "cs-1", "clientSecret": "s" * 32, "accountId": "acc-1"}}})
+    path = _write(tmp_path, _stream_map())
+    result = runner.invoke(app, ["-o", "json", "alarm-map", "validate", str(path)])
+
+    assert result.exit_code == 0, result.output  # a warning, not a problem
+    warnings = {w["key"]: w["message"] for w in json.loads(result.stdout)["warnings"]}
+    assert set(warnings) == {"voice-*[0]", "other-account"}
+    assert "for stream st-9" in warnings["voice-*[0]"] and "would be rejected" in warnings["voice-*[0]"]
+    assert "account_mismatch" in warnings["other-account"]
+    assert "s" * 32 not in result.output
+    assert runner.invoke(app, ["alarm-map", "validate", "--strict", str(path)]).exit_code == 2
+
+    written = runner.invoke(app, ["alarm-map", "put", str(path), "--yes"])
+    assert written.exit_code == 0, written.output
+    assert "st-9" in written.stdout and "Wrote" in written.stdout
+
+
+def test_top_level_credentials_serve_every_stream(
+    runner: CliRunner, stack: LocalStack, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    stack.put_secret({"clientId": "cs-1", "clientSecret": "s" * 32, "accountId": "acc-other"})
+    path = _write(tmp_path, {"voice-*": {"streamId": "st-9", "campaigns": "all-active", "campaignType": "voice"}})
+    result = runner.invoke(app, ["-o", "json", "alarm-map", "validate", str(path)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["warnings"] == []
+
+
+def test_without_a_secret_id_streams_are_not_checked(
+    runner: CliRunner, stack: LocalStack, cli_env: dict[str, str], tmp_path: Path, monkeypatch: Any
+) -> None:
+    stack.put_secret({"streams": {}})
+    path = _write(tmp_path, _stream_map())
+    unchecked = runner.invoke(app, ["-o", "json", "alarm-map", "validate", str(path)],
+                              env={"CREDENTIALS_SECRET_ID": ""})
+    assert unchecked.exit_code == 0, unchecked.output
+    assert json.loads(unchecked.stdout)["warnings"] == []
+
+    monkeypatch.delenv("CREDENTIALS_SECRET_ID")
+    flagged = runner.invoke(app, ["-o", "json", "alarm-map", "validate", str(path), "--secret-id", stack.secret_id])
+    assert {w["key"] for w in json.loads(flagged.stdout)["warnings"]} == {"checkout-errors", "voice-*[0]",
+                                                                          "other-account"}
+    unreadable = runner.invoke(app, ["-o", "json", "alarm-map", "validate", str(path), "--secret-id", "no/such"])
+    assert unreadable.exit_code == 0
+    [warning] = json.loads(unreadable.stdout)["warnings"]
+    assert "could not be read" in warning["message"] and "not checked" in warning["message"]

@@ -16,7 +16,9 @@ from typing import Any
 
 import boto3
 import pytest
+from typer.testing import CliRunner
 
+from campaign_stop_cli.main import app as cli
 from devtools.kore_simulator import KoreSimulator, RecordedRequest
 from devtools.local_stack import LocalStack
 from devtools.poller import SqsEventSourceMapping
@@ -342,13 +344,39 @@ def test_demo_keep_running_serves_requests_sent_with_boto3() -> None:
     try:
         endpoint, _ = read_until(r"AWS endpoint \(moto\)\s+(\S+)")
         queue_url, _ = read_until(r"stop queue\s+(\S+)")
-        read_until(r"Ctrl-C stops|boto3\.client")
+        _, printed = read_until(r"Ctrl-C stops|boto3\.client")
         sqs = boto3.client(
             "sqs", endpoint_url=endpoint[1], region_name="us-east-1",
             aws_access_key_id="testing", aws_secret_access_key="testing",
         )
         sqs.send_message(QueueUrl=queue_url[1], MessageBody=json.dumps({"streamId": "st-1", "campaignId": "cd-4"}))
         read_until(r"yours\s+\S+\s+cd-4\s+stopped")
+        exports = dict(re.findall(r"^  export (\w+)=(\S+)$", printed, flags=re.MULTILINE))
+
+        # a dead letter is shown, and kept for the user
+        sqs.send_message(QueueUrl=queue_url[1], MessageBody=json.dumps({"streamId": "st-1", "campaignId": "cd-x"}))
+        read_until(r"dead-letter queue: 1 new, 1 waiting")
+        read_until(r"yours\s+\S+\s+stop_refused")
+        dlq = sqs.get_queue_attributes(QueueUrl=exports["DEAD_LETTER_QUEUE_URL"], AttributeNames=["All"])
+        assert dlq["Attributes"]["ApproximateNumberOfMessages"] == "1"
+
+        # the printed exports are all the CLI needs
+        assert {"AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "STOP_QUEUE_URL", "STOP_BUS_NAME",
+                "RESULTS_TOPIC_ARN", "DEAD_LETTER_QUEUE_URL", "ALARM_TARGETS_PARAMETER", "CREDENTIALS_SECRET_ID",
+                "KORE_BASE_URL", "IDEMPOTENCY_TABLE_NAME"} <= set(exports)
+        assert exports["STOP_QUEUE_URL"] == queue_url[1] and exports["AWS_ENDPOINT_URL"] == endpoint[1]
+        for command in ("campaign-stop status", "campaign-stop doctor --stream st-1 --campaign cd-2",
+                        "campaign-stop dlq list", "campaign-stop alarm-map test checkout-sms-error-rate"):
+            assert f"  {command}\n" in printed
+        cli_env = {**exports, "AWS_PROFILE": None, "CAMPAIGN_STOP_STACK": None}
+        status = CliRunner().invoke(cli, ["-o", "json", "status"], env=cli_env)
+        assert status.exit_code == 0, status.output
+        assert json.loads(status.stdout)["deadLetterQueue"]["waiting"] == 1
+        doctor = CliRunner().invoke(cli, ["doctor", "--stream", "st-1", "--campaign", "cd-2"], env=cli_env)
+        assert doctor.exit_code == 0, doctor.output
+        tested = CliRunner().invoke(cli, ["alarm-map", "test", "checkout-sms-error-rate"], env=cli_env)
+        assert tested.exit_code == 0, tested.output
+
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=15) == 0
         read_until(r"Stopping\.")

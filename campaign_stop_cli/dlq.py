@@ -1,0 +1,644 @@
+"""`campaign-stop dlq`: look at the dead-letter queue and send its messages back to the stop queue.
+
+Dead letters come from three writers: the function (stop_campaign.dead_letter: the original body with the
+attributes errorCode, errorMessage, requestId, source, retryable), EventBridge (ERROR_CODE, ERROR_MESSAGE,
+RULE_ARN) and the stop queue's own redrive policy (the message as it was, without a reason).
+
+SQS cannot read a message by id or without hiding it, so every command scans: it receives, notes each message
+id once, and makes the messages visible again (see _Scan). Moving is careful: a copy is sent to the stop queue
+first and the dead letter deleted only after that send succeeded, and no message is sent twice in one run."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import FrameType, TracebackType
+from typing import Annotated, Any, NoReturn
+
+import typer
+from botocore.exceptions import BotoCoreError, ClientError
+from rich.json import JSON
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from campaign_stop_cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    OUTPUT_HELP,
+    OutputFormat,
+    client,
+    console,
+    error_console,
+    fail,
+    output_format,
+    print_json,
+    resource,
+)
+
+app = typer.Typer(help="Look at the dead-letter queue and send its messages back to the stop queue.",
+                  no_args_is_help=True)
+
+OutputOption = Annotated[OutputFormat | None, typer.Option("--output", "-o", help=OUTPUT_HELP)]
+DlqOption = Annotated[str | None, typer.Option("--dlq-url", help="Dead-letter queue URL (env DEAD_LETTER_QUEUE_URL).")]
+QueueOption = Annotated[str | None, typer.Option("--queue-url", help="Stop queue URL (env STOP_QUEUE_URL).")]
+
+SQS_MAX_PER_CALL = 10  # ReceiveMessage, ChangeMessageVisibilityBatch
+HOLD_SECONDS = 30  # how long a received message stays hidden at most, should this run die before releasing it
+WAIT_SECONDS = 1  # long polling: short polling samples only some SQS servers and may miss messages
+MOVE_TASK_POLL_SECONDS = 2.0
+REDRIVEN_FROM = "redrivenFrom"  # message attribute on the copy sent to the stop queue: the dead letter's id
+# Why it was dead-lettered: not carried over to the copy (a new failure writes a new reason).
+REASON_ATTRIBUTES = frozenset({"errorCode", "errorMessage", "source", "retryable",
+                               "ERROR_CODE", "ERROR_MESSAGE", "RULE_ARN"})
+NO_REASON = "(no attributes: moved here by the stop queue's redrive policy after repeated failed receives)"
+
+
+# -- one dead letter ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DeadLetter:
+    message_id: str
+    receipt_handle: str
+    body: str
+    attributes: dict[str, dict[str, Any]]  # SQS message attributes, as received
+    system: dict[str, str]  # SQS system attributes (SentTimestamp, ApproximateReceiveCount…)
+
+    @classmethod
+    def from_message(cls, message: dict[str, Any]) -> DeadLetter:
+        return cls(str(message["MessageId"]), str(message["ReceiptHandle"]), str(message.get("Body") or ""),
+                   dict(message.get("MessageAttributes") or {}), dict(message.get("Attributes") or {}))
+
+    def attribute(self, name: str) -> str | None:
+        value = self.attributes.get(name) or {}
+        text = value.get("StringValue")
+        return str(text) if text is not None else None
+
+    def attribute_texts(self) -> dict[str, str]:
+        return {name: self.attribute(name) or f"<binary, {len(value.get('BinaryValue') or b'')} bytes>"
+                for name, value in sorted(self.attributes.items())}
+
+    @property
+    def error_code(self) -> str | None:
+        return self.attribute("errorCode") or self.attribute("ERROR_CODE")
+
+    @property
+    def error_message(self) -> str | None:
+        return self.attribute("errorMessage") or self.attribute("ERROR_MESSAGE")
+
+    @property
+    def writer(self) -> str:
+        """Who put it here: the function, EventBridge, or the stop queue's redrive policy (no reason attached)."""
+        if self.attribute("errorCode") is not None:
+            return "function"
+        if self.attribute("ERROR_CODE") is not None or self.attribute("RULE_ARN") is not None:
+            return "eventbridge"
+        return "redrive-policy"
+
+    @property
+    def source(self) -> str:
+        if self.writer == "function":
+            return self.attribute("source") or "-"
+        if self.writer == "eventbridge":
+            return "eventbridge (delivery failed)"
+        return "stop queue (redrive policy)"
+
+    @property
+    def request_id(self) -> str | None:
+        """The attribute, else the body's (a stop request, an EventBridge event or a continuation)."""
+        found = self.attribute("requestId")
+        if found:
+            return found
+        _, body = self.parsed_body()
+        if isinstance(body, dict):
+            for holder in (body, body.get("detail"), body.get("request")):
+                if isinstance(holder, dict) and isinstance(holder.get("requestId"), str):
+                    return str(holder["requestId"])
+        return None
+
+    def parsed_body(self) -> tuple[bool, Any]:
+        """(is JSON, the parsed value)."""
+        try:
+            return True, json.loads(self.body)
+        except ValueError:
+            return False, None
+
+    @property
+    def sent_at(self) -> datetime | None:
+        stamp = self.system.get("SentTimestamp")
+        return datetime.fromtimestamp(int(stamp) / 1000, UTC) if stamp and stamp.isdigit() else None
+
+    def age_seconds(self) -> int | None:
+        sent = self.sent_at
+        return max(0, int((datetime.now(UTC) - sent).total_seconds())) if sent else None
+
+    def as_json(self, with_body: bool = False) -> dict[str, Any]:
+        document: dict[str, Any] = {
+            "messageId": self.message_id,
+            "requestId": self.request_id,
+            "errorCode": self.error_code,
+            "errorMessage": self.error_message,
+            "source": self.source,
+            "writer": self.writer,
+            "retryable": self.attribute("retryable"),
+            "sentAt": self.sent_at.isoformat() if self.sent_at else None,
+            "ageSeconds": self.age_seconds(),
+            "receiveCount": self.system.get("ApproximateReceiveCount"),
+            "attributes": self.attribute_texts(),
+        }
+        if with_body:
+            is_json, parsed = self.parsed_body()
+            document["systemAttributes"] = dict(sorted(self.system.items()))
+            document["bodyIsJson"] = is_json
+            document["body"] = parsed if is_json else self.body
+        return document
+
+
+# -- reading the queue -----------------------------------------------------------------------------------
+
+class _Scan:
+    """Every message of a queue, each message id once, made visible again as soon as possible.
+
+    Messages a caller lets go are released (visibility 0) right after the receive that brought them. Should a
+    receive bring nothing new (SQS returned the same messages again: short queues, or moto, which answers in
+    queue order), the scan holds what it sees from then on (hidden for HOLD_SECONDS at most) so the next receive
+    reaches further, and releases all of it at the end. It ends when a receive brings nothing it has not seen.
+    Used as a context manager: the release at the end also runs on errors and Ctrl-C."""
+
+    def __init__(self, sqs: Any, queue_url: str) -> None:
+        self._sqs = sqs
+        self._url = queue_url
+        self.seen: set[str] = set()
+        self._holding = False
+        self._hidden: dict[str, str] = {}  # received and not yet released: message id -> latest receipt handle
+        self._gone: set[str] = set()  # deleted by the caller: nothing to release
+
+    def __enter__(self) -> _Scan:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+                 ) -> None:
+        self._flush()
+
+    def __iter__(self) -> Iterator[DeadLetter]:
+        while True:
+            letters = [DeadLetter.from_message(message) for message in self._receive()]
+            # Noted before anything is handed out: a caller that stops early still has the whole batch released.
+            progress = any(letter.message_id not in self._hidden for letter in letters)
+            for letter in letters:
+                self._hidden[letter.message_id] = letter.receipt_handle
+            new = [letter for letter in letters if letter.message_id not in self.seen]
+            for letter in new:
+                self.seen.add(letter.message_id)
+                yield letter  # the caller may delete it (done()); otherwise it is let go
+            if not self._holding:
+                self._flush()
+            if not letters or not progress:
+                return
+            if not new:
+                self._holding = True  # SQS handed out the same messages again: hold them to reach the others
+
+    def done(self, letter: DeadLetter) -> None:
+        """The caller deleted this message."""
+        self._gone.add(letter.message_id)
+        self._hidden.pop(letter.message_id, None)
+
+    def _receive(self) -> list[dict[str, Any]]:
+        response = self._sqs.receive_message(
+            QueueUrl=self._url, MaxNumberOfMessages=SQS_MAX_PER_CALL, MessageAttributeNames=["All"],
+            MessageSystemAttributeNames=["All"], VisibilityTimeout=HOLD_SECONDS, WaitTimeSeconds=WAIT_SECONDS,
+        )
+        return list(response.get("Messages", []))
+
+    def _flush(self) -> None:
+        pending = [(message_id, handle) for message_id, handle in self._hidden.items() if message_id not in self._gone]
+        self._hidden.clear()
+        for start in range(0, len(pending), SQS_MAX_PER_CALL):
+            chunk = pending[start:start + SQS_MAX_PER_CALL]
+            try:
+                response = self._sqs.change_message_visibility_batch(QueueUrl=self._url, Entries=[
+                    {"Id": str(index), "ReceiptHandle": handle, "VisibilityTimeout": 0}
+                    for index, (_, handle) in enumerate(chunk)
+                ])
+                failed = len(response.get("Failed", []))
+            except (BotoCoreError, ClientError):
+                failed = len(chunk)
+            if failed:
+                error_console().print(f"[yellow]warning:[/] {failed} message(s) could not be made visible at once; "
+                                      f"they are visible again within {HOLD_SECONDS} s.")
+
+
+def _scan_failed(error: BaseException, mode: OutputFormat) -> NoReturn:
+    fail(f"could not read the dead-letter queue: {error}", EXIT_FAILED, mode)
+
+
+def _queue_counts(sqs: Any, queue_url: str, mode: OutputFormat) -> tuple[int, int]:
+    """(visible, in flight) approximately; also the check that the queue exists before a scan."""
+    try:
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        )["Attributes"]
+    except (BotoCoreError, ClientError) as error:
+        fail(f"cannot read queue {queue_url}: {error}", EXIT_USAGE, mode)
+    return (int(attributes.get("ApproximateNumberOfMessages", 0)),
+            int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)))
+
+
+def _queue_arn(sqs: Any, queue_url: str, mode: OutputFormat) -> str:
+    try:
+        return str(sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])
+    except (BotoCoreError, ClientError) as error:
+        fail(f"cannot read queue {queue_url}: {error}", EXIT_USAGE, mode)
+
+
+def _queue_name(queue_url: str) -> str:
+    return queue_url.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _age(seconds: int | None) -> str:
+    if seconds is None:
+        return "-"
+    for unit, size, smaller, small_size in (("d", 86400, "h", 3600), ("h", 3600, "m", 60), ("m", 60, "s", 1)):
+        if seconds >= size:
+            rest = (seconds % size) // small_size
+            return f"{seconds // size}{unit} {rest}{smaller}" if rest else f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _letters_table(letters: list[DeadLetter], title: str | None = None) -> Table:
+    table = Table("message id", "request id", "error code", "error message", "source", "age", title=title)
+    for letter in letters:
+        code = letter.error_code
+        message = letter.error_message if letter.writer != "redrive-policy" else NO_REASON
+        table.add_row(letter.message_id, escape(letter.request_id or "-"),
+                      f"[red]{escape(code)}[/]" if code else "-", escape(message or ""), escape(letter.source),
+                      _age(letter.age_seconds()))
+    return table
+
+
+# -- list ------------------------------------------------------------------------------------------------
+
+@app.command("list")
+def list_letters(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000, help="Show at most this many.")] = 50,
+    dlq_url: DlqOption = None,
+    output: OutputOption = None,
+) -> None:
+    """List dead letters: message id, request id, error code and message, source, age.
+
+    Reading hides a message in SQS: each one is made visible again right away (or, for longer queues, at the
+    end of the listing; never more than 30 s), and each read counts as a receive (ApproximateReceiveCount).
+    """
+    mode = output_format(ctx, output)
+    url = resource("dead_letter_queue_url", dlq_url, mode)
+    sqs = client("sqs")
+    visible, in_flight = _queue_counts(sqs, url, mode)
+    letters: list[DeadLetter] = []
+    try:
+        with _Scan(sqs, url) as scan:
+            for letter in scan:
+                letters.append(letter)
+                if len(letters) >= limit:
+                    break
+    except (BotoCoreError, ClientError) as error:
+        _scan_failed(error, mode)
+    if mode is OutputFormat.JSON:
+        print_json({"queueUrl": url, "approximateVisible": visible, "approximateInFlight": in_flight,
+                    "shown": len(letters), "messages": [letter.as_json() for letter in letters]})
+        return
+    out = console()
+    if not letters:
+        out.print(f"{_queue_name(url)} is empty.", highlight=False)
+        return
+    out.print(_letters_table(letters, title=f"{_queue_name(url)}: {len(letters)} shown, about {visible} "
+                                            f"visible and {in_flight} in flight"))
+    if len(letters) >= limit:
+        out.print(f"Stopped at --limit {limit}.", highlight=False)
+
+
+# -- show ------------------------------------------------------------------------------------------------
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    message_id: Annotated[str, typer.Argument(help="The dead letter's SQS message id (see `dlq list`).")],
+    dlq_url: DlqOption = None,
+    output: OutputOption = None,
+) -> None:
+    """Show one dead letter: its attributes and its full body (pretty-printed when it is JSON). Exit 1 when it
+    is not in the queue."""
+    mode = output_format(ctx, output)
+    url = resource("dead_letter_queue_url", dlq_url, mode)
+    sqs = client("sqs")
+    _queue_counts(sqs, url, mode)
+    found: DeadLetter | None = None
+    try:
+        with _Scan(sqs, url) as scan:
+            for letter in scan:
+                if letter.message_id == message_id:
+                    found = letter
+                    break
+    except (BotoCoreError, ClientError) as error:
+        _scan_failed(error, mode)
+    if found is None:
+        fail(f"message {message_id} is not in {_queue_name(url)} (or another reader holds it just now)",
+             EXIT_FAILED, mode)
+    if mode is OutputFormat.JSON:
+        print_json(found.as_json(with_body=True))
+        return
+    out = console()
+    out.print(f"[bold]{found.message_id}[/] in {escape(_queue_name(url))}", highlight=False)
+    table = Table("attribute", "value")
+    for name, value in found.attribute_texts().items():
+        table.add_row(escape(name), escape(value))
+    if found.writer == "redrive-policy":
+        table.add_row("(reason)", NO_REASON)
+    for name, value in sorted(found.system.items()):
+        shown = value
+        if name.endswith("Timestamp") and value.isdigit():
+            shown = datetime.fromtimestamp(int(value) / 1000, UTC).isoformat()
+        table.add_row(f"[dim]{escape(name)}[/]", escape(shown))
+    out.print(table)
+    out.print("[bold]body[/]")
+    is_json, body = found.parsed_body()
+    if is_json:
+        out.print(JSON(json.dumps(body)))
+    else:
+        out.print(found.body, highlight=False, markup=False)
+
+
+# -- redrive ---------------------------------------------------------------------------------------------
+
+@dataclass
+class _Moves:
+    moved: list[str] = field(default_factory=list)
+    skipped: int = 0  # seen, not chosen
+    failed: list[dict[str, str]] = field(default_factory=list)  # messageId, error
+    not_found: list[str] = field(default_factory=list)
+    interrupted: bool = False
+    method: str = "one-by-one"
+    task: dict[str, Any] | None = None
+
+    def exit_code(self) -> int:
+        return EXIT_FAILED if self.failed or self.not_found or self.interrupted else EXIT_OK
+
+    def as_json(self) -> dict[str, Any]:
+        return {"method": self.method, "moved": len(self.moved) if self.task is None else self.task.get("moved"),
+                "skipped": self.skipped, "failed": len(self.failed) + len(self.not_found),
+                "movedIds": self.moved, "failures": self.failed, "notFound": self.not_found,
+                "interrupted": self.interrupted, "moveTask": self.task, "exitCode": self.exit_code()}
+
+
+@app.command("redrive")
+def redrive(
+    ctx: typer.Context,
+    all_letters: Annotated[bool, typer.Option("--all", help="Every dead letter.")] = False,
+    message_ids: Annotated[
+        list[str] | None, typer.Option("--message-id", help="This dead letter (repeat for several).")
+    ] = None,
+    error_codes: Annotated[
+        list[str] | None, typer.Option("--error-code", help="Dead letters with this errorCode (repeat for several).")
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before moving.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would move; move nothing.")] = False,
+    dlq_url: DlqOption = None,
+    queue_url: QueueOption = None,
+    output: OutputOption = None,
+) -> None:
+    """Send dead letters back to the stop queue, once their cause is fixed.
+
+    Choose exactly one of --all, --message-id (repeatable) or --error-code (repeatable). --all uses SQS's own
+    message move task where the service offers it; otherwise, and for the filters, each chosen message is sent
+    to the stop queue (attribute redrivenFrom = its dead-letter message id) and deleted from the dead-letter
+    queue only after that send succeeded; the others are made visible again. A run moves the dead letters that
+    were there when it started: one that fails again meanwhile stays for the next run. Exit 1 when any move
+    failed or a --message-id was not found.
+    """
+    mode = output_format(ctx, output)
+    ids = list(dict.fromkeys(message_ids or []))
+    codes = set(error_codes or [])
+    if sum((all_letters, bool(ids), bool(codes))) != 1:
+        fail("give exactly one of --all, --message-id (one or more) or --error-code (one or more)", EXIT_USAGE, mode)
+    dlq = resource("dead_letter_queue_url", dlq_url, mode)
+    stop_queue = resource("stop_queue_url", queue_url, mode)
+    sqs = client("sqs")
+    visible, _ = _queue_counts(sqs, dlq, mode)
+    stop_queue_arn = _queue_arn(sqs, stop_queue, mode)  # also checks the stop queue exists before anything moves
+    confirmed = yes
+    if all_letters and not dry_run:
+        if visible == 0:
+            _report(_Moves(), dlq, stop_queue, mode, [])
+            raise typer.Exit(EXIT_OK)
+        if not confirmed:
+            typer.confirm(f"Move all dead letters (about {visible}) from {_queue_name(dlq)} back to "
+                          f"{_queue_name(stop_queue)}?", abort=True, err=True)
+            confirmed = True
+        moves = _with_move_task(sqs, _queue_arn(sqs, dlq, mode), stop_queue_arn, visible, mode)
+        if moves is not None:
+            _report(moves, dlq, stop_queue, mode, [])
+            raise typer.Exit(moves.exit_code())
+
+    def chosen(letter: DeadLetter) -> bool:
+        return all_letters or letter.message_id in ids or (letter.error_code or "") in codes
+
+    try:
+        snapshot = _snapshot(sqs, dlq, chosen, set(ids))
+    except (BotoCoreError, ClientError) as error:
+        _scan_failed(error, mode)
+    not_found = [message_id for message_id in ids if message_id not in {letter.message_id for letter in snapshot}]
+    if dry_run:
+        _report_dry_run(snapshot, not_found, dlq, stop_queue, mode)
+        raise typer.Exit(EXIT_FAILED if not_found else EXIT_OK)
+    if snapshot and mode is OutputFormat.TABLE:
+        console().print(_letters_table(snapshot, title=f"To move back to {_queue_name(stop_queue)}"))
+    if snapshot and not confirmed:
+        typer.confirm(f"Move {len(snapshot)} dead letter(s) from {_queue_name(dlq)} back to "
+                      f"{_queue_name(stop_queue)}?", abort=True, err=True)
+    moves = _move(sqs, dlq, stop_queue, snapshot, mode) if snapshot else _Moves()
+    moves.not_found.extend(not_found)
+    _report(moves, dlq, stop_queue, mode, snapshot)
+    raise typer.Exit(moves.exit_code())
+
+
+def _snapshot(sqs: Any, dlq: str, chosen: Callable[[DeadLetter], bool], wanted: set[str]) -> list[DeadLetter]:
+    """The chosen dead letters there are now (all made visible again): the move moves these and no others."""
+    letters: list[DeadLetter] = []
+    with _Scan(sqs, dlq) as scan:
+        for letter in scan:
+            if chosen(letter):
+                letters.append(letter)
+                if wanted and wanted <= {found.message_id for found in letters}:
+                    break
+    return letters
+
+
+def _move(sqs: Any, dlq: str, stop_queue: str, snapshot: list[DeadLetter], mode: OutputFormat) -> _Moves:
+    """Send each chosen dead letter once, delete it after the send succeeded; let every other message go."""
+    to_move = {letter.message_id for letter in snapshot}
+    handled: set[str] = set()  # never sent twice in one run, whatever SQS hands out again
+    moves = _Moves()
+    progress = Progress(
+        SpinnerColumn(), TextColumn("moving"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console(), transient=True, disable=mode is OutputFormat.JSON,
+    )
+    try:
+        with progress, _Scan(sqs, dlq) as scan:
+            task = progress.add_task("moving", total=len(to_move))
+            for letter in scan:
+                if letter.message_id not in to_move or letter.message_id in handled:
+                    moves.skipped += 1
+                    continue
+                handled.add(letter.message_id)
+                with _ctrl_c_after_this_message():
+                    _move_one(sqs, stop_queue, dlq, letter, scan, moves)
+                progress.update(task, completed=len(handled))
+                if handled == to_move:
+                    break
+    except KeyboardInterrupt:
+        moves.interrupted = True
+    except (BotoCoreError, ClientError) as error:  # the scan's own receive failed: stop, keep what is done
+        moves.failed.append({"messageId": "-", "error": f"reading the dead-letter queue: {error}"})
+    if not moves.interrupted:
+        moves.not_found.extend(letter.message_id for letter in snapshot if letter.message_id not in handled)
+    return moves
+
+
+def _move_one(sqs: Any, stop_queue: str, dlq: str, letter: DeadLetter, scan: _Scan, moves: _Moves) -> None:
+    # The message's own attributes go with it (as SQS's move task keeps them); only the dead-letter reason stays.
+    attributes = {name: {key: value[key] for key in ("DataType", "StringValue", "BinaryValue") if key in value}
+                  for name, value in letter.attributes.items()
+                  if name not in REASON_ATTRIBUTES and name != REDRIVEN_FROM}
+    attributes[REDRIVEN_FROM] = {"DataType": "String", "StringValue": letter.message_id}
+    extra: dict[str, str] = {}
+    if stop_queue.endswith(".fifo"):
+        # From the dead letter's id: its own group (a redriven message blocks no stream), and a second run within
+        # SQS's five-minute deduplication window cannot queue it twice.
+        extra = {"MessageGroupId": letter.message_id, "MessageDeduplicationId": letter.message_id}
+    try:
+        sqs.send_message(QueueUrl=stop_queue, MessageBody=letter.body, MessageAttributes=attributes, **extra)
+    except (BotoCoreError, ClientError) as error:
+        moves.failed.append({"messageId": letter.message_id, "error": f"not sent (left in the queue): {error}"})
+        return  # made visible again by the scan
+    try:
+        sqs.delete_message(QueueUrl=dlq, ReceiptHandle=letter.receipt_handle)
+    except (BotoCoreError, ClientError) as error:
+        moves.failed.append({"messageId": letter.message_id, "error": (
+            f"sent, but not deleted from the dead-letter queue: {error}; delete it there by hand, or it will be "
+            "sent again by the next redrive")})
+        return
+    scan.done(letter)
+    moves.moved.append(letter.message_id)
+
+
+@contextmanager
+def _ctrl_c_after_this_message() -> Iterator[None]:
+    """Ctrl-C between the send and the delete would leave the message in both queues: it takes effect once
+    this message is done (signal handlers can only be set from the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    noted: list[int] = []
+
+    def note(signum: int, _frame: FrameType | None) -> None:
+        noted.append(signum)
+
+    previous = signal.signal(signal.SIGINT, note)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if noted:
+        raise KeyboardInterrupt
+
+
+def _with_move_task(sqs: Any, dlq_arn: str, stop_queue_arn: str, expected: int, mode: OutputFormat) -> _Moves | None:
+    """SQS's own message move task, followed to its end; None when the service does not offer it (moto, some
+    endpoints and permissions), so the caller moves the messages itself."""
+    try:
+        handle = str(sqs.start_message_move_task(SourceArn=dlq_arn, DestinationArn=stop_queue_arn)["TaskHandle"])
+    except (BotoCoreError, ClientError, KeyError) as error:
+        error_console().print(f"The queue service did not start a message move task ({_brief(error)}); moving the "
+                              "messages one by one instead.", highlight=False, markup=False)
+        return None
+    moves = _Moves(method="move-task")
+    progress = Progress(
+        SpinnerColumn(), TextColumn("move task"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console(), transient=True, disable=mode is OutputFormat.JSON,
+    )
+    with progress:
+        bar = progress.add_task("move task", total=expected or None)
+        while True:
+            try:
+                results = sqs.list_message_move_tasks(SourceArn=dlq_arn, MaxResults=10).get("Results", [])
+            except (BotoCoreError, ClientError) as error:
+                fail(f"move task {handle} started, but its progress cannot be read ({_brief(error)}); follow it "
+                     "with `aws sqs list-message-move-tasks`", EXIT_FAILED, mode)
+            # TaskHandle is listed only while the task runs; the newest task comes first.
+            task = next((t for t in results if t.get("TaskHandle") == handle), results[0] if results else {})
+            status = str(task.get("Status") or "UNKNOWN")
+            moved = int(task.get("ApproximateNumberOfMessagesMoved") or 0)
+            total = task.get("ApproximateNumberOfMessagesToMove")
+            progress.update(bar, completed=moved, total=int(total) if total else (expected or None))
+            if status in {"COMPLETED", "FAILED", "CANCELLED"}:
+                break
+            time.sleep(MOVE_TASK_POLL_SECONDS)
+    moves.task = {"taskHandle": handle, "status": status, "moved": moved, "toMove": total,
+                  "failureReason": task.get("FailureReason")}
+    if status != "COMPLETED":
+        moves.failed.append({"messageId": "-", "error": f"move task {status.lower()}: "
+                                                         f"{task.get('FailureReason') or 'no reason given'}"})
+    return moves
+
+
+def _brief(error: BaseException) -> str:
+    """One line about an AWS error (an emulator may answer with a whole HTML page)."""
+    if isinstance(error, ClientError):
+        code = str(error.response.get("Error", {}).get("Code") or "error")
+        message = str(error.response.get("Error", {}).get("Message") or "").strip()
+        if message and not message.startswith("<"):
+            return f"{code}: {message.splitlines()[0][:200]}"
+        return f"{error.operation_name} answered {code}"
+    return str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+
+
+def _report_dry_run(snapshot: list[DeadLetter], not_found: list[str], dlq: str, stop_queue: str,
+                    mode: OutputFormat) -> None:
+    if mode is OutputFormat.JSON:
+        print_json({"dryRun": True, "dlqUrl": dlq, "stopQueueUrl": stop_queue, "wouldMove": len(snapshot),
+                    "messages": [letter.as_json() for letter in snapshot], "notFound": not_found})
+        return
+    out = console()
+    if snapshot:
+        out.print(_letters_table(snapshot, title=f"Would move back to {_queue_name(stop_queue)} (dry run)"))
+    out.print(f"Dry run: {len(snapshot)} dead letter(s) would move; nothing was moved.", highlight=False)
+    for message_id in not_found:
+        out.print(f"[yellow]not found:[/] {escape(message_id)}", highlight=False)
+
+
+def _report(moves: _Moves, dlq: str, stop_queue: str, mode: OutputFormat, snapshot: list[DeadLetter]) -> None:
+    if mode is OutputFormat.JSON:
+        print_json({"dlqUrl": dlq, "stopQueueUrl": stop_queue, **moves.as_json()})
+        return
+    out = console()
+    for failure in moves.failed:
+        out.print(f"[red]failed[/] {escape(failure['messageId'])}: {escape(failure['error'])}", highlight=False)
+    for message_id in moves.not_found:
+        out.print(f"[yellow]not found[/] {escape(message_id)}: not in the dead-letter queue (any more)",
+                  highlight=False)
+    document = moves.as_json()
+    how = "by SQS's message move task" if moves.method == "move-task" else "one by one"
+    line = (f"Moved {document['moved']} dead letter(s) to {_queue_name(stop_queue)} {how}; "
+            f"skipped {moves.skipped}; failed {document['failed']}.")
+    if not snapshot and not moves.moved and moves.task is None and not moves.failed:
+        line = "Nothing to move." + (f" {len(moves.not_found)} message id(s) not found." if moves.not_found else "")
+    if moves.interrupted:
+        line += " Interrupted (Ctrl-C): the rest stays in the dead-letter queue."
+    out.print(line, highlight=False)

@@ -1,0 +1,223 @@
+"""`campaign-stop results`: result and summary events from the results topic, read through a temporary queue
+subscribed with a filter policy built from the flags (see subscription.py)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import typer
+from rich import box
+from rich.markup import escape
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Column, Table
+
+from campaign_stop_cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    OUTPUT_HELP,
+    OutputFormat,
+    console,
+    fail,
+    output_format,
+    print_json,
+    resource,
+)
+from campaign_stop_cli.subscription import Delivery, ResultsQueue, results_subscription
+from stop_campaign.models import Outcome
+
+DEFAULT_WINDOW_SECONDS = 10.0  # without --follow: how long to collect at most
+QUIET_SECONDS = 3.0  # without --follow: stop early once nothing new arrived for this long after a first event
+POLL_SECONDS = 2  # long-polling step; also how late a --timeout or a quiet spell is noticed at most
+FAILED_OUTCOMES = frozenset({Outcome.FAILED.value, Outcome.REJECTED.value})
+
+
+def results(
+    ctx: typer.Context,
+    request_id: Annotated[str | None, typer.Option("--request-id", help="Only this request's events.")] = None,
+    outcome: Annotated[
+        list[Outcome] | None,
+        typer.Option("--outcome", help="Only results with this outcome; repeat for several. Summaries carry no "
+                                       "outcome, so this leaves them out."),
+    ] = None,
+    stream: Annotated[str | None, typer.Option("--stream", help="Only this stream's events (st-…).")] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing events as they arrive, until Ctrl-C or --timeout.")
+    ] = False,
+    timeout: Annotated[
+        float | None,
+        typer.Option("--timeout", min=1, help=f"Seconds to listen. Default: {DEFAULT_WINDOW_SECONDS:g} (ending "
+                                              f"earlier once {QUIET_SECONDS:g} s pass with nothing new); with "
+                                              "--follow, no limit."),
+    ] = None,
+    results_topic_arn: Annotated[
+        str | None, typer.Option("--results-topic-arn", help="Results topic ARN (env RESULTS_TOPIC_ARN).")
+    ] = None,
+    output: Annotated[OutputFormat | None, typer.Option("--output", "-o", help=OUTPUT_HELP)] = None,
+) -> None:
+    """Show result and summary events (outcome, error code and message) as the function publishes them.
+
+    SNS keeps no history: a new subscription sees only events published after it exists, so start this before,
+    or while, the requests you care about run. It subscribes a temporary queue to the results topic (filtered
+    on the flags) and removes both when it ends, Ctrl-C included. Exit 1 when any event shown is failed or
+    rejected, else 0. json output: one list, or one event per line with --follow.
+    """
+    mode = output_format(ctx, output)
+    if request_id is not None and not request_id.strip():
+        fail("--request-id must not be empty", EXIT_USAGE, mode)
+    if stream is not None and not stream.strip():
+        fail("--stream must not be empty", EXIT_USAGE, mode)
+    topic = resource("results_topic_arn", results_topic_arn, mode)
+    policy = filter_policy(request_id, [o.value for o in outcome or []], stream)
+    with results_subscription(topic, policy, mode) as queue:
+        if follow:
+            shown = _follow(queue, timeout, mode)
+        else:
+            shown = _collect(queue, DEFAULT_WINDOW_SECONDS if timeout is None else timeout, mode)
+            _print_collected(shown, mode)
+    raise typer.Exit(EXIT_FAILED if shown.any_failed() else EXIT_OK)
+
+
+def filter_policy(request_id: str | None, outcomes: list[str], stream: str | None) -> dict[str, list[Any]] | None:
+    """The SNS filter policy on the topic's message attributes (requestId, outcome, streamId); the conditions
+    of one policy must all hold. None when nothing is filtered (every result and summary)."""
+    policy: dict[str, list[Any]] = {}
+    if request_id:
+        policy["requestId"] = [request_id]
+    if outcomes:
+        policy["outcome"] = sorted(set(outcomes))
+    if stream:
+        policy["streamId"] = [stream]
+    return policy or None
+
+
+@dataclass
+class Shown:
+    """Events shown so far, one per resultId (SNS delivers at least once)."""
+
+    events: list[Delivery] = field(default_factory=list)
+    _seen: set[str] = field(default_factory=set)
+
+    def add(self, delivery: Delivery) -> bool:
+        result_id = str(delivery.event.get("resultId") or delivery.attributes.get("resultId") or "")
+        if result_id:
+            if result_id in self._seen:
+                return False
+            self._seen.add(result_id)
+        self.events.append(delivery)
+        return True
+
+    def any_failed(self) -> bool:
+        return any(d.event_type != "summary" and d.event.get("outcome") in FAILED_OUTCOMES for d in self.events)
+
+
+def _collect(queue: ResultsQueue, window: float, mode: OutputFormat) -> Shown:
+    """Listen for ``window`` seconds, until QUIET_SECONDS pass without a new event once one has arrived, or until
+    Ctrl-C."""
+    shown = Shown()
+    started = time.monotonic()
+    last_new: float | None = None
+    progress = Progress(
+        SpinnerColumn(), TextColumn("listening for results: {task.completed} so far"), TimeElapsedColumn(),
+        console=console(), transient=True, disable=mode is OutputFormat.JSON,
+    )
+    with progress:
+        task = progress.add_task("results", total=None)
+        try:
+            while True:
+                now = time.monotonic()
+                remaining = started + window - now
+                if remaining <= 0 or (last_new is not None and now - last_new >= QUIET_SECONDS):
+                    return shown
+                for delivery in queue.receive(_wait_seconds(remaining)):
+                    if shown.add(delivery):
+                        last_new = time.monotonic()
+                progress.update(task, completed=len(shown.events))
+        except KeyboardInterrupt:
+            return shown  # Ctrl-C ends the window early: what arrived is still shown
+
+
+def _follow(queue: ResultsQueue, timeout: float | None, mode: OutputFormat) -> Shown:
+    """Print each new event at once until Ctrl-C (the normal way to end) or the timeout."""
+    shown = Shown()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    if mode is OutputFormat.TABLE:
+        console().print("Following results (Ctrl-C to stop); only events published from now on are shown.",
+                        highlight=False)
+        console().print(_table(fixed=True, header=True))
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            remaining = POLL_SECONDS if deadline is None else deadline - time.monotonic()
+            for delivery in queue.receive(_wait_seconds(remaining)):
+                if shown.add(delivery):
+                    _print_one(delivery, mode)
+    except KeyboardInterrupt:
+        pass  # the subscription is removed by results_subscription on the way out
+    if mode is OutputFormat.TABLE:
+        console().print(_counts(shown), highlight=False)
+    return shown
+
+
+def _wait_seconds(remaining: float) -> int:
+    return max(1, min(POLL_SECONDS, int(remaining)))
+
+
+def _print_one(delivery: Delivery, mode: OutputFormat) -> None:
+    if mode is OutputFormat.JSON:
+        typer.echo(json.dumps(delivery.event, separators=(",", ":"), default=str))  # JSON lines; echo flushes
+        return
+    table = _table(fixed=True, header=False)
+    table.add_row(*_row(delivery))
+    console().print(table, highlight=False)
+
+
+def _print_collected(shown: Shown, mode: OutputFormat) -> None:
+    if mode is OutputFormat.JSON:
+        print_json([delivery.event for delivery in shown.events])
+        return
+    out = console()
+    if not shown.events:
+        out.print("No results arrived while listening. Only events published after the subscription was made are "
+                  "seen: use --follow, or a longer --timeout, and start it before the requests.", highlight=False)
+        return
+    table = _table(fixed=False, header=True)
+    for delivery in sorted(shown.events, key=lambda d: str(d.event.get("completedAt") or "")):
+        table.add_row(*_row(delivery))
+    out.print(table, highlight=False)
+    out.print(_counts(shown), highlight=False)
+
+
+def _counts(shown: Shown) -> str:
+    summaries = sum(1 for d in shown.events if d.event_type == "summary")
+    return f"{len(shown.events) - summaries} result(s), {summaries} summary event(s)."
+
+
+def _table(fixed: bool, header: bool) -> Table:
+    """One column set for both modes; --follow prints one small table per event, so its widths are fixed to
+    keep the rows aligned under the header printed once."""
+    widths = {"at (UTC)": 8, "request": 36, "stream": 12, "campaign": 14, "outcome": 15, "error code": 16}
+    columns = [Column(name, width=widths[name] if fixed else None, overflow="fold") for name in widths]
+    columns.append(Column("error message", overflow="fold"))
+    return Table(*columns, show_header=header, box=None if fixed else box.HEAVY_HEAD, pad_edge=not fixed)
+
+
+def _row(delivery: Delivery) -> tuple[str, ...]:
+    # Text from the event (an API's error message above all) is printed as text, never as Rich markup.
+    event: dict[str, Any] = {name: escape(value) if isinstance(value, str) else value
+                             for name, value in delivery.event.items()}
+    completed = str(event.get("completedAt") or "")
+    time_of_day = completed[11:19] if len(completed) >= 19 else completed  # results are fresh: the day is today
+    request = str(event.get("requestId") or "-")
+    stream = str(event.get("streamId") or "-")
+    if delivery.event_type == "summary":
+        counts = ", ".join(f"{name} {count}" for name, count in sorted((event.get("outcomes") or {}).items()))
+        return (time_of_day, request, stream, "(summary)", "summary", "",
+                f"{event.get('campaigns')} campaign(s): {counts or 'none'}")
+    outcome = str(event.get("outcome") or "-")
+    style = "red" if outcome in FAILED_OUTCOMES else "green"
+    error = {name: escape(str(value)) for name, value in (event.get("error") or {}).items()}
+    return (time_of_day, request, stream, str(event.get("campaignId") or "-"), f"[{style}]{outcome}[/]",
+            str(error.get("code") or ""), str(error.get("message") or ""))

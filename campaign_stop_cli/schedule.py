@@ -1,0 +1,864 @@
+"""`campaign-stop schedule`: stop campaigns at a set local time (quiet hours) with Amazon EventBridge Scheduler.
+
+A schedule's target is the stop queue; its input is a stop request (version 1) built as `stop` builds one and
+checked with the function's own parser. Its ``requestId`` and ``requestedAt`` carry Scheduler's context attribute
+``<aws.scheduler.scheduled-time>``, which Scheduler replaces when it delivers: every retry of one firing carries the
+same scheduled time, so it is the same request (the function stops nothing twice), and the next firing is a new one.
+
+Time zones, one-time ``at()`` times and ``cron()`` expressions are checked here, before anything is created: a
+schedule that would never fire, fire at a time that does not exist, or stop something the function would reject is
+refused with exit code 2.
+"""
+
+from __future__ import annotations
+
+import calendar
+import difflib
+import hashlib
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from functools import cache
+from typing import Annotated, Any, NoReturn
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+import boto3
+import typer
+from botocore.exceptions import BotoCoreError, ClientError
+from rich.markup import escape
+from rich.table import Table
+
+from campaign_stop_cli import stop as stop_command
+from campaign_stop_cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    OUTPUT_HELP,
+    OutputFormat,
+    client,
+    console,
+    error_console,
+    fail,
+    find_resource,
+    output_format,
+    print_json,
+    resource,
+)
+from campaign_stop_cli.subscription import results_subscription
+from stop_campaign.intake import InvalidRequest, Origin, parse_stop_request
+from stop_campaign.models import Source
+
+app = typer.Typer(
+    help="Stop campaigns at a set local time (quiet hours) with EventBridge Scheduler: create, list, delete, fire.",
+    no_args_is_help=True,
+)
+
+# EventBridge Scheduler's context attributes: replaced in the target's input each time it delivers.
+SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"  # e.g. 2026-12-25T01:55:00Z; the same for every retry
+SCHEDULE_ARN = "<aws.scheduler.schedule-arn>"
+EXECUTION_ID = "<aws.scheduler.execution-id>"  # new for each attempt: never part of the request id
+ATTEMPT_NUMBER = "<aws.scheduler.attempt-number>"
+SCHEDULED_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+NAME_PATTERN = re.compile(r"[0-9A-Za-z_.-]{1,64}")  # Scheduler's own rule for schedule and group names
+MAX_RETRY_ATTEMPTS = 185  # Scheduler's maximum; the event age below is what really bounds the retries
+DEFAULT_MAX_EVENT_AGE = 3600  # a stop delivered more than an hour late could stop a campaign the next morning
+LAST_YEAR = 2199  # the last year a cron expression can name
+
+OutputOption = Annotated[OutputFormat | None, typer.Option("--output", "-o", help=OUTPUT_HELP)]
+GroupOption = Annotated[
+    str | None, typer.Option("--schedule-group", help="Schedule group (env SCHEDULE_GROUP_NAME).")
+]
+
+
+class CampaignType(StrEnum):
+    SMS = "sms"
+    VOICE = "voice"
+
+
+def _fail(message: str, code: int, mode: OutputFormat) -> NoReturn:
+    """common.fail, with what the user typed shown literally (a '[' in it is not Rich markup)."""
+    fail(escape(message) if mode is OutputFormat.TABLE else message, code, mode)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Time zones and times
+
+
+@cache
+def _time_zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def parse_zone(name: str) -> ZoneInfo:
+    """An IANA time zone (America/New_York); ValueError says what is wrong and suggests a close name."""
+    if name in _time_zones():
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            pass
+    close = difflib.get_close_matches(name, sorted(_time_zones()), n=1, cutoff=0.7)
+    hint = f" (did you mean {close[0]!r}?)" if close else " (an IANA name such as America/New_York or America/Phoenix)"
+    raise ValueError(f"unknown time zone {name!r}{hint}")
+
+
+def _exists(local: datetime, zone: ZoneInfo) -> bool:
+    """False for a wall time the clocks skip (spring forward): it comes back different from a round trip."""
+    aware = local.replace(tzinfo=zone)
+    return aware.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == local
+
+
+def _ambiguous(local: datetime, zone: ZoneInfo) -> bool:
+    """True for a wall time that happens twice (fall back)."""
+    return local.replace(tzinfo=zone, fold=0).utcoffset() != local.replace(tzinfo=zone, fold=1).utcoffset()
+
+
+def parse_local_time(text: str) -> datetime:
+    """A wall time without offset: 2026-12-24T20:55 (or with seconds, or a space for the T)."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"{text!r} is not a date and time such as 2026-12-24T20:55") from None
+    if value.tzinfo is not None:
+        raise ValueError(f"{text!r} has an offset: give the local wall time, the zone is --timezone")
+    return value.replace(microsecond=0)
+
+
+def _shown(moment: datetime | None, zone: ZoneInfo) -> dict[str, str] | None:
+    if moment is None:
+        return None
+    local = moment.astimezone(zone)
+    return {"local": local.strftime("%Y-%m-%dT%H:%M:%S%z"), "zone": local.tzname() or "",
+            "utc": moment.astimezone(UTC).strftime(SCHEDULED_TIME_FORMAT)}
+
+
+def _shown_text(moment: datetime | None, zone: ZoneInfo) -> str:
+    if moment is None:
+        return "-"
+    local = moment.astimezone(zone)
+    return f"{local:%Y-%m-%d %H:%M} {local.tzname()} ({moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC)"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Cron expressions, in EventBridge's syntax: minutes hours day-of-month month day-of-week year
+
+
+MONTH_NAMES = {name: number for number, name in enumerate(
+    ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), start=1)}
+DAY_NAMES = {name: number for number, name in enumerate(("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"), start=1)}
+FIELD_NAMES = ("minutes", "hours", "day-of-month", "month", "day-of-week", "year")
+
+
+class CronError(ValueError):
+    pass
+
+
+def _cron_day_of_week(day: date) -> int:
+    """EventBridge numbers the days 1 (SUN) to 7 (SAT)."""
+    return (day.weekday() + 1) % 7 + 1
+
+
+def _value(text: str, field: str, low: int, high: int, names: dict[str, int]) -> int:
+    upper = text.upper()
+    if upper in names:
+        return names[upper]
+    if not text.isdigit():
+        raise CronError(f"the {field} field: {text!r} is not a number" + (" or a name" if names else ""))
+    number = int(text)
+    if not low <= number <= high:
+        named = f" (or {min(names, key=names.__getitem__)}-{max(names, key=names.__getitem__)})" if names else ""
+        raise CronError(f"the {field} field: {number} is outside {low}-{high}{named}")
+    return number
+
+
+def _values(item: str, field: str, low: int, high: int, names: dict[str, int] | None = None) -> set[int]:
+    """One comma-separated item: *, a value, a range a-b, each with an optional /step."""
+    names = names or {}
+    base, slash, step_text = item.partition("/")
+    step = 1
+    if slash:
+        if not step_text.isdigit() or int(step_text) < 1:
+            raise CronError(f"the {field} field: the step in {item!r} must be a whole number of at least 1")
+        step = int(step_text)
+    if base == "*":
+        start, end = low, high
+    elif "-" in base:
+        first, _, last = base.partition("-")
+        start, end = _value(first, field, low, high, names), _value(last, field, low, high, names)
+        if start > end:
+            raise CronError(f"the {field} field: the range {base!r} runs backwards; split it, e.g. 22-23,0-2")
+    else:
+        start = _value(base, field, low, high, names)
+        end = high if slash else start
+    return set(range(start, end + 1, step))
+
+
+@dataclass(frozen=True)
+class DayOfMonth:
+    days: frozenset[int] = frozenset()
+    last: bool = False  # L
+    last_weekday: bool = False  # LW
+    nearest_weekday: frozenset[int] = frozenset()  # 15W
+
+    def matches(self, day: date) -> bool:
+        month_days = calendar.monthrange(day.year, day.month)[1]
+        if day.day in self.days or (self.last and day.day == month_days):
+            return True
+        if self.last_weekday and day.day == _weekday_near(day.year, day.month, month_days, backwards_only=True):
+            return True
+        return any(day.day == _weekday_near(day.year, day.month, n) for n in self.nearest_weekday)
+
+
+def _weekday_near(year: int, month: int, n: int, backwards_only: bool = False) -> int | None:
+    """The weekday (Monday to Friday) nearest to day n of the month, never leaving the month (Quartz's W)."""
+    month_days = calendar.monthrange(year, month)[1]
+    if n > month_days:
+        return None
+    weekday = date(year, month, n).weekday()  # Monday 0 … Sunday 6
+    if weekday == 5:  # Saturday: the Friday before, unless that is last month
+        return n - 1 if n > 1 else n + 2
+    if weekday == 6:  # Sunday: the Monday after, unless that is next month
+        return n - 2 if backwards_only or n == month_days else n + 1
+    return n
+
+
+@dataclass(frozen=True)
+class DayOfWeek:
+    days: frozenset[int] = frozenset()
+    last_of: frozenset[int] = frozenset()  # 6L: the last Friday of the month
+    nth: tuple[int, int] | None = None  # 3#2: the second Tuesday
+
+    def matches(self, day: date) -> bool:
+        weekday = _cron_day_of_week(day)
+        if weekday in self.days:
+            return True
+        if weekday in self.last_of and day.day + 7 > calendar.monthrange(day.year, day.month)[1]:
+            return True
+        return self.nth is not None and self.nth == (weekday, (day.day - 1) // 7 + 1)
+
+
+@dataclass(frozen=True)
+class CronExpression:
+    fields: tuple[str, ...]
+    minutes: frozenset[int]
+    hours: frozenset[int]
+    day_of_month: DayOfMonth | None  # None: ? (the day of the week decides)
+    months: frozenset[int]
+    day_of_week: DayOfWeek | None  # None: ?
+    years: frozenset[int]
+
+    @property
+    def expression(self) -> str:
+        return f"cron({' '.join(self.fields)})"
+
+    def matches_day(self, day: date) -> bool:
+        if self.day_of_month is not None:
+            return self.day_of_month.matches(day)
+        return self.day_of_week is not None and self.day_of_week.matches(day)
+
+    def next_after(self, after: datetime, zone: ZoneInfo) -> datetime | None:
+        """The first firing strictly after ``after``, evaluated in ``zone`` as Scheduler does: a wall time the
+        clocks skip (spring forward) does not fire; one that happens twice (fall back) fires once, the first."""
+        after = after.astimezone(UTC)
+        day = after.astimezone(zone).date()
+        times = [time(hour, minute) for hour in sorted(self.hours) for minute in sorted(self.minutes)]
+        while day.year <= LAST_YEAR:
+            if day.year not in self.years:
+                later = [year for year in self.years if year > day.year]
+                if not later:
+                    return None
+                day = date(min(later), 1, 1)
+                continue
+            if day.month not in self.months:
+                later = [month for month in self.months if month > day.month]
+                day = date(day.year, min(later), 1) if later else date(day.year + 1, 1, 1)
+                continue
+            if self.matches_day(day):
+                for moment in times:
+                    local = datetime.combine(day, moment)
+                    if not _exists(local, zone):
+                        continue
+                    aware = local.replace(tzinfo=zone)
+                    if aware > after:
+                        return aware
+            day += timedelta(days=1)
+        return None
+
+
+def _day_of_month(text: str) -> DayOfMonth | None:
+    field = "day-of-month"
+    if text == "?":
+        return None
+    days: set[int] = set()
+    last = last_weekday = False
+    nearest: set[int] = set()
+    for item in text.split(","):
+        upper = item.upper()
+        if upper == "L":
+            last = True
+        elif upper == "LW":
+            last_weekday = True
+        elif upper.endswith("W") and upper[:-1].isdigit():
+            nearest.add(_value(upper[:-1], field, 1, 31, {}))
+        else:
+            days |= _values(item, field, 1, 31)
+    return DayOfMonth(frozenset(days), last, last_weekday, frozenset(nearest))
+
+
+def _day_of_week(text: str) -> DayOfWeek | None:
+    field = "day-of-week"
+    if text == "?":
+        return None
+    items = text.split(",")
+    if any("#" in item for item in items):
+        if len(items) != 1:
+            raise CronError("the day-of-week field: with '#' it can hold only one expression (e.g. 3#2)")
+        weekday_text, _, nth_text = text.partition("#")
+        weekday = _value(weekday_text, field, 1, 7, DAY_NAMES)
+        if not nth_text.isdigit() or not 1 <= int(nth_text) <= 5:
+            raise CronError(f"the day-of-week field: in {text!r} the week must be 1 to 5")
+        return DayOfWeek(nth=(weekday, int(nth_text)))
+    days: set[int] = set()
+    last_of: set[int] = set()
+    for item in items:
+        upper = item.upper()
+        if upper == "L":
+            days.add(DAY_NAMES["SAT"])  # the last day of the week
+        elif len(upper) > 1 and upper.endswith("L"):
+            last_of.add(_value(upper[:-1], field, 1, 7, DAY_NAMES))
+        else:
+            days |= _values(item, field, 1, 7, DAY_NAMES)
+    return DayOfWeek(frozenset(days), frozenset(last_of))
+
+
+def parse_cron(text: str) -> CronExpression:
+    """``55 20 * * ? *`` or ``cron(55 20 * * ? *)``; CronError names the field that is wrong."""
+    inner = text.strip()
+    if inner.lower().startswith("cron(") and inner.endswith(")"):
+        inner = inner[5:-1]
+    fields = tuple(inner.split())
+    if len(fields) != len(FIELD_NAMES):
+        raise CronError(
+            f"a cron expression has 6 fields (minutes hours day-of-month month day-of-week year), "
+            f"found {len(fields)}: e.g. '55 20 * * ? *' is 20:55 every day"
+        )
+    allowed = {
+        "minutes": r"[0-9,\-*/]+", "hours": r"[0-9,\-*/]+", "day-of-month": r"[0-9,\-*/?LWlw]+",
+        "month": r"[0-9A-Za-z,\-*/]+", "day-of-week": r"[0-9A-Za-z,\-*?L#]+", "year": r"[0-9,\-*/]+",
+    }
+    for name, value in zip(FIELD_NAMES, fields, strict=True):
+        if not re.fullmatch(allowed[name], value):
+            raise CronError(f"the {name} field {value!r} has a character EventBridge does not allow there")
+        if "?" in value and (value != "?" or name not in ("day-of-month", "day-of-week")):
+            raise CronError(f"the {name} field: '?' stands alone, and only in day-of-month or day-of-week")
+        if any(not item for item in value.split(",")):
+            raise CronError(f"the {name} field {value!r} has an empty item")
+    if (fields[2] == "?") == (fields[4] == "?"):
+        raise CronError("exactly one of day-of-month and day-of-week must be '?': e.g. '55 20 * * ? *' "
+                        "(every day) or '55 20 ? * MON-FRI *' (weekdays)")
+    return CronExpression(
+        fields=fields,
+        minutes=frozenset(_union(fields[0], "minutes", 0, 59)),
+        hours=frozenset(_union(fields[1], "hours", 0, 23)),
+        day_of_month=_day_of_month(fields[2]),
+        months=frozenset(_union(fields[3], "month", 1, 12, MONTH_NAMES)),
+        day_of_week=_day_of_week(fields[4]),
+        years=frozenset(_union(fields[5], "year", 1970, LAST_YEAR)),
+    )
+
+
+def _union(text: str, field: str, low: int, high: int, names: dict[str, int] | None = None) -> set[int]:
+    values: set[int] = set()
+    for item in text.split(","):
+        values |= _values(item, field, low, high, names)
+    return values
+
+
+def next_run(expression: str, zone: ZoneInfo, after: datetime) -> datetime | None:
+    """When a stored schedule expression fires next (after ``after``); None for one in the past, a rate() or one
+    that cannot be read."""
+    if expression.startswith("at(") and expression.endswith(")"):
+        try:
+            local = datetime.fromisoformat(expression[3:-1])
+        except ValueError:
+            return None
+        moment = local.replace(tzinfo=zone)
+        return moment if moment > after else None
+    if expression.startswith("cron("):
+        try:
+            return parse_cron(expression).next_after(after, zone)
+        except CronError:
+            return None
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The request a schedule sends
+
+
+def request_template(
+    *, group: str, name: str, stream: str, campaigns: list[str], all_active: bool, campaign_type: CampaignType,
+    reason: str | None, dry_run: bool,
+) -> dict[str, Any]:
+    """A stop request v1, field for field as `stop` builds one; the scheduled time is Scheduler's to fill in."""
+    request: dict[str, Any] = {"streamId": stream}
+    if all_active:
+        request["campaigns"] = "all-active"
+    elif len(campaigns) == 1:
+        request["campaignId"] = campaigns[0]
+    else:
+        request["campaignIds"] = campaigns
+    request["campaignType"] = campaign_type.value
+    # The same for every retry of one firing (same scheduled time), new for the next firing; the group is in it
+    # so that two groups' schedules of the same name never share a request id.
+    request["requestId"] = f"schedule:{group}/{name}:{SCHEDULED_TIME}"
+    if reason is not None:
+        request["reason"] = reason
+    request["requestedBy"] = f"schedule:{group}/{name}"
+    request["requestedAt"] = SCHEDULED_TIME
+    request["dryRun"] = dry_run
+    return request
+
+
+def substitute(text: str, *, scheduled_time: datetime, schedule_arn: str, execution_id: str | None = None,
+               attempt: int = 1) -> str:
+    """The input as Scheduler delivers it: each context attribute replaced by its value."""
+    return (
+        text.replace(SCHEDULED_TIME, scheduled_time.astimezone(UTC).strftime(SCHEDULED_TIME_FORMAT))
+        .replace(SCHEDULE_ARN, schedule_arn)
+        .replace(EXECUTION_ID, execution_id or uuid.uuid4().hex[:16])
+        .replace(ATTEMPT_NUMBER, str(attempt))
+    )
+
+
+def check_request(payload: str) -> dict[str, Any]:
+    """The delivered input through the function's own parser and schema; InvalidRequest or ValueError if not."""
+    request = json.loads(payload)
+    if not isinstance(request, dict):
+        raise ValueError("the input is not a JSON object")
+    request_id = str(request.get("requestId") or "schedule")
+    parse_stop_request(request, Origin(Source.SQS, request_id, str(request.get("requestedAt") or "")), request_id)
+    return request
+
+
+def _describe_stop(request: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not isinstance(request, dict) or "streamId" not in request:
+        return None
+    if request.get("campaigns") == "all-active":
+        campaigns: str | list[str] = "all-active"
+    elif "campaignIds" in request:
+        campaigns = list(request["campaignIds"])
+    else:
+        campaigns = [str(request.get("campaignId"))]
+    return {"streamId": request["streamId"], "campaigns": campaigns,
+            "campaignType": request.get("campaignType", "sms"), "dryRun": request.get("dryRun") is True}
+
+
+def _stops_text(stops: dict[str, Any] | None) -> tuple[str, str, str]:
+    if stops is None:
+        return "?", "?", "?"
+    campaigns = stops["campaigns"] if isinstance(stops["campaigns"], str) else ", ".join(stops["campaigns"])
+    kind = stops["campaignType"] + (" (dry run)" if stops["dryRun"] else "")
+    return stops["streamId"], campaigns, kind
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# AWS
+
+
+def _client_error_code(error: Exception) -> str:
+    return str(error.response.get("Error", {}).get("Code", "")) if isinstance(error, ClientError) else ""
+
+
+def _queue_target(queue_url: str, mode: OutputFormat, what: str = "stop") -> tuple[str, bool]:
+    """A queue's ARN and whether it is FIFO; a FIFO queue must deduplicate on content (Scheduler sets no
+    deduplication id)."""
+    try:
+        attributes = client("sqs").get_queue_attributes(
+            QueueUrl=queue_url, AttributeNames=["QueueArn", "FifoQueue", "ContentBasedDeduplication"],
+        )["Attributes"]
+    except (BotoCoreError, ClientError) as error:
+        _fail(f"cannot read the {what} queue {queue_url}: {error}", EXIT_USAGE, mode)
+    fifo = attributes.get("FifoQueue") == "true"
+    if fifo and attributes.get("ContentBasedDeduplication") != "true":
+        _fail(f"the {what} queue {queue_url} is FIFO without content-based deduplication, which EventBridge "
+             "Scheduler needs (it sets no deduplication id): enable ContentBasedDeduplication", EXIT_USAGE, mode)
+    return str(attributes["QueueArn"]), fifo
+
+
+def _get_schedule(group: str, name: str, mode: OutputFormat) -> dict[str, Any]:
+    try:
+        return dict(client("scheduler").get_schedule(GroupName=group, Name=name))
+    except ClientError as error:
+        if _client_error_code(error) == "ResourceNotFoundException":
+            _fail(f"no schedule {name!r} in schedule group {group!r}", EXIT_FAILED, mode)
+        _fail(f"could not read schedule {group}/{name}: {error}", EXIT_FAILED, mode)
+    except BotoCoreError as error:
+        _fail(f"could not read schedule {group}/{name}: {error}", EXIT_FAILED, mode)
+
+
+def _schedule_zone(schedule: dict[str, Any]) -> ZoneInfo:
+    try:
+        return parse_zone(str(schedule.get("ScheduleExpressionTimezone") or "UTC"))
+    except ValueError:
+        return ZoneInfo("UTC")
+
+
+def _template_of(schedule: dict[str, Any]) -> dict[str, Any] | None:
+    try:
+        document = json.loads(str(schedule.get("Target", {}).get("Input", "")))
+    except ValueError:
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def _summary(schedule: dict[str, Any], now: datetime) -> dict[str, Any]:
+    zone = _schedule_zone(schedule)
+    expression = str(schedule.get("ScheduleExpression", ""))
+    enabled = schedule.get("State", "ENABLED") == "ENABLED"
+    template = _template_of(schedule)
+    target = schedule.get("Target", {})
+    return {
+        "name": schedule.get("Name"), "group": schedule.get("GroupName"), "arn": schedule.get("Arn"),
+        "state": schedule.get("State"), "expression": expression,
+        "timezone": schedule.get("ScheduleExpressionTimezone") or "UTC",
+        "nextRun": _shown(next_run(expression, zone, now), zone) if enabled else None,
+        "description": schedule.get("Description"), "stops": _describe_stop(template),
+        "target": {key: target[key] for key in ("Arn", "RoleArn", "RetryPolicy", "SqsParameters") if key in target},
+        "input": template if template is not None else target.get("Input"),
+        "actionAfterCompletion": schedule.get("ActionAfterCompletion"),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Commands
+
+
+@app.command()
+def create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Schedule name (letters, digits, - _ .; up to 64).")],
+    stream: Annotated[str, typer.Option("--stream", help="Stream id (st-…) whose campaigns to stop.")],
+    timezone: Annotated[str, typer.Option(
+        "--timezone", help="IANA time zone the time is in, e.g. America/New_York, America/Phoenix.")],
+    campaign: Annotated[
+        list[str] | None, typer.Option("--campaign", help="Campaign id (cd-…); repeat for several.")
+    ] = None,
+    all_active: Annotated[bool, typer.Option("--all-active", help="Every active campaign of the stream.")] = False,
+    campaign_type: Annotated[CampaignType, typer.Option("--type", help="Campaign type.")] = CampaignType.SMS,
+    at: Annotated[str | None, typer.Option(
+        "--at", help="Once, at this local wall time in --timezone (2026-12-24T20:55); the schedule then deletes "
+        "itself.")] = None,
+    cron: Annotated[str | None, typer.Option(
+        "--cron", help="Recurring, EventBridge cron in --timezone: minutes hours day-of-month month day-of-week "
+        "year, e.g. '55 20 * * ? *' (20:55 daily).")] = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why (kept in every result).")] = None,
+    dry_run_request: Annotated[bool, typer.Option(
+        "--dry-run-request", help="Each firing sends a dry run: reports what would stop, stops nothing.")] = False,
+    description: Annotated[str | None, typer.Option("--description", help="Shown with the schedule.")] = None,
+    max_event_age: Annotated[int, typer.Option(
+        "--max-event-age", min=60, max=86400,
+        help="Seconds Scheduler keeps retrying a delivery that fails before it gives up.")] = DEFAULT_MAX_EVENT_AGE,
+    schedule_group: GroupOption = None,
+    scheduler_role_arn: Annotated[str | None, typer.Option(
+        "--scheduler-role-arn", help="Role Scheduler assumes to send (env SCHEDULER_ROLE_ARN).")] = None,
+    queue_url: Annotated[str | None, typer.Option("--queue-url", help="Stop queue URL (env STOP_QUEUE_URL).")] = None,
+    dlq_url: Annotated[str | None, typer.Option(
+        "--dlq-url", help="Dead-letter queue for deliveries Scheduler gives up on (env DEAD_LETTER_QUEUE_URL; "
+        "none found: such a delivery is dropped, with a warning now).")] = None,
+    output: OutputOption = None,
+) -> None:
+    """Create a schedule that sends a stop request to the stop queue, once (--at) or on a cron (--cron)."""
+    mode = output_format(ctx, output)
+    campaigns = list(dict.fromkeys(campaign or []))
+    if bool(campaigns) == all_active:
+        _fail("give either --campaign (one or more) or --all-active", EXIT_USAGE, mode)
+    if (at is None) == (cron is None):
+        _fail("give either --at (one time, local wall time) or --cron (recurring)", EXIT_USAGE, mode)
+    if not NAME_PATTERN.fullmatch(name):
+        _fail(f"invalid schedule name {name!r}: 1 to 64 letters, digits, '-', '_' or '.'", EXIT_USAGE, mode)
+    try:
+        zone = parse_zone(timezone)
+    except ValueError as error:
+        _fail(str(error), EXIT_USAGE, mode)
+
+    now = datetime.now(UTC)
+    if at is not None:
+        try:
+            local = parse_local_time(at)
+        except ValueError as error:
+            _fail(f"--at: {error}", EXIT_USAGE, mode)
+        if not _exists(local, zone):
+            _fail(f"--at {local:%Y-%m-%dT%H:%M} does not exist in {timezone}: the clocks skip it (daylight saving "
+                 "time starts)", EXIT_USAGE, mode)
+        first = local.replace(tzinfo=zone)
+        if first <= now:
+            _fail(f"--at {local:%Y-%m-%dT%H:%M} in {timezone} is in the past (it is now "
+                 f"{now.astimezone(zone):%Y-%m-%d %H:%M %Z} there)", EXIT_USAGE, mode)
+        if _ambiguous(local, zone):
+            error_console().print(f"[yellow]warning:[/] {local:%Y-%m-%dT%H:%M} happens twice in {timezone} (the "
+                                  "clocks fall back); the first is shown", highlight=False)
+        expression = f"at({local:%Y-%m-%dT%H:%M:%S})"
+    else:
+        assert cron is not None
+        try:
+            parsed = parse_cron(cron)
+        except CronError as error:
+            _fail(f"--cron: {error}", EXIT_USAGE, mode)
+        expression = parsed.expression
+        upcoming = parsed.next_after(now, zone)
+        if upcoming is None:
+            _fail(f"--cron: {expression} never fires from now on in {timezone}", EXIT_USAGE, mode)
+        first = upcoming
+
+    group = resource("schedule_group", schedule_group, mode)
+    if not NAME_PATTERN.fullmatch(group):
+        _fail(f"invalid schedule group name {group!r}", EXIT_USAGE, mode)
+    role_arn = resource("scheduler_role_arn", scheduler_role_arn, mode)
+    stop_queue_url = resource("stop_queue_url", queue_url, mode)
+
+    template = request_template(
+        group=group, name=name, stream=stream, campaigns=campaigns, all_active=all_active,
+        campaign_type=campaign_type,
+        reason=reason if reason is not None else f"scheduled stop: {expression} {timezone}",
+        dry_run=dry_run_request,
+    )
+    payload = json.dumps(template, separators=(",", ":"))
+    arn_placeholder = f"arn:aws:scheduler:::schedule/{group}/{name}"
+    try:  # as Scheduler will deliver it at its first firing
+        example = check_request(substitute(payload, scheduled_time=first, schedule_arn=arn_placeholder))
+    except InvalidRequest as error:
+        _fail(f"invalid stop request: {error.message}", EXIT_USAGE, mode)
+
+    queue_arn, fifo = _queue_target(stop_queue_url, mode)
+    target: dict[str, Any] = {
+        "Arn": queue_arn, "RoleArn": role_arn, "Input": payload,
+        "RetryPolicy": {"MaximumEventAgeInSeconds": max_event_age, "MaximumRetryAttempts": MAX_RETRY_ATTEMPTS},
+    }
+    if fifo:
+        target["SqsParameters"] = {"MessageGroupId": stream}  # one group per stream, as `stop` sends
+    dead_letter_queue_url = find_resource("dead_letter_queue_url", dlq_url, mode)
+    if dead_letter_queue_url:  # a delivery that keeps failing is kept with the other dead letters, to redrive
+        target["DeadLetterConfig"] = {"Arn": _queue_target(dead_letter_queue_url, mode, what="dead-letter")[0]}
+    else:
+        error_console().print("[yellow]warning:[/] no dead-letter queue (--dlq-url, DEAD_LETTER_QUEUE_URL): a "
+                              "delivery Scheduler gives up on is dropped", highlight=False)
+    what = "all active campaigns" if all_active else ", ".join(campaigns)
+    text = description if description is not None else f"campaign-stop: stop {what} of {stream} ({campaign_type})"
+    try:
+        created = client("scheduler").create_schedule(
+            Name=name, GroupName=group, ScheduleExpression=expression, ScheduleExpressionTimezone=timezone,
+            FlexibleTimeWindow={"Mode": "OFF"}, State="ENABLED", Description=text[:512],
+            ActionAfterCompletion="DELETE" if at is not None else "NONE", Target=target,
+        )
+    except ClientError as error:
+        code = _client_error_code(error)
+        if code == "ConflictException":
+            _fail(f"a schedule {name!r} already exists in group {group!r}: delete it first", EXIT_USAGE, mode)
+        usage = code in ("ValidationException", "ResourceNotFoundException")
+        _fail(f"could not create the schedule: {error}", EXIT_USAGE if usage else EXIT_FAILED, mode)
+    except BotoCoreError as error:
+        _fail(f"could not create the schedule: {error}", EXIT_FAILED, mode)
+
+    if mode is OutputFormat.JSON:
+        print_json({
+            "scheduleArn": created["ScheduleArn"], "name": name, "group": group, "expression": expression,
+            "timezone": timezone, "nextRun": _shown(first, zone), "stops": _describe_stop(template),
+            "target": {key: value for key, value in target.items() if key != "Input"}, "input": template,
+            "firstRequest": example,
+        })
+    else:
+        out = console()
+        out.print(f"Created schedule [bold]{group}/{name}[/]: {expression} in {timezone}", highlight=False)
+        out.print(f"Next run: {_shown_text(first, zone)}", highlight=False)
+        stream_text, campaigns_text, kind = _stops_text(_describe_stop(template))
+        out.print(f"Stops: {campaigns_text} of {stream_text} ({kind}); request id {example['requestId']}",
+                  highlight=False)
+    raise typer.Exit(EXIT_OK)
+
+
+@app.command("list")
+def list_schedules(
+    ctx: typer.Context,
+    schedule_group: GroupOption = None,
+    output: OutputOption = None,
+) -> None:
+    """The group's schedules: expression, time zone, state, next run and what each one stops."""
+    mode = output_format(ctx, output)
+    group = resource("schedule_group", schedule_group, mode)
+    scheduler = client("scheduler")
+    schedules: list[dict[str, Any]] = []
+    try:
+        for page in scheduler.get_paginator("list_schedules").paginate(GroupName=group):
+            for item in page.get("Schedules", []):
+                try:
+                    schedules.append(dict(scheduler.get_schedule(GroupName=group, Name=item["Name"])))
+                except ClientError as error:
+                    if _client_error_code(error) != "ResourceNotFoundException":  # deleted meanwhile: skip
+                        raise
+    except (BotoCoreError, ClientError) as error:
+        _fail(f"could not list the schedules of group {group!r}: {error}", EXIT_FAILED, mode)
+    now = datetime.now(UTC)
+    summaries = sorted((_summary(schedule, now) for schedule in schedules), key=lambda s: str(s["name"]))
+    if mode is OutputFormat.JSON:
+        print_json({"group": group, "schedules": summaries})
+        raise typer.Exit(EXIT_OK)
+    if not summaries:
+        console().print(f"No schedules in group {group}.", highlight=False)
+        raise typer.Exit(EXIT_OK)
+    table = Table("name", "expression", "time zone", "state", "next run", "stream", "campaigns", "type")
+    for summary in summaries:
+        nxt = summary["nextRun"]
+        shown = f"{nxt['local'][:16].replace('T', ' ')} {nxt['zone']} ({nxt['utc'][:16].replace('T', ' ')} UTC)" \
+            if nxt else "-"
+        cells = (str(summary["name"]), summary["expression"], summary["timezone"], str(summary["state"]), shown,
+                 *_stops_text(summary["stops"]))
+        table.add_row(*(escape(str(cell)) for cell in cells))
+    console().print(table)
+    raise typer.Exit(EXIT_OK)
+
+
+@app.command()
+def delete(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Schedule name.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before deleting.")] = False,
+    schedule_group: GroupOption = None,
+    output: OutputOption = None,
+) -> None:
+    """Delete a schedule (it will not fire again)."""
+    mode = output_format(ctx, output)
+    group = resource("schedule_group", schedule_group, mode)
+    _get_schedule(group, name, mode)  # a missing schedule exits 1 before asking
+    if not yes:
+        typer.confirm(f"Delete schedule {group}/{name}?", abort=True)
+    try:
+        client("scheduler").delete_schedule(GroupName=group, Name=name)
+    except ClientError as error:
+        if _client_error_code(error) == "ResourceNotFoundException":
+            _fail(f"no schedule {name!r} in schedule group {group!r}", EXIT_FAILED, mode)
+        _fail(f"could not delete schedule {group}/{name}: {error}", EXIT_FAILED, mode)
+    except BotoCoreError as error:
+        _fail(f"could not delete schedule {group}/{name}: {error}", EXIT_FAILED, mode)
+    if mode is OutputFormat.JSON:
+        print_json({"deleted": name, "group": group})
+    else:
+        console().print(f"Deleted schedule {group}/{name}.", highlight=False)
+    raise typer.Exit(EXIT_OK)
+
+
+@app.command()
+def fire(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Schedule name.")],
+    at: Annotated[str | None, typer.Option(
+        "--at", help="The scheduled time to fill in: a local wall time in the schedule's time zone "
+        "(2026-12-24T20:55) or an instant with offset (2026-12-25T01:55:00Z); default: now. The same time again "
+        "is the same request, as a retried delivery is.")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for every campaign's result, then show them.")] = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=1, help="Seconds --wait waits before exit code 3.")
+    ] = 120.0,
+    schedule_group: GroupOption = None,
+    results_topic_arn: Annotated[
+        str | None, typer.Option("--results-topic-arn", help="Results topic ARN, for --wait (env RESULTS_TOPIC_ARN).")
+    ] = None,
+    output: OutputOption = None,
+) -> None:
+    """Send the schedule's request now, filled in as Scheduler fills it: try a schedule, or resend one firing.
+
+    A real stop unless created with --dry-run-request; the same --at twice is one request, stopped once."""
+    mode = output_format(ctx, output)
+    group = resource("schedule_group", schedule_group, mode)
+    topic = resource("results_topic_arn", results_topic_arn, mode) if wait else None
+    schedule = _get_schedule(group, name, mode)
+    zone = _schedule_zone(schedule)
+    scheduled = _scheduled_time(at, zone, mode)
+    target = schedule.get("Target", {})
+    arn = str(target.get("Arn", ""))
+    parts = arn.split(":", 5)
+    if len(parts) != 6 or parts[2] != "sqs":
+        _fail(f"fire sends to SQS queue targets only; schedule {group}/{name} targets {arn or 'nothing'}",
+             EXIT_USAGE, mode)
+    body = substitute(str(target.get("Input", "")), scheduled_time=scheduled, schedule_arn=str(schedule.get("Arn")))
+    try:
+        request = check_request(body)
+    except InvalidRequest as error:
+        _fail(f"the schedule's input is not a valid stop request: {error.message}", EXIT_USAGE, mode)
+    except ValueError as error:
+        _fail(f"the schedule's input is not a stop request: {error}", EXIT_USAGE, mode)
+
+    region, account, queue_name = parts[3], parts[4], parts[5]
+    group_id = (target.get("SqsParameters") or {}).get("MessageGroupId")
+    if queue_name.endswith(".fifo") and not group_id:
+        _fail(f"schedule {group}/{name} targets a FIFO queue without SqsParameters.MessageGroupId: Scheduler cannot "
+             "deliver it either", EXIT_USAGE, mode)
+    if wait:
+        assert topic is not None
+        with results_subscription(topic, {"requestId": [request["requestId"]]}, mode) as queue:
+            sent = _send_to_queue(region, account, queue_name, body, group_id, mode)
+            if mode is OutputFormat.TABLE:
+                console().print(f"Sent [bold]{request['requestId']}[/]; waiting for results…", highlight=False)
+            expected = None  # all-active: the summary says how many
+            if request.get("campaigns") != "all-active":
+                expected = len(request["campaignIds"]) if "campaignIds" in request else 1
+            collected = stop_command._wait_for_results(queue, expected, timeout, mode)
+        code = collected.exit_code()
+        if mode is OutputFormat.JSON:
+            print_json({"schedule": f"{group}/{name}", "scheduledTime": _utc_text(scheduled), **sent,
+                        "requestId": request["requestId"], "request": request, "results": collected.results,
+                        "summary": collected.summary, "timedOut": collected.timed_out, "exitCode": code})
+        else:
+            stop_command._print_results(collected)
+            if collected.timed_out and not collected.results:
+                console().print("No result arrived: if this scheduled time was already sent, the function took "
+                                "this one as the same request and stopped nothing twice.", highlight=False)
+        raise typer.Exit(code)
+    sent = _send_to_queue(region, account, queue_name, body, group_id, mode)
+    if mode is OutputFormat.JSON:
+        print_json({"schedule": f"{group}/{name}", "scheduledTime": _utc_text(scheduled), **sent,
+                    "requestId": request["requestId"], "request": request})
+    else:
+        console().print(request["requestId"], highlight=False)
+    raise typer.Exit(EXIT_OK)
+
+
+def _utc_text(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime(SCHEDULED_TIME_FORMAT)
+
+
+def _scheduled_time(text: str | None, zone: ZoneInfo, mode: OutputFormat) -> datetime:
+    if text is None:
+        return datetime.now(UTC).replace(microsecond=0)
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        _fail(f"--at: {text!r} is not a date and time such as 2026-12-24T20:55", EXIT_USAGE, mode)
+    value = value.replace(microsecond=0)
+    if value.tzinfo is None:
+        if not _exists(value, zone):
+            _fail(f"--at {text} does not exist in {zone.key}: the clocks skip it", EXIT_USAGE, mode)
+        value = value.replace(tzinfo=zone)
+    return value.astimezone(UTC)
+
+
+def _send_to_queue(region: str, account: str, queue_name: str, body: str, group_id: str | None,
+                   mode: OutputFormat) -> dict[str, str]:
+    """SendMessage as Scheduler's SQS target does: the input as the body; on a FIFO queue the schedule's message
+    group, deduplicated on content (the SHA-256 of the body, as content-based deduplication does)."""
+    try:
+        sqs = client("sqs")
+        if region and sqs.meta.region_name != region:  # a queue in another region than the default one
+            sqs = boto3.session.Session().client("sqs", region_name=region)
+        queue_url = sqs.get_queue_url(QueueName=queue_name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+        extra: dict[str, str] = {}
+        if queue_name.endswith(".fifo"):
+            digest = hashlib.sha256(body.encode()).hexdigest()
+            extra = {"MessageGroupId": group_id or "", "MessageDeduplicationId": digest}
+        response = sqs.send_message(QueueUrl=queue_url, MessageBody=body, **extra)
+    except (BotoCoreError, ClientError) as error:
+        _fail(f"could not send to the schedule's queue {queue_name}: {error}", EXIT_FAILED, mode)
+    return {"queueUrl": str(queue_url), "messageId": str(response["MessageId"])}
