@@ -6,9 +6,11 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import botocore.client
 from typer.testing import CliRunner
 
 from campaign_stop_cli.main import app
+from campaign_stop_cli.subscription import QUEUE_PREFIX
 from devtools.kore_simulator import KoreSimulator
 from devtools.local_stack import LocalStack
 from devtools.poller import SqsEventSourceMapping
@@ -123,12 +125,15 @@ def test_usage_errors_exit_2(runner: CliRunner, cli_env: dict[str, str], monkeyp
 def test_ctrl_c_while_waiting_leaves_nothing_behind(
     runner: CliRunner, stack: LocalStack, cli_env: dict[str, str], monkeypatch: Any
 ) -> None:
-    from campaign_stop_cli import stop
+    # Ctrl-C raised from the AWS SDK's call, where a real SIGINT interrupts the long poll on the temporary queue.
+    make_api_call = botocore.client.BaseClient._make_api_call
 
-    def interrupted(*_: object, **__: object) -> None:
-        raise KeyboardInterrupt
+    def interrupted(self: Any, operation: str, params: dict[str, Any]) -> Any:
+        if operation == "ReceiveMessage" and QUEUE_PREFIX in params.get("QueueUrl", ""):
+            raise KeyboardInterrupt
+        return make_api_call(self, operation, params)
 
-    monkeypatch.setattr(stop, "_wait_for_results", interrupted)
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", interrupted)
     before = _queues_and_subscriptions(stack)
     result = runner.invoke(app, ["stop", "--stream", STREAM_ID, "--campaign", "cd-1", "--wait"])
     assert result.exit_code != 0
