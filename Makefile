@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install lint typecheck test demo bench clean
+.PHONY: install lint typecheck test demo bench lock clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,18 @@ demo: install
 
 bench: install
 	$(BIN)/python -m devtools.bench
+
+# The bundle's lock: functions/stop_campaign/requirements.in resolved for the function's runtime (template.yaml:
+# python3.12 on arm64), exact versions with the hashes of every file of each release (so x86_64 and aarch64
+# wheels both verify). `sam build` reads functions/requirements.txt, the copy at the CodeUri root.
+# Upgrades every pin to the newest release the ranges allow; `make lock LOCK_UPGRADE=` keeps the pins that
+# still fit (after editing a range).
+LOCK_UPGRADE ?= --upgrade
+lock: install
+	$(BIN)/uv pip compile functions/stop_campaign/requirements.in --quiet --generate-hashes $(LOCK_UPGRADE) \
+		--python-version 3.12 --python-platform aarch64-manylinux_2_28 \
+		--custom-compile-command 'make lock' --output-file functions/stop_campaign/requirements.txt
+	cp functions/stop_campaign/requirements.txt functions/requirements.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .aws-sam

@@ -8,26 +8,18 @@ the handler raises only to have a transient failure retried (asynchronous invoca
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from functools import cache, partial
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.utilities.batch import (
-    AsyncBatchProcessor,
-    EventType,
-    SqsFifoPartialProcessor,
-    async_process_partial_response,
-    process_partial_response,
-)
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
@@ -35,13 +27,12 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.idempotency.serialization.dataclass import DataclassSerializer
 from aws_lambda_powertools.utilities.parameters import SecretsProvider, SSMProvider
-from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
 from stop_campaign.alarm_targets import AlarmTargets
 from stop_campaign.credentials import CredentialStore
 from stop_campaign.dead_letter import DeadLetterQueue
-from stop_campaign.intake import Origin, event_records, usable_id
+from stop_campaign.intake import Origin, event_records, redrive_marker, usable_id
 from stop_campaign.kore_client import ClientSettings, Deadline, KoreClient
 from stop_campaign.models import ResultEvent, Source, StopOutcome, utc_now
 from stop_campaign.processing import (
@@ -60,6 +51,9 @@ from stop_campaign.settings import IDEMPOTENCY_TTL_ATTRIBUTE, get_settings
 from stop_campaign.stop_queue import StopQueue
 from stop_campaign.stopper import CampaignStopper
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
 logger = Logger()
 metrics = Metrics()
 SETTLE_SECONDS = 2.0  # the rate ledger's end-of-invocation write: one read and one write, well inside this
@@ -76,16 +70,6 @@ def traced(handler: Callable[..., Any]) -> Callable[..., Any]:
     return Tracer().capture_lambda_handler(handler)
 
 
-# A batch that failed as a whole still answers with its item failures: the messages go back to the queue
-# either way, and a transient outage is not counted as a function error.
-sqs_batch = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-sqs_fifo_batch = SqsFifoPartialProcessor(skip_group_on_error=True)  # keeps order within a message group
-# The FIFO processor takes no raise_on_entire_batch_failure argument (Powertools issue #7596, open as of 3.37),
-# but inherits the attribute its base class reads when the batch ends. Catching BatchProcessingError instead
-# would answer an empty batchItemFailures (the base class raises before it records them): every record deleted.
-sqs_fifo_batch.raise_on_entire_batch_failure = False
-
-
 @dataclass(frozen=True, slots=True)
 class Container:
     """What one Lambda container builds once and reuses: clients, pools, caches."""
@@ -95,6 +79,25 @@ class Container:
     record_workers: ThreadPoolExecutor
     max_receive_count: int
     budgets: AccountBudgets
+
+
+class OnFirstUse:
+    """Stands for an object that is built when one of its attributes is first read, at most once. The lock is
+    shared by all of them: they build boto3 clients from one session, which is not safe to do from two
+    threads at once (record threads may ask together)."""
+
+    _building = threading.Lock()
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build: Callable[[], Any] | None = build
+        self._built: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._build is not None:
+            with self._building:
+                if self._build is not None:
+                    self._built, self._build = self._build(), None
+        return getattr(self._built, name)
 
 
 @cache
@@ -110,7 +113,10 @@ def container() -> Container:
         retries={"mode": "standard", "max_attempts": settings.aws_max_attempts},
     )
     dynamodb = session.client("dynamodb", config=aws_config)
-    sqs = session.client("sqs", config=aws_config)
+    # Only dead letters and hand-overs use SQS, only alarms the alarm map: those clients (20-25 ms each to
+    # build, most of it loading the service's model) are made when one of them is first needed.
+    sqs = OnFirstUse(lambda: session.client("sqs", config=aws_config))
+    ssm = cast(SSMProvider, OnFirstUse(lambda: SSMProvider(boto3_client=session.client("ssm", config=aws_config))))
     idempotency = IdempotencyConfig(expires_after_seconds=settings.idempotency_ttl_seconds)
 
     def once(function: Callable[..., Any], keyword: str, prefix: str, **options: Any) -> Callable[..., Any]:
@@ -159,7 +165,7 @@ def container() -> Container:
             alarm_targets=AlarmTargets(
                 settings.alarm_targets_parameter,
                 settings.alarm_targets_cache_seconds,
-                SSMProvider(boto3_client=session.client("ssm", config=aws_config)),
+                ssm,
             ),
             executor=ThreadPoolExecutor(settings.stop_concurrency, thread_name_prefix="stop"),
             telemetry=telemetry,
@@ -251,28 +257,72 @@ def _handle_sqs(
     if not served:
         return {"batchItemFailures": []}
 
-    def process_record(record: SQSRecord) -> None:
-        raw = record.raw_event
-        attempt = _receive_count(raw)
-        body = raw.get("body")
+    def process_record(record: dict[str, Any]) -> None:
+        attempt = _receive_count(record)
+        body = record.get("body")
         usable = body if isinstance(body, str) and body else None
         message = InboundMessage(
-            body=usable or _as_text(raw),
-            origin=Origin(Source.SQS, usable_id(record.message_id, f"{context.aws_request_id}:sqs"), received_at,
-                          attempt),
-            payload=None if usable else raw,  # no body: intake rejects the record itself, saying so
+            body=usable or _as_text(record),
+            origin=Origin(Source.SQS, usable_id(record["messageId"], f"{context.aws_request_id}:sqs"), received_at,
+                          attempt, redriven_from=redrive_marker(record)),
+            payload=None if usable else record,  # no body: intake rejects the record itself, saying so
             final_attempt=attempt >= parts.max_receive_count,
         )
         parts.processor.process(message, deadline, started)
 
-    event = {"Records": served}
     if str(served[0].get("eventSourceARN", "")).endswith(".fifo"):
-        return dict(process_partial_response(event, process_record, sqs_fifo_batch, context))
+        failed = _in_group_order(served, process_record)
+    else:
+        failed = _concurrently(served, process_record, parts.record_workers)
+    return {"batchItemFailures": [{"itemIdentifier": record["messageId"]} for record in failed]}
 
-    async def process_concurrently(record: SQSRecord) -> None:
-        await asyncio.get_running_loop().run_in_executor(parts.record_workers, partial(process_record, record))
 
-    return dict(async_process_partial_response(event, process_concurrently, sqs_batch, context))
+# Hand-written, not Powertools' BatchProcessor: every module of aws_lambda_powertools.utilities.batch imports
+# asyncio and all of Powertools' event data classes at import (about 20 ms of CPU at every cold start).
+# A record that raises is reported back for the queue to deliver again; a batch whose every record failed still
+# answers its item failures (a transient outage is not a function error; the records go back either way).
+
+
+def _concurrently(
+    records: list[dict[str, Any]], process: Callable[[dict[str, Any]], None], workers: ThreadPoolExecutor,
+) -> list[dict[str, Any]]:
+    """A standard queue's batch: every record at once on the record pool; the failed ones, in batch order."""
+    futures = [workers.submit(process, record) for record in records]
+    wait(futures)
+    failed: list[dict[str, Any]] = []
+    for record, future in zip(records, futures, strict=True):
+        error = future.exception()
+        if error is not None and not isinstance(error, Exception):
+            raise error  # not a record's failure (e.g. SystemExit): as the runtime would see it anywhere else
+        if error is not None:
+            logger.debug("SQS record %s failed: %r", record["messageId"], error)
+            failed.append(record)
+    return failed
+
+
+def _in_group_order(
+    records: list[dict[str, Any]], process: Callable[[dict[str, Any]], None],
+) -> list[dict[str, Any]]:
+    """A FIFO queue's batch: one record at a time, in order. After a failure, the later records of its message
+    group are failed without being processed, so none overtakes the one that comes back; other groups go on
+    (Powertools' SqsFifoPartialProcessor with skip_group_on_error=True). A record without a group (only a
+    hand-made event lacks one) holds back nothing."""
+    failed: list[dict[str, Any]] = []
+    failed_groups: set[str] = set()
+    for record in records:
+        group = record["attributes"].get("MessageGroupId")
+        group = group if isinstance(group, str) and group else None
+        if group in failed_groups:
+            failed.append(record)
+            continue
+        try:
+            process(record)
+        except Exception as error:
+            logger.debug("SQS record %s failed: %r", record["messageId"], error)
+            failed.append(record)
+            if group is not None:
+                failed_groups.add(group)
+    return failed
 
 
 def _receive_count(record: dict[str, Any]) -> int:

@@ -114,9 +114,9 @@ def decide(
         elif plan.reports_summary:
             account_id = next((end.target.account_id for end in own if end.target.account_id), None)
             decision.summaries.append(summarize(plan.request, account_id, progress, now))
-    if decision.dead_letter is not None:
+    if decision.dead_letter is not None and origin.redriven_from:
         decision.publish = [
-            replace(result, delivery_id=origin.message_id) if result.error is not None else result
+            replace(result, redriven_from=origin.redriven_from) if result.error is not None else result
             for result in decision.publish
         ]
     return decision

@@ -53,6 +53,7 @@ class Origin:
     message_id: str
     received_at: str
     attempt: int = 1
+    redriven_from: str | None = None  # this delivery is a dead letter sent back: see ``redrive_marker``
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +116,26 @@ def usable_id(value: Any, fallback: str) -> str:
     if isinstance(value, str) and REQUEST_ID_PATTERN.fullmatch(value):
         return value
     return fallback[:256]
+
+
+# Attributes a dead letter carries (ours, EventBridge's, Scheduler's): SQS's own move task takes them along.
+DEAD_LETTER_ATTRIBUTES = ("errorCode", "ERROR_CODE")
+
+
+def redrive_marker(record: dict[str, Any]) -> str | None:
+    """Which dead letter an SQS record was redriven from, if it was: ``campaign-stop dlq redrive`` says so in
+    ``redrivenFrom``; a message moved back by SQS's move task still carries the dead letter's reason, and then its
+    own message id stands for the redrive. None for everything else, so copies of one request that arrived as
+    separate messages are still one result."""
+    attributes = record.get("messageAttributes")
+    if not isinstance(attributes, dict):
+        return None
+    marker = attributes.get("redrivenFrom")
+    if isinstance(marker, dict) and isinstance(marker.get("stringValue"), str):
+        return usable_id(marker["stringValue"], "redriven")
+    if any(isinstance(attributes.get(name), dict) for name in DEAD_LETTER_ATTRIBUTES):
+        return usable_id(record.get("messageId"), "redriven")
+    return None
 
 
 def parse_continuation(payload: dict[str, Any], origin: Origin) -> Continuation:

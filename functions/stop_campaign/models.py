@@ -160,9 +160,9 @@ class ResultEvent:
     dry_run: bool = False
     api: dict[str, Any] | None = None
     error: ResultError | None = None
-    # The delivery a failure ended with (it goes to the dead-letter queue with it). Part of the identity, so a
-    # redriven message that fails again says so in a new result, while copies of one delivery stay one result.
-    delivery_id: str | None = None
+    # The dead letter this delivery was redriven from, on a failure. Part of the identity: a redriven request that
+    # fails again says so in a new result, while copies of one request stay one result.
+    redriven_from: str | None = None
     schema_version: str = field(default="1", init=False)
 
     @property
@@ -191,7 +191,7 @@ class ResultEvent:
             "dryRun": self.dry_run,
             "api": self.api,
             "error": self.error.as_dict() if self.error else None,
-        }
+        } | ({"redrivenFrom": self.redriven_from} if self.redriven_from else {})
 
     def identity(self) -> dict[str, Any]:
         """What makes two results the same result: a redelivery must not publish it twice."""
@@ -203,7 +203,7 @@ class ResultEvent:
             "accountId": self.account_id,
             "outcome": self.outcome.value,
             "errorCode": self.error.code if self.error else None,
-        } | ({"deliveryId": self.delivery_id} if self.delivery_id else {})
+        } | ({"redrivenFrom": self.redriven_from} if self.redriven_from else {})
 
 
 class StopError(Exception):

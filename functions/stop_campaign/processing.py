@@ -466,5 +466,5 @@ def _unserved_result(
         requested_by=alarm_requester(alarm) if is_alarm else None,
         requested_at=alarm.changed_at if is_alarm else None,
         alarm_arn=alarm.alarm_arn if is_alarm else None,
-        error=result_error, delivery_id=origin.message_id,
+        error=result_error, redriven_from=origin.redriven_from,
     )

@@ -227,21 +227,26 @@ def test_a_continuation_keeps_only_real_timestamps():
     assert parsed.request.received_at == ORIGIN.received_at and parsed.progress.first_stop_at is None
 
 
-def test_a_failure_is_a_new_result_per_delivery_and_one_result_per_copy_of_a_delivery():
-    """A dead letter redriven unchanged fails again: that must be a new result (the operator sees it), while a
-    duplicate copy of one delivery stays one result. Successes stay one result per request whatever the delivery."""
+def test_a_redriven_failure_is_a_new_result_while_copies_of_one_request_stay_one():
+    """A dead letter redriven unchanged fails again: that must be a new result (the operator sees it). Copies of one
+    request, even as separate messages, stay one result; so do successes, redriven or not."""
     stop = request("cd-1", "cd-2")
     first, second = targets(stop)
 
     def ended(origin: Origin):
         return decide([PlannedRequest(stop)], [stopped(first), failed(second)], origin, final_attempt=True, now=NOW)
 
-    original, copy = ended(ORIGIN), ended(ORIGIN)
-    redriven = ended(Origin(Source.SQS, "msg-redriven", "2026-11-28T11:00:00.000Z", attempt=1))
+    original = ended(ORIGIN)
+    copy = ended(Origin(Source.SQS, "msg-2", ORIGIN.received_at))  # the producer sent it twice
+    redriven = ended(Origin(Source.SQS, "msg-3", "2026-11-28T11:00:00.000Z", redriven_from="dead-letter-1"))
+    again = ended(Origin(Source.SQS, "msg-4", "2026-11-28T12:00:00.000Z", redriven_from="dead-letter-2"))
 
-    failure_ids = [[r.result_id for r in d.publish if r.outcome is Outcome.FAILED] for d in (original, copy, redriven)]
-    assert failure_ids[0] == failure_ids[1]
-    assert failure_ids[2] != failure_ids[0]
-    success_ids = [[r.result_id for r in d.publish if r.outcome is Outcome.STOPPED] for d in (original, redriven)]
-    assert success_ids[0] == success_ids[1]
-    assert original.dead_letter is not None and redriven.dead_letter is not None
+    def ids(decision, outcome):
+        return [result.result_id for result in decision.publish if result.outcome is outcome]
+
+    assert ids(original, Outcome.FAILED) == ids(copy, Outcome.FAILED)
+    assert len({*ids(original, Outcome.FAILED), *ids(redriven, Outcome.FAILED), *ids(again, Outcome.FAILED)}) == 3
+    assert ids(original, Outcome.STOPPED) == ids(redriven, Outcome.STOPPED)
+    [failure] = [result.as_message() for result in redriven.publish if result.outcome is Outcome.FAILED]
+    assert failure["redrivenFrom"] == "dead-letter-1"
+    assert all("redrivenFrom" not in result.as_message() for result in original.publish)

@@ -14,6 +14,7 @@ from stop_campaign.intake import (
     Origin,
     parse_event,
     parse_sqs_body,
+    redrive_marker,
 )
 from stop_campaign.models import CampaignType, Source, StopRequest
 
@@ -440,3 +441,24 @@ def test_intake_raises_nothing_but_invalid_request(payload):
         parse_event(payload, DIRECT)
     with pytest.raises(InvalidRequest):
         parse_sqs_body(json.dumps(payload), SQS)
+
+
+def _string(value: str) -> dict[str, str]:
+    return {"stringValue": value, "dataType": "String"}
+
+
+@pytest.mark.parametrize(("attributes", "marker"), [
+    ({}, None),  # a request as sent: copies of it are one request
+    ({"traceparent": _string("00-abc")}, None),  # a producer's own attributes say nothing of a redrive
+    ({"redrivenFrom": _string("dead-letter-7")}, "dead-letter-7"),  # campaign-stop dlq redrive
+    ({"errorCode": _string("stop_refused"), "requestId": _string("r-1")}, "msg-9"),  # SQS's move task, our reason
+    ({"ERROR_CODE": _string("SQS_ERROR")}, "msg-9"),  # an EventBridge dead letter moved back
+    ({"redrivenFrom": _string("x" * 300)}, "redriven"),  # never echoes an id that is not well-formed
+])
+def test_a_redriven_dead_letter_is_recognised_by_its_attributes(attributes, marker):
+    record = {"messageId": "msg-9", "body": "{}", "messageAttributes": attributes}
+    assert redrive_marker(record) == marker
+
+
+def test_a_record_without_attributes_is_no_redrive():
+    assert redrive_marker({"messageId": "msg-9", "body": "{}"}) is None
