@@ -313,7 +313,8 @@ def put(
     if mode is OutputFormat.TABLE:
         _print_report(report, str(file), mode)
     if not yes:
-        typer.confirm(f"Write {len(alarm_map)} entr{'y' if len(alarm_map) == 1 else 'ies'} to {name}?", abort=True)
+        typer.confirm(f"Write {len(alarm_map)} entr{'y' if len(alarm_map) == 1 else 'ies'} to {name}?", abort=True,
+                      err=True)  # stdout stays the output (json)
     try:
         version = client("ssm").put_parameter(
             Name=name, Value=json.dumps(alarm_map, separators=(",", ":")), Type="String", Overwrite=True

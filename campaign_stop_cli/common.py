@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
+from types import FrameType
 from typing import Any, NoReturn
 
 import boto3
@@ -19,6 +23,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1  # some request or campaign failed
 EXIT_USAGE = 2  # usage or configuration error
 EXIT_TIMEOUT = 3
+EXIT_INTERRUPTED = 130  # stop --wait / schedule fire --wait ended by Ctrl-C (or SIGTERM, SIGHUP): 128 + SIGINT
 
 @dataclass(frozen=True)
 class Resource:
@@ -93,15 +98,16 @@ _stack_values: dict[tuple[str, ...], dict[str, str]] = {}
 
 
 def stack_name() -> str | None:
-    """The global --stack (kept on the root context's obj by the main callback), else CAMPAIGN_STOP_STACK.
+    """The global --stack (kept on the root context's obj by the main callback), else CAMPAIGN_STOP_STACK; a
+    blank one counts as none.
 
     click's context is thread-local: called from a worker thread, only the environment variable is seen, so
     resolve resources in the command's thread when --stack matters."""
     context = _current_context()
     if context is not None:
         obj = context.find_root().obj
-        if isinstance(obj, dict) and obj.get("stack"):
-            return str(obj["stack"])
+        if isinstance(obj, dict) and str(obj.get("stack") or "").strip():
+            return str(obj["stack"]).strip()
     return os.environ.get(STACK_VARIABLE, "").strip() or None
 
 
@@ -198,3 +204,62 @@ def client(service: str) -> Any:
         cached = (key, boto3.session.Session())
         _sessions.current = cached
     return cached[1].client(service)
+
+
+# -- signals ---------------------------------------------------------------------------------------------
+
+# What ends a command from outside: Ctrl-C, `kill` (SIGTERM, e.g. a CI job cancelled) and a closed terminal (SIGHUP).
+INTERRUPT_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+@contextmanager
+def terminate_as_ctrl_c() -> Iterator[None]:
+    """Inside the block SIGTERM and SIGHUP raise KeyboardInterrupt, as Ctrl-C does, so that what the command
+    cleans up on Ctrl-C (a temporary queue and its subscription, dead letters held back) is cleaned up on those
+    too instead of the process dying on the spot. The previous handlers come back afterwards. Signal handlers can
+    only be set from the main thread: elsewhere this does nothing."""
+    if not _in_main_thread():
+        yield
+        return
+
+    def interrupt(_signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = {number: signal.signal(number, interrupt) for number in INTERRUPT_SIGNALS
+                if number != signal.SIGINT}
+    try:
+        yield
+    finally:
+        _restore(previous)
+
+
+@contextmanager
+def interrupts_deferred(note: str | None = None) -> Iterator[list[int]]:
+    """Inside the block SIGINT, SIGTERM and SIGHUP are noted (and ``note`` printed), not acted on: for work that
+    must not be cut in half. Yields the signals noted, for the caller to act on after the block. Main thread
+    only (elsewhere nothing is deferred)."""
+    noted: list[int] = []
+    if not _in_main_thread():
+        yield noted
+        return
+
+    def remember(signum: int, _frame: FrameType | None) -> None:
+        noted.append(signum)
+        if note:
+            error_console().print(f"[yellow]{note}[/]")
+
+    previous = {number: signal.signal(number, remember) for number in INTERRUPT_SIGNALS}
+    try:
+        yield noted
+    finally:
+        _restore(previous)
+
+
+def _restore(previous: dict[int, Any]) -> None:
+    for number, handler in previous.items():
+        # None: the handler was not installed from Python; the default is the closest there is.
+        signal.signal(number, handler if handler is not None else signal.SIG_DFL)

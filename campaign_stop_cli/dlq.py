@@ -1,32 +1,38 @@
 """`campaign-stop dlq`: look at the dead-letter queue and send its messages back to the stop queue.
 
-Dead letters come from three writers: the function (stop_campaign.dead_letter: the original body with the
+Dead letters come from four writers: the function (stop_campaign.dead_letter: the original body with the
 attributes errorCode, errorMessage, requestId, source, retryable), EventBridge (ERROR_CODE, ERROR_MESSAGE,
-RULE_ARN) and the stop queue's own redrive policy (the message as it was, without a reason).
+RULE_ARN, TARGET_ARN…), EventBridge Scheduler (ERROR_CODE, ERROR_MESSAGE, SCHEDULE_ARN…) and the stop queue's own
+redrive policy (the message as it was, without a reason).
 
 SQS cannot read a message by id or without hiding it, so every command scans: it receives, notes each message
 id once, and makes the messages visible again (see _Scan). Moving is careful: a copy is sent to the stop queue
-first and the dead letter deleted only after that send succeeded, and no message is sent twice in one run."""
+first and the dead letter deleted only after that send succeeded, and no message is sent twice in one run.
+
+Anyone else reading the queue at the same time (another `dlq list`, a console's "poll for messages") hides the
+messages it holds: a redrive moves what it meets while moving, looks again while others hold letters (a few
+seconds), and says so (exit 1) when matching letters may still be held elsewhere."""
 
 from __future__ import annotations
 
 import json
-import signal
-import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import FrameType, TracebackType
+from email.utils import parsedate_to_datetime
+from types import TracebackType
 from typing import Annotated, Any, NoReturn
 
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.json import JSON
 from rich.markup import escape
+from rich.padding import Padding
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
+from rich.text import Text
 
 from campaign_stop_cli.common import (
     EXIT_FAILED,
@@ -38,9 +44,11 @@ from campaign_stop_cli.common import (
     console,
     error_console,
     fail,
+    interrupts_deferred,
     output_format,
     print_json,
     resource,
+    terminate_as_ctrl_c,
 )
 
 app = typer.Typer(help="Look at the dead-letter queue and send its messages back to the stop queue.",
@@ -54,10 +62,19 @@ SQS_MAX_PER_CALL = 10  # ReceiveMessage, ChangeMessageVisibilityBatch
 HOLD_SECONDS = 30  # how long a received message stays hidden at most, should this run die before releasing it
 WAIT_SECONDS = 1  # long polling: short polling samples only some SQS servers and may miss messages
 MOVE_TASK_POLL_SECONDS = 2.0
+SETTLE_SECONDS = 5.0  # how long a redrive keeps looking again while another reader holds dead letters
+SETTLE_POLL_SECONDS = 1.0
+FIFO_GROUP_DEPTH = 10  # a FIFO queue hands out no more of a message group while some of it is in flight
 REDRIVEN_FROM = "redrivenFrom"  # message attribute on the copy sent to the stop queue: the dead letter's id
-# Why it was dead-lettered: not carried over to the copy (a new failure writes a new reason).
-REASON_ATTRIBUTES = frozenset({"errorCode", "errorMessage", "source", "retryable",
-                               "ERROR_CODE", "ERROR_MESSAGE", "RULE_ARN"})
+# Why, and by whom, it was dead-lettered: never carried over to the copy. A new failure writes a new reason, and the
+# function takes any of the reason attributes on a stop-queue message as the mark of a redrive by SQS's move task.
+FUNCTION_REASON = frozenset({"errorCode", "errorMessage", "requestId", "source", "retryable"})  # the function's own
+EVENTBRIDGE_REASON = frozenset({"ERROR_CODE", "ERROR_MESSAGE", "RULE_ARN", "TARGET_ARN", "EXHAUSTED_RETRY_CONDITION",
+                                "RETRY_ATTEMPTS"})  # a rule's target DLQ
+SCHEDULER_REASON = frozenset({"ERROR_CODE", "ERROR_MESSAGE", "EXECUTION_ID", "EXHAUSTED_RETRY_CONDITION",
+                              "IS_PAYLOAD_TRUNCATED", "RETRY_ATTEMPTS", "SCHEDULED_TIME", "SCHEDULE_ARN", "GROUP_NAME",
+                              "TARGET_ARN"})  # a schedule's DeadLetterConfig
+REASON_ATTRIBUTES = FUNCTION_REASON | EVENTBRIDGE_REASON | SCHEDULER_REASON
 NO_REASON = "(no attributes: moved here by the stop queue's redrive policy after repeated failed receives)"
 
 
@@ -170,22 +187,34 @@ class _Scan:
     receive bring nothing new (SQS returned the same messages again: short queues, or moto, which answers in
     queue order), the scan holds what it sees from then on (hidden for HOLD_SECONDS at most) so the next receive
     reaches further, and releases all of it at the end. It ends when a receive brings nothing it has not seen.
-    Used as a context manager: the release at the end also runs on errors and Ctrl-C."""
+    A FIFO queue is never held: it hands out no more of a message group while part of it is in flight, so holding
+    would only block the group; without moving (deleting) messages, a scan of it sees the first
+    FIFO_GROUP_DEPTH of each group. Used as a context manager: the release at the end also runs on errors, Ctrl-C,
+    SIGTERM and SIGHUP (which raise KeyboardInterrupt meanwhile)."""
 
     def __init__(self, sqs: Any, queue_url: str) -> None:
         self._sqs = sqs
         self._url = queue_url
+        self._may_hold = not is_fifo(queue_url)
         self.seen: set[str] = set()
         self._holding = False
         self._hidden: dict[str, str] = {}  # received and not yet released: message id -> latest receipt handle
         self._gone: set[str] = set()  # deleted by the caller: nothing to release
+        self._signals = ExitStack()
 
     def __enter__(self) -> _Scan:
+        self._signals.enter_context(terminate_as_ctrl_c())
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
                  ) -> None:
-        self._flush()
+        try:
+            with interrupts_deferred() as noted:  # a signal now would leave messages hidden for HOLD_SECONDS
+                self._flush()
+        finally:
+            self._signals.close()
+        if noted and kind is None:
+            raise KeyboardInterrupt
 
     def __iter__(self) -> Iterator[DeadLetter]:
         while True:
@@ -203,6 +232,8 @@ class _Scan:
             if not letters or not progress:
                 return
             if not new:
+                if not self._may_hold:
+                    return  # FIFO: what comes next of these groups comes only once these are gone
                 self._holding = True  # SQS handed out the same messages again: hold them to reach the others
 
     def done(self, letter: DeadLetter) -> None:
@@ -235,20 +266,39 @@ class _Scan:
                                       f"they are visible again within {HOLD_SECONDS} s.")
 
 
+def is_fifo(queue_url: str) -> bool:
+    return queue_url.rstrip("/").endswith(".fifo")  # SQS: a FIFO queue's name must end in .fifo
+
+
 def _scan_failed(error: BaseException, mode: OutputFormat) -> NoReturn:
     fail(f"could not read the dead-letter queue: {error}", EXIT_FAILED, mode)
 
 
 def _queue_counts(sqs: Any, queue_url: str, mode: OutputFormat) -> tuple[int, int]:
     """(visible, in flight) approximately; also the check that the queue exists before a scan."""
+    visible, in_flight, _ = _queue_state(sqs, queue_url, mode)
+    return visible, in_flight
+
+
+def _queue_state(sqs: Any, queue_url: str, mode: OutputFormat) -> tuple[int, int, int]:
+    """(visible, in flight, now in milliseconds since the epoch): now is this machine's clock unless the queue
+    service's own (the answer's Date) is more than 2 s away from it, to compare with SentTimestamp."""
     try:
-        attributes = sqs.get_queue_attributes(
+        response = sqs.get_queue_attributes(
             QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-        )["Attributes"]
+        )
     except (BotoCoreError, ClientError) as error:
         fail(f"cannot read queue {queue_url}: {error}", EXIT_USAGE, mode)
+    now_ms = int(time.time() * 1000)
+    date = str(response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date") or "")
+    try:
+        server_ms = int(parsedate_to_datetime(date).timestamp() * 1000) + 500 if date else now_ms  # within its second
+    except (TypeError, ValueError):
+        server_ms = now_ms
+    attributes = response["Attributes"]
     return (int(attributes.get("ApproximateNumberOfMessages", 0)),
-            int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)))
+            int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
+            now_ms if abs(server_ms - now_ms) <= 2000 else server_ms)
 
 
 def _queue_arn(sqs: Any, queue_url: str, mode: OutputFormat) -> str:
@@ -272,8 +322,33 @@ def _age(seconds: int | None) -> str:
     return f"{seconds}s"
 
 
+NARROW_COLUMNS = 100  # below this a six-column table cannot show a whole message id: one block per letter instead
+
+
+def _print_letters(letters: list[DeadLetter], title: str) -> None:
+    """The letters as a table, or on a narrow terminal one block per letter. Ids are copied from here into
+    `dlq show` and `dlq redrive --message-id`: a message id (a UUID, 36 characters) is never cut or wrapped, and a
+    request id or an error code may fold but is never cut."""
+    out = console()
+    if out.width >= NARROW_COLUMNS:
+        out.print(_letters_table(letters, title))
+        return
+    out.print(f"[bold]{escape(title)}[/]", highlight=False)
+    for letter in letters:
+        code = letter.error_code
+        out.print(f"{letter.message_id}  " + (f"[red]{escape(code)}[/]" if code else "(no error code)")
+                  + f"  {_age(letter.age_seconds())}", highlight=False, soft_wrap=False, overflow="fold")
+        details = [f"request {letter.request_id or '-'}, from {letter.source}",
+                   (letter.error_message if letter.writer != "redrive-policy" else NO_REASON) or ""]
+        for detail in details:
+            if detail:
+                out.print(Padding(Text(detail, overflow="fold"), (0, 0, 0, 4)), highlight=False, soft_wrap=False)
+
+
 def _letters_table(letters: list[DeadLetter], title: str | None = None) -> Table:
-    table = Table("message id", "request id", "error code", "error message", "source", "age", title=title)
+    table = Table(Column("message id", no_wrap=True, min_width=36), Column("request id", overflow="fold", min_width=12),
+                  Column("error code", overflow="fold"), Column("error message", ratio=1), "source",
+                  Column("age", no_wrap=True), title=title)
     for letter in letters:
         code = letter.error_code
         message = letter.error_message if letter.writer != "redrive-policy" else NO_REASON
@@ -318,10 +393,13 @@ def list_letters(
     if not letters:
         out.print(f"{_queue_name(url)} is empty.", highlight=False)
         return
-    out.print(_letters_table(letters, title=f"{_queue_name(url)}: {len(letters)} shown, about {visible} "
-                                            f"visible and {in_flight} in flight"))
+    _print_letters(letters, f"{_queue_name(url)}: {len(letters)} shown, about {visible} visible and {in_flight} in "
+                            "flight")
     if len(letters) >= limit:
         out.print(f"Stopped at --limit {limit}.", highlight=False)
+    elif is_fifo(url) and len(letters) < visible:
+        out.print(f"A FIFO queue shows only the first {FIFO_GROUP_DEPTH} messages of each message group to a reader "
+                  "that does not delete them: the others come into view as those are redriven.", highlight=False)
 
 
 # -- show ------------------------------------------------------------------------------------------------
@@ -349,7 +427,9 @@ def show(
     except (BotoCoreError, ClientError) as error:
         _scan_failed(error, mode)
     if found is None:
-        fail(f"message {message_id} is not in {_queue_name(url)} (or another reader holds it just now)",
+        fifo = (f"; a FIFO queue shows only the first {FIFO_GROUP_DEPTH} messages of each message group"
+                if is_fifo(url) else "")
+        fail(f"message {message_id} is not in {_queue_name(url)} (or another reader holds it just now{fifo})",
              EXIT_FAILED, mode)
     if mode is OutputFormat.JSON:
         print_json(found.as_json(with_body=True))
@@ -380,21 +460,26 @@ def show(
 @dataclass
 class _Moves:
     moved: list[str] = field(default_factory=list)
-    skipped: int = 0  # seen, not chosen
+    skipped: int = 0  # seen, not chosen (or arrived after the run started: left for the next run)
+    newer: int = 0  # of the skipped: dead letters that arrived after the run started
     failed: list[dict[str, str]] = field(default_factory=list)  # messageId, error
     not_found: list[str] = field(default_factory=list)
     interrupted: bool = False
     method: str = "one-by-one"
     task: dict[str, Any] | None = None
+    # Matching dead letters may remain: {"inFlight": held by another reader, "unread": visible, never reached}
+    may_remain: dict[str, int] | None = None
 
     def exit_code(self) -> int:
-        return EXIT_FAILED if self.failed or self.not_found or self.interrupted else EXIT_OK
+        failed = self.failed or self.not_found or self.interrupted or self.may_remain
+        return EXIT_FAILED if failed else EXIT_OK
 
     def as_json(self) -> dict[str, Any]:
         return {"method": self.method, "moved": len(self.moved) if self.task is None else self.task.get("moved"),
-                "skipped": self.skipped, "failed": len(self.failed) + len(self.not_found),
-                "movedIds": self.moved, "failures": self.failed, "notFound": self.not_found,
-                "interrupted": self.interrupted, "moveTask": self.task, "exitCode": self.exit_code()}
+                "skipped": self.skipped, "arrivedDuringRun": self.newer,
+                "failed": len(self.failed) + len(self.not_found), "movedIds": self.moved, "failures": self.failed,
+                "notFound": self.not_found, "mayRemain": self.may_remain, "interrupted": self.interrupted,
+                "moveTask": self.task, "exitCode": self.exit_code()}
 
 
 @app.command("redrive")
@@ -417,10 +502,12 @@ def redrive(
 
     Choose exactly one of --all, --message-id (repeatable) or --error-code (repeatable). --all uses SQS's own
     message move task where the service offers it; otherwise, and for the filters, each chosen message is sent
-    to the stop queue (attribute redrivenFrom = its dead-letter message id) and deleted from the dead-letter
-    queue only after that send succeeded; the others are made visible again. A run moves the dead letters that
-    were there when it started: one that fails again meanwhile stays for the next run. Exit 1 when any move
-    failed or a --message-id was not found.
+    to the stop queue (attribute redrivenFrom = its dead-letter message id; the dead-letter reason stays behind)
+    and deleted from the dead-letter queue only after that send succeeded; the others are made visible again.
+    What is listed before the question is what could be read then: --all and --error-code move every matching
+    dead letter that was there when the run started, including ones another reader held at first. One that
+    fails again meanwhile stays for the next run. Exit 1 when any move failed, a --message-id was not found, the
+    run was interrupted, or matching dead letters may remain because another reader holds them.
     """
     mode = output_format(ctx, output)
     ids = list(dict.fromkeys(message_ids or []))
@@ -430,21 +517,25 @@ def redrive(
     dlq = resource("dead_letter_queue_url", dlq_url, mode)
     stop_queue = resource("stop_queue_url", queue_url, mode)
     sqs = client("sqs")
-    visible, _ = _queue_counts(sqs, dlq, mode)
+    visible, in_flight, started_ms = _queue_state(sqs, dlq, mode)
     stop_queue_arn = _queue_arn(sqs, stop_queue, mode)  # also checks the stop queue exists before anything moves
     confirmed = yes
     if all_letters and not dry_run:
-        if visible == 0:
+        if visible == 0 and in_flight == 0:
             _report(_Moves(), dlq, stop_queue, mode, [])
             raise typer.Exit(EXIT_OK)
-        if not confirmed:
-            typer.confirm(f"Move all dead letters (about {visible}) from {_queue_name(dlq)} back to "
-                          f"{_queue_name(stop_queue)}?", abort=True, err=True)
-            confirmed = True
-        moves = _with_move_task(sqs, _queue_arn(sqs, dlq, mode), stop_queue_arn, visible, mode)
-        if moves is not None:
-            _report(moves, dlq, stop_queue, mode, [])
-            raise typer.Exit(moves.exit_code())
+        if visible > 0:
+            if not confirmed:
+                typer.confirm(f"Move all dead letters (about {visible}) from {_queue_name(dlq)} back to "
+                              f"{_queue_name(stop_queue)}?", abort=True, err=True)
+                confirmed = True
+            moves = _with_move_task(sqs, _queue_arn(sqs, dlq, mode), stop_queue_arn, visible, mode)
+            if moves is not None:
+                held = _queue_counts(sqs, dlq, mode)[1]
+                if held:  # a move task moves what it can receive: what another reader held stayed behind
+                    moves.may_remain = {"inFlight": held, "unread": 0}
+                _report(moves, dlq, stop_queue, mode, [])
+                raise typer.Exit(moves.exit_code())
 
     def chosen(letter: DeadLetter) -> bool:
         return all_letters or letter.message_id in ids or (letter.error_code or "") in codes
@@ -455,21 +546,37 @@ def redrive(
         _scan_failed(error, mode)
     not_found = [message_id for message_id in ids if message_id not in {letter.message_id for letter in snapshot}]
     if dry_run:
-        _report_dry_run(snapshot, not_found, dlq, stop_queue, mode)
+        _report_dry_run(snapshot, not_found, dlq, stop_queue, mode, in_flight)
         raise typer.Exit(EXIT_FAILED if not_found else EXIT_OK)
     if snapshot and mode is OutputFormat.TABLE:
-        console().print(_letters_table(snapshot, title=f"To move back to {_queue_name(stop_queue)}"))
+        _print_letters(snapshot, f"To move back to {_queue_name(stop_queue)}")
     if snapshot and not confirmed:
-        typer.confirm(f"Move {len(snapshot)} dead letter(s) from {_queue_name(dlq)} back to "
+        more = "" if ids else " (and any other matching dead letter met while moving)"
+        typer.confirm(f"Move {len(snapshot)} dead letter(s){more} from {_queue_name(dlq)} back to "
                       f"{_queue_name(stop_queue)}?", abort=True, err=True)
-    moves = _move(sqs, dlq, stop_queue, snapshot, mode) if snapshot else _Moves()
-    moves.not_found.extend(not_found)
+        confirmed = True
+    if snapshot or (confirmed and in_flight):  # nothing readable yet, but --yes and letters held elsewhere: look again
+        # Chosen, and (but for a --message-id, which is exact) there before the run started: a redriven copy that
+        # fails again while this runs comes back as a new dead letter, for the next run.
+        moves = _move(sqs, dlq, stop_queue, chosen, None if ids else started_ms, set(ids), len(snapshot), mode)
+        if ids and not moves.interrupted:
+            done = set(moves.moved) | {failure["messageId"] for failure in moves.failed}
+            moves.not_found = [message_id for message_id in ids if message_id not in done]
+    else:
+        moves = _Moves(not_found=not_found)
+        if in_flight:
+            moves.may_remain = {"inFlight": in_flight, "unread": 0}
     _report(moves, dlq, stop_queue, mode, snapshot)
     raise typer.Exit(moves.exit_code())
 
 
+def _sent_before(letter: DeadLetter, moment_ms: int) -> bool:
+    stamp = letter.system.get("SentTimestamp", "")
+    return not stamp.isdigit() or int(stamp) < moment_ms
+
+
 def _snapshot(sqs: Any, dlq: str, chosen: Callable[[DeadLetter], bool], wanted: set[str]) -> list[DeadLetter]:
-    """The chosen dead letters there are now (all made visible again): the move moves these and no others."""
+    """The chosen dead letters that can be read now (all made visible again), for the question and --dry-run."""
     letters: list[DeadLetter] = []
     with _Scan(sqs, dlq) as scan:
         for letter in scan:
@@ -480,45 +587,77 @@ def _snapshot(sqs: Any, dlq: str, chosen: Callable[[DeadLetter], bool], wanted: 
     return letters
 
 
-def _move(sqs: Any, dlq: str, stop_queue: str, snapshot: list[DeadLetter], mode: OutputFormat) -> _Moves:
-    """Send each chosen dead letter once, delete it after the send succeeded; let every other message go."""
-    to_move = {letter.message_id for letter in snapshot}
+def _move(sqs: Any, dlq: str, stop_queue: str, chosen: Callable[[DeadLetter], bool], started_ms: int | None,
+          wanted: set[str], expected: int, mode: OutputFormat) -> _Moves:
+    """Move every ``chosen`` dead letter sent before ``started_ms`` (None: whenever), each at most once: send it,
+    delete it after the send succeeded; let every other message go. ``wanted`` (--message-id): stop once those
+    are moved.
+
+    One pass scans the queue, moving as it goes (on a FIFO queue that is what brings the rest of a message group
+    into view). After a pass the queue's counts tell whether it saw everything: when others hold messages (in
+    flight) or more are visible than the pass left behind, it passes again, for up to SETTLE_SECONDS; what may
+    still be held elsewhere then is reported in ``may_remain``."""
     handled: set[str] = set()  # never sent twice in one run, whatever SQS hands out again
+    skipped: set[str] = set()
+    newer: set[str] = set()
     moves = _Moves()
     progress = Progress(
         SpinnerColumn(), TextColumn("moving"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=console(), transient=True, disable=mode is OutputFormat.JSON,
     )
+    settle_until: float | None = None
     try:
-        with progress, _Scan(sqs, dlq) as scan:
-            task = progress.add_task("moving", total=len(to_move))
-            for letter in scan:
-                if letter.message_id not in to_move or letter.message_id in handled:
-                    moves.skipped += 1
-                    continue
-                handled.add(letter.message_id)
-                with _ctrl_c_after_this_message():
-                    _move_one(sqs, stop_queue, dlq, letter, scan, moves)
-                progress.update(task, completed=len(handled))
-                if handled == to_move:
+        with terminate_as_ctrl_c(), progress:
+            task = progress.add_task("moving", total=expected or None)
+            while True:
+                left: set[str] = set()  # seen in this pass and still in the queue
+                with _Scan(sqs, dlq) as scan:
+                    for letter in scan:
+                        arrived_later = started_ms is not None and not _sent_before(letter, started_ms)
+                        if letter.message_id in handled or not chosen(letter) or arrived_later:
+                            left.add(letter.message_id)
+                            if letter.message_id not in handled:
+                                skipped.add(letter.message_id)
+                                if arrived_later and chosen(letter):
+                                    newer.add(letter.message_id)
+                            continue
+                        handled.add(letter.message_id)
+                        with interrupts_deferred() as noted:  # sent and not deleted would be in both queues
+                            if not _move_one(sqs, stop_queue, dlq, letter, scan, moves):
+                                left.add(letter.message_id)
+                        if noted:
+                            raise KeyboardInterrupt  # takes effect between two messages
+                        progress.update(task, completed=len(moves.moved), total=max(expected, len(handled)))
+                        if wanted and wanted <= handled:
+                            break
+                if wanted and wanted <= handled:
                     break
+                visible, in_flight = _queue_counts(sqs, dlq, mode)
+                if in_flight == 0 and visible <= len(left):
+                    break  # everything in the queue was looked at
+                settle_until = settle_until or time.monotonic() + SETTLE_SECONDS
+                if time.monotonic() >= settle_until:  # (a --message-id not reached is also reported not found)
+                    moves.may_remain = {"inFlight": in_flight, "unread": max(0, visible - len(left))}
+                    break
+                time.sleep(SETTLE_POLL_SECONDS)
     except KeyboardInterrupt:
         moves.interrupted = True
     except (BotoCoreError, ClientError) as error:  # the scan's own receive failed: stop, keep what is done
         moves.failed.append({"messageId": "-", "error": f"reading the dead-letter queue: {error}"})
-    if not moves.interrupted:
-        moves.not_found.extend(letter.message_id for letter in snapshot if letter.message_id not in handled)
+    moves.skipped = len(skipped - handled)
+    moves.newer = len(newer - handled)
     return moves
 
 
-def _move_one(sqs: Any, stop_queue: str, dlq: str, letter: DeadLetter, scan: _Scan, moves: _Moves) -> None:
-    # The message's own attributes go with it (as SQS's move task keeps them); only the dead-letter reason stays.
+def _move_one(sqs: Any, stop_queue: str, dlq: str, letter: DeadLetter, scan: _Scan, moves: _Moves) -> bool:
+    """Send one dead letter to the stop queue, then delete it; False when it is still in the dead-letter queue."""
+    # The message's own attributes go with it (as SQS's move task keeps them); the dead-letter reason stays.
     attributes = {name: {key: value[key] for key in ("DataType", "StringValue", "BinaryValue") if key in value}
                   for name, value in letter.attributes.items()
                   if name not in REASON_ATTRIBUTES and name != REDRIVEN_FROM}
     attributes[REDRIVEN_FROM] = {"DataType": "String", "StringValue": letter.message_id}
     extra: dict[str, str] = {}
-    if stop_queue.endswith(".fifo"):
+    if is_fifo(stop_queue):
         # From the dead letter's id: its own group (a redriven message blocks no stream), and a second run within
         # SQS's five-minute deduplication window cannot queue it twice.
         extra = {"MessageGroupId": letter.message_id, "MessageDeduplicationId": letter.message_id}
@@ -526,37 +665,17 @@ def _move_one(sqs: Any, stop_queue: str, dlq: str, letter: DeadLetter, scan: _Sc
         sqs.send_message(QueueUrl=stop_queue, MessageBody=letter.body, MessageAttributes=attributes, **extra)
     except (BotoCoreError, ClientError) as error:
         moves.failed.append({"messageId": letter.message_id, "error": f"not sent (left in the queue): {error}"})
-        return  # made visible again by the scan
+        return False  # made visible again by the scan
     try:
         sqs.delete_message(QueueUrl=dlq, ReceiptHandle=letter.receipt_handle)
     except (BotoCoreError, ClientError) as error:
         moves.failed.append({"messageId": letter.message_id, "error": (
             f"sent, but not deleted from the dead-letter queue: {error}; delete it there by hand, or it will be "
             "sent again by the next redrive")})
-        return
+        return False
     scan.done(letter)
     moves.moved.append(letter.message_id)
-
-
-@contextmanager
-def _ctrl_c_after_this_message() -> Iterator[None]:
-    """Ctrl-C between the send and the delete would leave the message in both queues: it takes effect once
-    this message is done (signal handlers can only be set from the main thread)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    noted: list[int] = []
-
-    def note(signum: int, _frame: FrameType | None) -> None:
-        noted.append(signum)
-
-    previous = signal.signal(signal.SIGINT, note)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if noted:
-        raise KeyboardInterrupt
+    return True
 
 
 def _with_move_task(sqs: Any, dlq_arn: str, stop_queue_arn: str, expected: int, mode: OutputFormat) -> _Moves | None:
@@ -610,20 +729,32 @@ def _brief(error: BaseException) -> str:
 
 
 def _report_dry_run(snapshot: list[DeadLetter], not_found: list[str], dlq: str, stop_queue: str,
-                    mode: OutputFormat) -> None:
+                    mode: OutputFormat, in_flight: int) -> None:
     if mode is OutputFormat.JSON:
         print_json({"dryRun": True, "dlqUrl": dlq, "stopQueueUrl": stop_queue, "wouldMove": len(snapshot),
-                    "messages": [letter.as_json() for letter in snapshot], "notFound": not_found})
+                    "messages": [letter.as_json() for letter in snapshot], "notFound": not_found,
+                    "inFlight": in_flight})
         return
     out = console()
     if snapshot:
-        out.print(_letters_table(snapshot, title=f"Would move back to {_queue_name(stop_queue)} (dry run)"))
+        _print_letters(snapshot, f"Would move back to {_queue_name(stop_queue)} (dry run)")
     out.print(f"Dry run: {len(snapshot)} dead letter(s) would move; nothing was moved.", highlight=False)
+    if in_flight:
+        out.print(f"{in_flight} more dead letter(s) were held by another reader (in flight) and could not be "
+                  "listed.", highlight=False)
     for message_id in not_found:
         out.print(f"[yellow]not found:[/] {escape(message_id)}", highlight=False)
 
 
 def _report(moves: _Moves, dlq: str, stop_queue: str, mode: OutputFormat, snapshot: list[DeadLetter]) -> None:
+    if moves.may_remain:
+        held, unread = moves.may_remain["inFlight"], moves.may_remain["unread"]
+        parts = [f"{held} dead letter(s) held by another reader (in flight)" if held else "",
+                 f"{unread} that could not be read" if unread else ""]
+        error_console().print(
+            f"[yellow]warning:[/] {' and '.join(part for part in parts if part)}: matching dead letters may still be "
+            f"in {_queue_name(dlq)}. Run the redrive again once they are free (`campaign-stop dlq list` shows "
+            "them).", highlight=False)
     if mode is OutputFormat.JSON:
         print_json({"dlqUrl": dlq, "stopQueueUrl": stop_queue, **moves.as_json()})
         return
@@ -635,10 +766,11 @@ def _report(moves: _Moves, dlq: str, stop_queue: str, mode: OutputFormat, snapsh
                   highlight=False)
     document = moves.as_json()
     how = "by SQS's message move task" if moves.method == "move-task" else "one by one"
+    newer = f" ({moves.newer} arrived during the run: left for the next)" if moves.newer else ""
     line = (f"Moved {document['moved']} dead letter(s) to {_queue_name(stop_queue)} {how}; "
-            f"skipped {moves.skipped}; failed {document['failed']}.")
+            f"skipped {moves.skipped}{newer}; failed {document['failed']}.")
     if not snapshot and not moves.moved and moves.task is None and not moves.failed:
         line = "Nothing to move." + (f" {len(moves.not_found)} message id(s) not found." if moves.not_found else "")
     if moves.interrupted:
-        line += " Interrupted (Ctrl-C): the rest stays in the dead-letter queue."
+        line += " Interrupted: the rest stays in the dead-letter queue."
     out.print(line, highlight=False)

@@ -14,7 +14,8 @@ app = typer.Typer(
     help="Operator's command line for the campaign-stop function: send stop requests and wait for their results, "
     "watch results, inspect and redrive dead letters, check the alarm map, schedule quiet-hours stops, check the "
     "setup.\n\n"
-    "Exit codes: 0 success, 1 some request or campaign failed, 2 usage or configuration error, 3 timed out.",
+    "Exit codes: 0 success, 1 some request or campaign failed, 2 usage or configuration error, 3 timed out, "
+    "130 interrupted (Ctrl-C) while waiting for results.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -30,7 +31,7 @@ def main(
         "--stack", envvar="CAMPAIGN_STOP_STACK", help="CloudFormation stack whose outputs name the resources "
         "(after a command's own flags, before the environment variables).")] = None,
 ) -> None:
-    ctx.obj = {"output": output, "stack": stack}
+    ctx.obj = {"output": output, "stack": (stack or "").strip() or None}  # a blank CAMPAIGN_STOP_STACK is none
 
 
 app.command("stop")(stop.stop)

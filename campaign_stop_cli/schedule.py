@@ -47,7 +47,6 @@ from campaign_stop_cli.common import (
     print_json,
     resource,
 )
-from campaign_stop_cli.subscription import results_subscription
 from stop_campaign.intake import InvalidRequest, Origin, parse_stop_request
 from stop_campaign.models import Source
 
@@ -473,20 +472,37 @@ def _client_error_code(error: Exception) -> str:
     return str(error.response.get("Error", {}).get("Code", "")) if isinstance(error, ClientError) else ""
 
 
-def _queue_target(queue_url: str, mode: OutputFormat, what: str = "stop") -> tuple[str, bool]:
-    """A queue's ARN and whether it is FIFO; a FIFO queue must deduplicate on content (Scheduler sets no
-    deduplication id)."""
+def _queue_attributes(queue_url: str, mode: OutputFormat, what: str) -> dict[str, str]:
     try:
-        attributes = client("sqs").get_queue_attributes(
+        return dict(client("sqs").get_queue_attributes(
             QueueUrl=queue_url, AttributeNames=["QueueArn", "FifoQueue", "ContentBasedDeduplication"],
-        )["Attributes"]
+        )["Attributes"])
     except (BotoCoreError, ClientError) as error:
         _fail(f"cannot read the {what} queue {queue_url}: {error}", EXIT_USAGE, mode)
+
+
+def _queue_target(queue_url: str, mode: OutputFormat) -> tuple[str, bool]:
+    """The stop queue's ARN and whether it is FIFO; a FIFO queue must deduplicate on content (Scheduler sets no
+    deduplication id)."""
+    attributes = _queue_attributes(queue_url, mode, "stop")
     fifo = attributes.get("FifoQueue") == "true"
     if fifo and attributes.get("ContentBasedDeduplication") != "true":
-        _fail(f"the {what} queue {queue_url} is FIFO without content-based deduplication, which EventBridge "
+        _fail(f"the stop queue {queue_url} is FIFO without content-based deduplication, which EventBridge "
              "Scheduler needs (it sets no deduplication id): enable ContentBasedDeduplication", EXIT_USAGE, mode)
     return str(attributes["QueueArn"]), fifo
+
+
+def _dead_letter_target(queue_url: str, mode: OutputFormat) -> str | None:
+    """The dead-letter queue's ARN for the schedule's DeadLetterConfig; None (with a warning) for a FIFO queue,
+    which EventBridge Scheduler does not support as a schedule's dead-letter queue."""
+    attributes = _queue_attributes(queue_url, mode, "dead-letter")
+    if attributes.get("FifoQueue") == "true":
+        error_console().print(
+            f"[yellow]warning:[/] the dead-letter queue {escape(queue_url)} is FIFO, which EventBridge Scheduler "
+            "does not support as a schedule's dead-letter queue: the schedule gets none, and a delivery Scheduler "
+            "gives up on is dropped (give a standard queue with --dlq-url, or --no-dlq to say so)", highlight=False)
+        return None
+    return str(attributes["QueueArn"])
 
 
 def _get_schedule(group: str, name: str, mode: OutputFormat) -> dict[str, Any]:
@@ -568,11 +584,16 @@ def create(
     queue_url: Annotated[str | None, typer.Option("--queue-url", help="Stop queue URL (env STOP_QUEUE_URL).")] = None,
     dlq_url: Annotated[str | None, typer.Option(
         "--dlq-url", help="Dead-letter queue for deliveries Scheduler gives up on (env DEAD_LETTER_QUEUE_URL; "
-        "none found: such a delivery is dropped, with a warning now).")] = None,
+        "none found, or a FIFO queue, which Scheduler does not support there: such a delivery is dropped, with a "
+        "warning now).")] = None,
+    no_dlq: Annotated[bool, typer.Option(
+        "--no-dlq", help="No dead-letter queue: a delivery Scheduler gives up on is dropped.")] = False,
     output: OutputOption = None,
 ) -> None:
     """Create a schedule that sends a stop request to the stop queue, once (--at) or on a cron (--cron)."""
     mode = output_format(ctx, output)
+    if no_dlq and dlq_url:
+        _fail("give --dlq-url or --no-dlq, not both", EXIT_USAGE, mode)
     campaigns = list(dict.fromkeys(campaign or []))
     if bool(campaigns) == all_active:
         _fail("give either --campaign (one or more) or --all-active", EXIT_USAGE, mode)
@@ -640,12 +661,14 @@ def create(
     }
     if fifo:
         target["SqsParameters"] = {"MessageGroupId": stream}  # one group per stream, as `stop` sends
-    dead_letter_queue_url = find_resource("dead_letter_queue_url", dlq_url, mode)
+    dead_letter_queue_url = None if no_dlq else find_resource("dead_letter_queue_url", dlq_url, mode)
     if dead_letter_queue_url:  # a delivery that keeps failing is kept with the other dead letters, to redrive
-        target["DeadLetterConfig"] = {"Arn": _queue_target(dead_letter_queue_url, mode, what="dead-letter")[0]}
-    else:
+        dead_letter_arn = _dead_letter_target(dead_letter_queue_url, mode)
+        if dead_letter_arn:
+            target["DeadLetterConfig"] = {"Arn": dead_letter_arn}
+    elif not no_dlq:
         error_console().print("[yellow]warning:[/] no dead-letter queue (--dlq-url, DEAD_LETTER_QUEUE_URL): a "
-                              "delivery Scheduler gives up on is dropped", highlight=False)
+                              "delivery Scheduler gives up on is dropped (--no-dlq: no warning)", highlight=False)
     what = "all active campaigns" if all_active else ", ".join(campaigns)
     text = description if description is not None else f"campaign-stop: stop {what} of {stream} ({campaign_type})"
     try:
@@ -734,7 +757,7 @@ def delete(
     group = resource("schedule_group", schedule_group, mode)
     _get_schedule(group, name, mode)  # a missing schedule exits 1 before asking
     if not yes:
-        typer.confirm(f"Delete schedule {group}/{name}?", abort=True)
+        typer.confirm(f"Delete schedule {group}/{name}?", abort=True, err=True)  # stdout stays the output (json)
     try:
         client("scheduler").delete_schedule(GroupName=group, Name=name)
     except ClientError as error:
@@ -757,7 +780,11 @@ def fire(
     at: Annotated[str | None, typer.Option(
         "--at", help="The scheduled time to fill in: a local wall time in the schedule's time zone "
         "(2026-12-24T20:55) or an instant with offset (2026-12-25T01:55:00Z); default: now. The same time again "
-        "is the same request, as a retried delivery is.")] = None,
+        "is the same request, as a retried delivery is. A time later than now is refused without --force.")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Allow an --at later than now. That firing's request id is the one the real firing will "
+        "carry, so the function (which remembers request ids for a day) will take the real firing as a duplicate "
+        "and stop nothing then.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for every campaign's result, then show them.")] = False,
     timeout: Annotated[
         float, typer.Option("--timeout", min=1, help="Seconds --wait waits before exit code 3.")
@@ -770,13 +797,21 @@ def fire(
 ) -> None:
     """Send the schedule's request now, filled in as Scheduler fills it: try a schedule, or resend one firing.
 
-    A real stop unless created with --dry-run-request; the same --at twice is one request, stopped once."""
+    A real stop unless created with --dry-run-request; the same --at twice is one request, stopped once. An --at
+    in the future is refused (exit 2) unless --force: it would use up the real firing's request id. With --wait,
+    exit 130 when interrupted (Ctrl-C), after printing the request id."""
     mode = output_format(ctx, output)
     group = resource("schedule_group", schedule_group, mode)
     topic = resource("results_topic_arn", results_topic_arn, mode) if wait else None
     schedule = _get_schedule(group, name, mode)
     zone = _schedule_zone(schedule)
     scheduled = _scheduled_time(at, zone, mode)
+    now = datetime.now(UTC)
+    if scheduled > now and not force:
+        _fail(f"--at {at} is later than now ({_utc_text(scheduled)} > {_utc_text(now)}): the real firing at that "
+              "time carries the same request id, and the function, which remembers request ids for a day, would "
+              "take it as a duplicate and stop nothing then. Give a time that has passed, leave --at out (now), or "
+              "add --force if that is what you want", EXIT_USAGE, mode)
     target = schedule.get("Target", {})
     arn = str(target.get("Arn", ""))
     parts = arn.split(":", 5)
@@ -798,21 +833,22 @@ def fire(
              "deliver it either", EXIT_USAGE, mode)
     if wait:
         assert topic is not None
-        with results_subscription(topic, {"requestId": [request["requestId"]]}, mode) as queue:
-            sent = _send_to_queue(region, account, queue_name, body, group_id, mode)
-            if mode is OutputFormat.TABLE:
-                console().print(f"Sent [bold]{request['requestId']}[/]; waiting for results…", highlight=False)
-            expected = None  # all-active: the summary says how many
-            if request.get("campaigns") != "all-active":
-                expected = len(request["campaignIds"]) if "campaignIds" in request else 1
-            collected = stop_command._wait_for_results(queue, expected, timeout, mode)
+        expected = None  # all-active: the summary says how many
+        if request.get("campaigns") != "all-active":
+            expected = len(request["campaignIds"]) if "campaignIds" in request else 1
+        waited = stop_command.send_and_wait(
+            topic, request["requestId"], lambda: _send_to_queue(region, account, queue_name, body, group_id, mode),
+            expected, timeout, mode, f"Sent [bold]{escape(request['requestId'])}[/]; waiting for results…")
+        collected = waited.collected
         code = collected.exit_code()
         if mode is OutputFormat.JSON:
-            print_json({"schedule": f"{group}/{name}", "scheduledTime": _utc_text(scheduled), **sent,
+            print_json({"schedule": f"{group}/{name}", "scheduledTime": _utc_text(scheduled), **(waited.sent or {}),
                         "requestId": request["requestId"], "request": request, "results": collected.results,
-                        "summary": collected.summary, "timedOut": collected.timed_out, "exitCode": code})
+                        "summary": collected.summary, "timedOut": collected.timed_out,
+                        "interrupted": collected.interrupted, "sent": waited.sent_state, "exitCode": code})
         else:
             stop_command._print_results(collected)
+            stop_command.print_interrupted(waited, request["requestId"])
             if collected.timed_out and not collected.results:
                 console().print("No result arrived: if this scheduled time was already sent, the function took "
                                 "this one as the same request and stopped nothing twice.", highlight=False)

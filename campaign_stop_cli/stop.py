@@ -7,6 +7,7 @@ import hashlib
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -14,11 +15,13 @@ from typing import Annotated, Any
 
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from campaign_stop_cli.common import (
     EXIT_FAILED,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_TIMEOUT,
     EXIT_USAGE,
@@ -83,7 +86,10 @@ def stop(
     ] = None,
     output: Annotated[OutputFormat | None, typer.Option("--output", "-o", help=OUTPUT_HELP)] = None,
 ) -> None:
-    """Send a stop request (validated locally first); with --wait, show each campaign's outcome."""
+    """Send a stop request (validated locally first); with --wait, show each campaign's outcome.
+
+    Exit codes with --wait: 0 every campaign stopped (or was stopped already, or a dry run), 1 some did not, 3
+    --timeout passed first, 130 interrupted (Ctrl-C): the request id and the results so far are printed."""
     mode = output_format(ctx, output)
     campaigns = list(dict.fromkeys(campaign or []))  # repeated ids once, in order
     if bool(campaigns) == all_active:
@@ -113,21 +119,20 @@ def stop(
         raise typer.Exit(EXIT_OK)
 
     assert topic is not None
-    with results_subscription(topic, {"requestId": [request["requestId"]]}, mode) as queue:
-        sent = _send(request, via, target, mode)
-        if mode is OutputFormat.TABLE:
-            console().print(f"Sent request [bold]{request['requestId']}[/] via {via.value}; waiting for results…")
-        expected = None if all_active else len(campaigns)
-        collected = _wait_for_results(queue, expected, timeout, mode)
+    expected = None if all_active else len(campaigns)
+    waited = send_and_wait(topic, request["requestId"], lambda: _send(request, via, target, mode), expected, timeout,
+                           mode, f"Sent request [bold]{request['requestId']}[/] via {via.value}; waiting for results…")
+    collected = waited.collected
     code = collected.exit_code()
     if mode is OutputFormat.JSON:
         print_json({
-            "requestId": request["requestId"], "via": via.value, **sent, "request": request,
+            "requestId": request["requestId"], "via": via.value, **(waited.sent or {}), "request": request,
             "results": collected.results, "summary": collected.summary, "timedOut": collected.timed_out,
-            "exitCode": code,
+            "interrupted": collected.interrupted, "sent": waited.sent_state, "exitCode": code,
         })
     else:
         _print_results(collected)
+        print_interrupted(waited, request["requestId"])
     raise typer.Exit(code)
 
 
@@ -183,6 +188,7 @@ class Collected:
     results: list[dict[str, Any]] = field(default_factory=list)
     summary: dict[str, Any] | None = None
     timed_out: bool = False
+    interrupted: bool = False  # Ctrl-C (or SIGTERM, SIGHUP) while waiting
     _seen: set[str] = field(default_factory=set)
 
     def add(self, event: dict[str, Any], event_type: str | None) -> bool:
@@ -212,6 +218,8 @@ class Collected:
         return expected
 
     def exit_code(self) -> int:
+        if self.interrupted:
+            return EXIT_INTERRUPTED
         if self.timed_out:
             return EXIT_TIMEOUT
         if all(result.get("outcome") in SUCCESSFUL_OUTCOMES for result in self.results):
@@ -219,8 +227,59 @@ class Collected:
         return EXIT_FAILED
 
 
-def _wait_for_results(queue: ResultsQueue, expected: int | None, timeout: float, mode: OutputFormat) -> Collected:
-    collected = Collected()
+@dataclass
+class Waited:
+    collected: Collected
+    sent: dict[str, str] | None  # what the send returned (queue and message id, or bus and event id)
+    sending: bool  # the send was started (interrupted during it: it may or may not have gone out)
+
+    @property
+    def sent_state(self) -> bool | None:
+        """True: sent; False: not sent; None: interrupted while sending, so not known."""
+        if self.sent is not None:
+            return True
+        return None if self.sending else False
+
+
+def send_and_wait(topic: str, request_id: str, send: Callable[[], dict[str, str]], expected: int | None,
+                  timeout: float, mode: OutputFormat, announce: str) -> Waited:
+    """Subscribe to the request's results, send it, and collect its results until each campaign has one, the
+    timeout passes, or Ctrl-C (SIGTERM, SIGHUP) interrupts: then what arrived so far is kept and ``interrupted``
+    set. The temporary subscription is removed in every case."""
+    waited = Waited(Collected(), None, False)
+    try:
+        with results_subscription(topic, {"requestId": [request_id]}, mode) as queue:
+            waited.sending = True
+            waited.sent = send()
+            if mode is OutputFormat.TABLE:
+                console().print(announce, highlight=False)
+            _wait_for_results(queue, expected, timeout, mode, waited.collected)
+    except KeyboardInterrupt:
+        waited.collected.interrupted = True
+    return waited
+
+
+def print_interrupted(waited: Waited, request_id: str) -> None:
+    """After Ctrl-C: which request it was and where it stands (table mode; json mode says it in its document)."""
+    if not waited.collected.interrupted:
+        return
+    out = console()
+    request_id = escape(request_id)  # printed as text, never as Rich markup
+    follow = f"campaign-stop results --request-id {request_id} --follow"
+    if waited.sent_state is False:
+        out.print(f"[bold yellow]Interrupted[/] before request {request_id} was sent: nothing was sent.",
+                  highlight=False)
+    elif waited.sent_state is None:
+        out.print(f"[bold yellow]Interrupted[/] while sending request {request_id}: it may have been sent. Results "
+                  f"still to come: {follow}", highlight=False)
+    else:
+        out.print(f"[bold yellow]Interrupted[/]: request {request_id} was sent; {len(waited.collected.results)} "
+                  f"result(s) arrived so far. Results still to come: {follow}", highlight=False)
+
+
+def _wait_for_results(queue: ResultsQueue, expected: int | None, timeout: float, mode: OutputFormat,
+                      collected: Collected | None = None) -> Collected:
+    collected = collected if collected is not None else Collected()
     deadline = time.monotonic() + timeout
     progress = Progress(
         SpinnerColumn(), TextColumn("results"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -252,6 +311,9 @@ def _wait_for_results(queue: ResultsQueue, expected: int | None, timeout: float,
 
 def _print_results(collected: Collected) -> None:
     out = console()
+    if collected.interrupted and not collected.results and collected.summary is None:
+        out.print("No result arrived before the interruption.", highlight=False)
+        return
     table = Table("campaign", "outcome", "error code", "error message", "time to stop")
     for result in sorted(collected.results, key=lambda r: str(r.get("campaignId") or "")):
         error = result.get("error") or {}

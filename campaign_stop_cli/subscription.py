@@ -1,27 +1,38 @@
 """A temporary SQS queue subscribed to the results topic, for commands that read results as they are published
 (`stop --wait`, `results`). SNS keeps no history: a new subscription sees only what is published after it exists.
 
-The queue and its subscription are removed on every way out (normal end, error, timeout, Ctrl-C), so nothing is
-left behind that would keep receiving (and paying for) copies of every result."""
+The queue and its subscription are removed on every way out (normal end, error, timeout, Ctrl-C, SIGTERM, SIGHUP),
+so nothing is left behind that would keep receiving (and paying for) copies of every result. Should the process die
+anyway (SIGKILL, a power cut), the queue keeps a message for an hour at most and is tagged created-by
+campaign-stop-cli with its creation time, so it can be found and deleted."""
 
 from __future__ import annotations
 
 import json
-import signal
-import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from types import FrameType
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from campaign_stop_cli.common import EXIT_USAGE, OutputFormat, client, error_console, fail
+from campaign_stop_cli.common import (
+    EXIT_USAGE,
+    OutputFormat,
+    client,
+    error_console,
+    fail,
+    interrupts_deferred,
+    terminate_as_ctrl_c,
+)
 
 QUEUE_PREFIX = "campaign-stop-cli-"  # the queues this CLI creates (and removes), recognisable in list-queues
 EVENT_TYPE_ATTRIBUTE = "eventType"  # "result" or "summary" (stop_campaign.results.EVENT_TYPE)
+RETENTION_SECONDS = 3600  # results are read within seconds; a queue left behind holds an hour's worth at most
+CREATED_BY = "campaign-stop-cli"  # tag created-by on every temporary queue (created-at: when, in UTC)
 
 
 @dataclass(frozen=True)
@@ -72,36 +83,71 @@ def results_subscription(
     topic_arn: str, filter_policy: dict[str, list[Any]] | None, mode: OutputFormat
 ) -> Iterator[ResultsQueue]:
     """A temporary queue subscribed to the results topic (raw delivery, filtered on the message attributes by
-    ``filter_policy``; None: every event); removed on the way out (normal exit, error, timeout and Ctrl-C alike)."""
+    ``filter_policy``; None: every event); removed on the way out (normal exit, error, timeout, Ctrl-C, SIGTERM and
+    SIGHUP alike: while it exists, the last two raise KeyboardInterrupt as Ctrl-C does)."""
     sqs, sns = client("sqs"), client("sns")
+    name = f"{QUEUE_PREFIX}{uuid.uuid4().hex[:20]}"  # chosen first: a queue whose creation was cut short is found
+    creating = False
     queue_url = queue_arn = subscription_arn = None
-    try:
+    with terminate_as_ctrl_c():
         try:
-            queue_url = sqs.create_queue(QueueName=f"{QUEUE_PREFIX}{uuid.uuid4().hex[:20]}")["QueueUrl"]
-            queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-                "Attributes"]["QueueArn"]
-            policy = {
-                "Version": "2012-10-17",
-                "Statement": [{
-                    "Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"}, "Action": "sqs:SendMessage",
-                    "Resource": queue_arn, "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
-                }],
-            }
-            sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(policy)})
-            attributes = {"RawMessageDelivery": "true"}
-            if filter_policy:
-                attributes["FilterPolicy"] = json.dumps(filter_policy)
-            subscription_arn = sns.subscribe(
-                TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn, ReturnSubscriptionArn=True,
-                Attributes=attributes,
-            )["SubscriptionArn"]
-        except (BotoCoreError, ClientError) as error:
-            fail(f"could not subscribe to the results topic: {error}", EXIT_USAGE, mode)
-        yield ResultsQueue(queue_url, sqs)
-    finally:
-        with _ctrl_c_deferred():
-            _remove(sqs, sns, topic_arn, queue_url, queue_arn, subscription_arn)
+            try:
+                creating = True
+                queue_url = _create_queue(sqs, name)
+                queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+                    "Attributes"]["QueueArn"]
+                policy = {
+                    "Version": "2012-10-17",
+                    "Statement": [{
+                        "Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"},
+                        "Action": "sqs:SendMessage", "Resource": queue_arn,
+                        "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
+                    }],
+                }
+                sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(policy)})
+                attributes = {"RawMessageDelivery": "true"}
+                if filter_policy:
+                    attributes["FilterPolicy"] = json.dumps(filter_policy)
+                subscription_arn = sns.subscribe(
+                    TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn, ReturnSubscriptionArn=True,
+                    Attributes=attributes,
+                )["SubscriptionArn"]
+            except (BotoCoreError, ClientError) as error:
+                fail(f"could not subscribe to the results topic: {error}", EXIT_USAGE, mode)
+            yield ResultsQueue(queue_url, sqs)
+        finally:
+            with interrupts_deferred("removing the temporary queue and subscription first…"):
+                if queue_url is None and creating:
+                    queue_url = _find_queue(sqs, name)  # interrupted during CreateQueue: it may exist all the same
+                _remove(sqs, sns, topic_arn, queue_url, queue_arn, subscription_arn)
 
+
+def _create_queue(sqs: Any, name: str) -> str:
+    attributes = {"MessageRetentionPeriod": str(RETENTION_SECONDS)}
+    tags = {"created-by": CREATED_BY, "created-at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    try:
+        return str(sqs.create_queue(QueueName=name, Attributes=attributes, tags=tags)["QueueUrl"])
+    except ClientError as error:
+        # Tagging at creation also needs sqs:TagQueue: without it, an untagged queue is better than none.
+        if "denied" not in str(error.response.get("Error", {}).get("Code", "")).lower():
+            raise
+    return str(sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"])
+
+
+def _find_queue(sqs: Any, name: str) -> str | None:
+    """The URL of a queue whose CreateQueue was interrupted, if it was created (SQS may need a moment to know)."""
+    for attempt in range(2):
+        try:
+            return str(sqs.get_queue_url(QueueName=name)["QueueUrl"])
+        except ClientError as error:
+            code = str(error.response.get("Error", {}).get("Code", ""))
+            if not code.endswith(("NonExistentQueue", "QueueDoesNotExist")):
+                return None
+        except BotoCoreError:
+            return None
+        if attempt == 0:
+            time.sleep(1)
+    return None
 
 def _remove(
     sqs: Any, sns: Any, topic_arn: str, queue_url: str | None, queue_arn: str | None, subscription_arn: str | None
@@ -132,20 +178,3 @@ def _find_subscription(sns: Any, topic_arn: str, queue_arn: str) -> str | None:
         pass
     return None
 
-
-@contextmanager
-def _ctrl_c_deferred() -> Iterator[None]:
-    """A second Ctrl-C during clean-up must not leave the queue or its subscription behind: it is noted and
-    ignored until both are removed (signal handlers can only be set from the main thread)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def note(_signum: int, _frame: FrameType | None) -> None:
-        error_console().print("[yellow]removing the temporary queue and subscription first…[/]")
-
-    previous = signal.signal(signal.SIGINT, note)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)

@@ -237,7 +237,7 @@ def format_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 # ---- --keep-running ------------------------------------------------------------------------------------
 
 
-PEEK_VISIBILITY_SECONDS = 5  # dead letters shown by --keep-running are hidden this long at most, then visible again
+PEEK_ROUNDS = 5  # --keep-running looks at up to 5 x 10 dead letters when their number grows
 DEMO_ALARM = "checkout-sms-error-rate"  # an alarm of events/alarm_map.json, for `alarm-map test`
 
 
@@ -261,11 +261,15 @@ def keep_running(world: World) -> None:
                 if results:
                     print(format_table(RESULT_COLUMNS, [result_row("yours", result) for result in results]),
                           flush=True)
-            arrived = letters.new_arrivals()
-            if arrived:
-                print(f"dead-letter queue: {len(arrived)} new, {letters.count} waiting (kept for you: "
+            grew, arrived = letters.new_arrivals()
+            if grew:
+                print(f"dead-letter queue: {grew} new, {letters.count} waiting (kept for you: "
                       "campaign-stop dlq list / dlq redrive --all)")
-                print(format_table(DEAD_LETTER_COLUMNS, [dead_letter_row("yours", m) for m in arrived]), flush=True)
+                if arrived:
+                    print(format_table(DEAD_LETTER_COLUMNS, [dead_letter_row("yours", m) for m in arrived]))
+                if len(arrived) < grew:
+                    print(f"({grew - len(arrived)} not shown here: campaign-stop dlq list)")
+                sys.stdout.flush()
     except KeyboardInterrupt:
         print("\nStopping.", flush=True)
 
@@ -279,10 +283,14 @@ def _alarm_map_is_empty(stack: LocalStack) -> bool:
 
 
 class DeadLetterWatch:
-    """What arrives in the dead-letter queue, shown once and left there (for `campaign-stop dlq list` and
-    `dlq redrive`): the queue's count is read every cycle; only when it changes are the messages peeked at (received
-    with a short visibility timeout, then made visible again at once). The dead-letter queue has no redrive policy,
-    so receiving from it moves nothing; the stop queue is never peeked at."""
+    """What arrives in the dead-letter queue, shown and left there for `campaign-stop dlq list` and `dlq redrive`.
+
+    It never hides a message from them (a `dlq redrive` running meanwhile would miss what this held): the
+    queue's counts are read every cycle (GetQueueAttributes hides nothing), and only when they grew are the
+    messages looked at, with ReceiveMessage's VisibilityTimeout 0: received, but never hidden, so there is nothing
+    to make visible again either. A peek sees some of the visible messages (SQS samples, moto answers in queue
+    order); new ones it does not reach are counted, not shown. The dead-letter queue has no redrive policy, so
+    receiving from it moves nothing; the stop queue is never peeked at."""
 
     def __init__(self, stack: LocalStack) -> None:
         self._sqs = stack.client("sqs")
@@ -296,28 +304,25 @@ class DeadLetterWatch:
         )["Attributes"]
         return sum(int(value) for value in attributes.values())
 
-    def new_arrivals(self) -> list[dict[str, Any]]:
+    def new_arrivals(self) -> tuple[int, list[dict[str, Any]]]:
+        """(how many more dead letters there are than last time, those of the new ones a peek could see)."""
         count = self._count()
-        changed, self.count = count != self.count, count
-        if not changed or count == 0:
-            return []
-        peeked: list[dict[str, Any]] = []
-        while True:
+        grew, self.count = count - self.count, count
+        if grew <= 0:
+            return 0, []
+        peeked: dict[str, dict[str, Any]] = {}
+        for _ in range(PEEK_ROUNDS):
             batch = self._sqs.receive_message(
-                QueueUrl=self._url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], AttributeNames=["All"],
-                VisibilityTimeout=PEEK_VISIBILITY_SECONDS, WaitTimeSeconds=0,
+                QueueUrl=self._url, MaxNumberOfMessages=10, MessageAttributeNames=["All"],
+                MessageSystemAttributeNames=["All"], VisibilityTimeout=0, WaitTimeSeconds=0,
             ).get("Messages", [])
-            if not batch:
+            fresh = {message["MessageId"]: message for message in batch if message["MessageId"] not in peeked}
+            if not fresh:
                 break
-            peeked.extend(batch)
-        for start in range(0, len(peeked), 10):  # visible again at once: nothing is taken away
-            self._sqs.change_message_visibility_batch(QueueUrl=self._url, Entries=[
-                {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"], "VisibilityTimeout": 0}
-                for index, message in enumerate(peeked[start:start + 10])
-            ])
-        arrived = [message for message in peeked if message["MessageId"] not in self._seen]
-        self._seen.update(message["MessageId"] for message in peeked)
-        return arrived
+            peeked.update(fresh)
+        arrived = [message for message_id, message in peeked.items() if message_id not in self._seen]
+        self._seen.update(peeked)
+        return grew, arrived[:grew]
 
 
 def resource_arns(stack: LocalStack) -> dict[str, str]:

@@ -4,14 +4,16 @@ emulated SQS event source mapping (run in a thread while the CLI waits)."""
 from __future__ import annotations
 
 import json
+import signal
 import threading
 from collections.abc import Callable, Iterator
 
 import pytest
 from typer.testing import CliRunner
 
+from campaign_stop_cli.common import RESOURCES, STACK_VARIABLE
 from devtools.kore_simulator import KoreSimulator
-from devtools.local_stack import LocalStack, MotoServer, create_stack
+from devtools.local_stack import FAKE_AWS_CREDENTIALS, LocalStack, MotoServer, create_stack
 from devtools.poller import SqsEventSourceMapping
 from stop_campaign import app, settings
 
@@ -21,6 +23,20 @@ ACCOUNT_ID = "acc-1"
 STREAM_ID = "st-1"
 CREDENTIALS = {"clientId": CLIENT_ID, "clientSecret": CLIENT_SECRET, "accountId": ACCOUNT_ID}
 QUIET_FUNCTION = {"POWERTOOLS_LOG_LEVEL": "CRITICAL", "POWERTOOLS_METRICS_DISABLED": "true"}
+
+
+@pytest.fixture(autouse=True)
+def isolated_from_the_developers_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the shell it runs in: no stack (CAMPAIGN_STOP_STACK=prod pytest tests/cli must pass), none of
+    the CLI's resource variables, no AWS profile, and only fake credentials, so nothing can reach a real account.
+    Autouse fixtures run first: cli_env and scheduler_env set what a test needs on top of this."""
+    for name in (STACK_VARIABLE, *(item.variable for item in RESOURCES.values()), "AWS_PROFILE",
+                 "AWS_DEFAULT_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in FAKE_AWS_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/campaign-stop-tests/config")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/campaign-stop-tests/credentials")
 
 
 @pytest.fixture(scope="session")
@@ -106,3 +122,16 @@ def scheduler_env(stack: LocalStack, cli_env: dict[str, str], monkeypatch: pytes
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return {**cli_env, **env}
+
+
+@pytest.fixture
+def would_have_died() -> Iterator[list[int]]:
+    """SIGTERM and SIGHUP end a process by default: the test process stands in for the CLI's and must survive, so
+    these record the signal instead. A command that handles them itself replaces these while it runs; whatever
+    this list holds afterwards would have killed the command on the spot (leaving what it had not cleaned up)."""
+    received: list[int] = []
+    previous = {number: signal.signal(number, lambda signum, _frame: received.append(signum))
+                for number in (signal.SIGTERM, signal.SIGHUP)}
+    yield received
+    for number, handler in previous.items():
+        signal.signal(number, handler)

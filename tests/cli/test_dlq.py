@@ -4,8 +4,13 @@ queue's redrive policy leaves it), listed, shown and moved back, each exactly on
 from __future__ import annotations
 
 import json
+import os
+import signal
 import threading
+import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +18,7 @@ import botocore.client
 import pytest
 from typer.testing import CliRunner
 
+from campaign_stop_cli.dlq import REASON_ATTRIBUTES
 from campaign_stop_cli.main import app
 from devtools.kore_simulator import KoreSimulator
 from devtools.local_stack import LocalStack
@@ -134,16 +140,69 @@ def test_show_prints_the_body_and_the_attributes(runner: CliRunner, stack: Local
     assert _counts(stack, stack.dead_letter_queue_url) == (4, 0)
 
 
-def _stop_queue_copies(stack: LocalStack) -> Counter[str]:
-    """redrivenFrom of every message now in the stop queue (each read once and deleted)."""
+def _stop_queue_copies(stack: LocalStack, queue_url: str | None = None) -> Counter[str]:
+    """redrivenFrom of every message now in the stop queue (each read once and deleted); every copy must carry
+    it and none of the dead-letter reason attributes."""
     sqs = stack.client("sqs")
+    url = queue_url or stack.stop_queue_url
     copies: Counter[str] = Counter()
-    while batch := sqs.receive_message(QueueUrl=stack.stop_queue_url, MaxNumberOfMessages=10,
+    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
                                        MessageAttributeNames=["All"]).get("Messages", []):
         for message in batch:
-            copies[message.get("MessageAttributes", {}).get("redrivenFrom", {}).get("StringValue", "?")] += 1
-            sqs.delete_message(QueueUrl=stack.stop_queue_url, ReceiptHandle=message["ReceiptHandle"])
+            attributes = message.get("MessageAttributes", {})
+            assert not set(attributes) & REASON_ATTRIBUTES, attributes
+            copies[attributes.get("redrivenFrom", {}).get("StringValue", "?")] += 1
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
     return copies
+
+
+def _dead_letter_ids(stack: LocalStack, queue_url: str | None = None) -> list[str]:
+    """Every message id in the dead-letter queue, read by deleting (the end of a test)."""
+    sqs = stack.client("sqs")
+    url = queue_url or stack.dead_letter_queue_url
+    ids: list[str] = []
+    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        for message in batch:
+            ids.append(message["MessageId"])
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return ids
+
+
+def _refused_letters(stack: LocalStack, count: int) -> set[str]:
+    writer = DeadLetterQueue(stack.dead_letter_queue_url, stack.client("sqs"))
+    return {writer.send(_request(f"req-{n}", f"cd-gone-{n}"), ResultError("stop_refused", "gone"), f"req-{n}", "sqs")
+            for n in range(count)}
+
+
+@contextmanager
+def _another_reader(stack: LocalStack, holds: list[float | None]) -> Iterator[list[str]]:
+    """Someone else reading the dead-letter queue meanwhile (another `dlq list`, a console's "poll for messages"):
+    a thread that receives up to ten messages, holds them for each of ``holds`` seconds in turn (None: until the
+    block ends), and makes them visible again (ChangeMessageVisibility 0). It has its first batch before the block
+    starts; yields the ids it held first."""
+    sqs = stack.client("sqs")  # its own client, as another process would have
+    url = stack.dead_letter_queue_url
+    first: list[str] = []
+    started, ended = threading.Event(), threading.Event()
+
+    def read() -> None:
+        for turn, seconds in enumerate(holds):
+            batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=60).get("Messages", [])
+            if turn == 0:
+                first.extend(message["MessageId"] for message in batch)
+                started.set()
+            ended.wait(seconds)
+            for message in batch:
+                sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+
+    thread = threading.Thread(target=read, name="another-reader", daemon=True)
+    thread.start()
+    assert started.wait(10)
+    try:
+        yield first
+    finally:
+        ended.set()
+        thread.join(timeout=60)
 
 
 def test_redrive_by_message_id_asks_first_and_moves_exactly_that_message_once(
@@ -161,7 +220,9 @@ def test_redrive_by_message_id_asks_first_and_moves_exactly_that_message_once(
     assert remaining == {letters.refused[1], letters.invalid, letters.bare}
     (copy,) = _peek(stack, stack.stop_queue_url)
     assert copy["Body"] == letters.bodies[chosen]  # unchanged
-    assert set(copy.get("MessageAttributes", {})) == {"requestId", "redrivenFrom"}  # the reason stays behind
+    # The reason (errorCode, errorMessage, requestId, source, retryable) stays behind: the function takes any of them
+    # on a stop-queue message for SQS's move task's redrive; this copy names its dead letter instead.
+    assert copy.get("MessageAttributes", {}) == {"redrivenFrom": {"DataType": "String", "StringValue": chosen}}
     assert _stop_queue_copies(stack) == Counter({chosen: 1})
 
     again = runner.invoke(app, ["-o", "json", "dlq", "redrive", "--message-id", chosen, "--yes"])
@@ -227,28 +288,175 @@ def test_redrive_all_follows_the_move_task_and_moves_nothing_itself(
     assert _counts(stack, stack.stop_queue_url) == (0, 0)  # nothing sent by the CLI itself
 
 
-def test_ctrl_c_during_a_redrive_loses_nothing(
-    runner: CliRunner, stack: LocalStack, letters: Letters, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["SIGINT", "SIGTERM", "SIGHUP"])
+def test_a_signal_between_send_and_delete_loses_nothing_and_sends_nothing_twice(
+    runner: CliRunner, stack: LocalStack, letters: Letters, monkeypatch: pytest.MonkeyPatch,
+    would_have_died: list[int], signum: int,
 ) -> None:
+    """Ctrl-C, `kill` or a closed terminal right after a copy reached the stop queue, before its dead letter is
+    deleted: the signal takes effect once that message is done, so no message is in both queues (or in none)."""
     make_api_call = botocore.client.BaseClient._make_api_call
     sends = [0]
 
-    def interrupted_on_second_send(self: Any, operation: str, params: dict[str, Any]) -> Any:
-        if operation == "SendMessage" and threading.current_thread() is threading.main_thread():
+    def signal_after_the_second_send(self: Any, operation: str, params: dict[str, Any]) -> Any:
+        response = make_api_call(self, operation, params)
+        if operation == "SendMessage" and params["QueueUrl"] == stack.stop_queue_url:
             sends[0] += 1
             if sends[0] == 2:
-                raise KeyboardInterrupt
-        return make_api_call(self, operation, params)
+                os.kill(os.getpid(), signum)  # a real signal, delivered while the send returns
+        return response
 
-    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", interrupted_on_second_send)
-    result = runner.invoke(app, ["-o", "json", "dlq", "redrive", "--all", "--yes"])
-    monkeypatch.undo()
+    with monkeypatch.context() as patch:  # not monkeypatch.undo(): that would undo the isolated environment too
+        patch.setattr(botocore.client.BaseClient, "_make_api_call", signal_after_the_second_send)
+        result = runner.invoke(app, ["-o", "json", "dlq", "redrive", "--all", "--yes"])
+    assert would_have_died == []  # the command handled the signal itself
     assert result.exit_code == 1, result.output
-    assert _cli_json(result.stdout)["interrupted"] is True
+    document = _cli_json(result.stdout)
+    assert document["interrupted"] is True and len(document["movedIds"]) == 2
     in_dlq = {m["MessageId"] for m in _peek(stack, stack.dead_letter_queue_url)}
     copies = _stop_queue_copies(stack)
-    assert sum(copies.values()) == 1 and not in_dlq & set(copies)  # each message in exactly one queue
+    assert copies == Counter(dict.fromkeys(document["movedIds"], 1))  # the second one finished: sent and deleted
+    assert not in_dlq & set(copies)  # each message in exactly one queue
     assert in_dlq | set(copies) == {*letters.refused, letters.invalid, letters.bare}
+
+
+def test_redrive_moves_the_letters_another_reader_held_at_first(
+    runner: CliRunner, stack: LocalStack, cli_env: dict[str, str]
+) -> None:
+    """The question lists what could be read; the move takes every matching letter it meets, and looks again
+    while someone else holds some, so all 35 move, each once."""
+    sent = _refused_letters(stack, 35)
+    with _another_reader(stack, holds=[1.5, 1.5]) as held_first:
+        result = runner.invoke(app, ["-o", "json", "dlq", "redrive", "--all", "--yes"])
+    assert len(held_first) == 10
+    assert result.exit_code == 0, result.output
+    document = _cli_json(result.stdout)
+    assert set(document["movedIds"]) == sent and len(document["movedIds"]) == 35
+    assert (document["mayRemain"], document["failed"]) == (None, 0)
+    assert _stop_queue_copies(stack) == Counter(dict.fromkeys(sent, 1))
+    assert _dead_letter_ids(stack) == []
+
+
+def test_redrive_says_so_when_another_reader_keeps_letters_to_itself(
+    runner: CliRunner, stack: LocalStack, cli_env: dict[str, str]
+) -> None:
+    """Letters held elsewhere for the whole run may match: exit 1 with a warning, and they stay in the queue."""
+    sent = _refused_letters(stack, 32)
+    with _another_reader(stack, holds=[None]) as held:
+        result = runner.invoke(app, ["-o", "json", "dlq", "redrive", "--error-code", "stop_refused", "--yes"])
+        assert result.exit_code == 1, result.output
+        document = _cli_json(result.stdout)
+        assert "matching dead letters may still be in" in " ".join(result.output.split())
+        assert document["mayRemain"] == {"inFlight": 10, "unread": 0}
+        assert set(document["movedIds"]) == sent - set(held) and document["failed"] == 0
+    assert _stop_queue_copies(stack) == Counter(dict.fromkeys(sent - set(held), 1))
+    assert sorted(_dead_letter_ids(stack)) == sorted(held)
+
+
+def test_a_copy_that_fails_again_during_the_run_waits_for_the_next_one(
+    runner: CliRunner, stack: LocalStack, letters: Letters, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Moving what matches while moving must not take a new dead letter of a request this run just sent back
+    (the function failing it again at once): nothing is sent twice in one run."""
+    writer = DeadLetterQueue(stack.dead_letter_queue_url, stack.client("sqs"))
+    make_api_call = botocore.client.BaseClient._make_api_call
+    again: list[str] = []
+
+    def failing_again(self: Any, operation: str, params: dict[str, Any]) -> Any:
+        response = make_api_call(self, operation, params)
+        if operation == "SendMessage" and params["QueueUrl"] == stack.stop_queue_url and not again:
+            time.sleep(0.01)  # SentTimestamp has millisecond resolution
+            again.append(writer.send(params["MessageBody"], ResultError("stop_refused", "still gone"), "req", "sqs"))
+        return response
+
+    with monkeypatch.context() as patch:  # not monkeypatch.undo(): that would undo the isolated environment too
+        patch.setattr(botocore.client.BaseClient, "_make_api_call", failing_again)
+        result = runner.invoke(app, ["-o", "json", "dlq", "redrive", "--error-code", "stop_refused", "--yes"])
+    assert result.exit_code == 0, result.output
+    document = _cli_json(result.stdout)
+    assert sorted(document["movedIds"]) == letters.refused and document["arrivedDuringRun"] == 1
+    assert {m["MessageId"] for m in _peek(stack, stack.dead_letter_queue_url)} == {
+        *again, letters.invalid, letters.bare}
+
+
+def test_a_fifo_dead_letter_queue_is_redriven_past_the_first_ten_of_a_group(
+    runner: CliRunner, stack: LocalStack, cli_env: dict[str, str]
+) -> None:
+    """A FIFO queue hands out no more of a message group while part of it is in flight: reading (and holding)
+    saw ten at most; moving as it goes brings the rest into view."""
+    sqs = stack.client("sqs")
+    dlq = sqs.create_queue(QueueName="stop-requests-dlq.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    stop_queue = sqs.create_queue(QueueName="stop-requests.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    ids: dict[str, list[str]] = {"invalid_request": [], "stop_refused": []}
+    for number in range(15):
+        code = "invalid_request" if number < 3 else "stop_refused"  # the group's first three are not chosen
+        ids[code].append(sqs.send_message(
+            QueueUrl=dlq, MessageBody=_request(f"req-fifo-{number}", f"cd-{number}"), MessageGroupId=STREAM_ID,
+            MessageDeduplicationId=f"dead-{number}",
+            MessageAttributes={"errorCode": {"DataType": "String", "StringValue": code}},
+        )["MessageId"])
+    where = ["--dlq-url", dlq, "--queue-url", stop_queue]
+
+    listed = runner.invoke(app, ["dlq", "list", "--dlq-url", dlq], env={"COLUMNS": "200"})
+    assert listed.exit_code == 0 and "FIFO queue shows only the first 10" in " ".join(listed.stdout.split())
+
+    result = runner.invoke(app, ["-o", "json", "dlq", "redrive", "--error-code", "stop_refused", "--yes", *where])
+    assert result.exit_code == 0, result.output
+    document = _cli_json(result.stdout)
+    assert sorted(document["movedIds"]) == sorted(ids["stop_refused"]) and document["mayRemain"] is None
+    rest = runner.invoke(app, ["-o", "json", "dlq", "redrive", "--all", "--yes", *where])
+    assert rest.exit_code == 0, rest.output
+    assert sorted(_cli_json(rest.stdout)["movedIds"]) == sorted(ids["invalid_request"])
+    assert _stop_queue_copies(stack, stop_queue) == Counter(dict.fromkeys([*ids["invalid_request"],
+                                                                          *ids["stop_refused"]], 1))
+    assert _dead_letter_ids(stack, dlq) == []
+
+
+def test_the_copy_leaves_every_dead_letter_reason_behind(
+    runner: CliRunner, stack: LocalStack, cli_env: dict[str, str]
+) -> None:
+    """Scheduler's and EventBridge's dead-letter attributes stay behind like the function's own; the message's
+    other attributes go along, and redrivenFrom names the dead letter."""
+    sqs = stack.client("sqs")
+
+    def text(value: str) -> dict[str, str]:
+        return {"DataType": "String", "StringValue": value}
+
+    scheduler = {
+        "ERROR_CODE": text("AWS.Scheduler.ClientError"), "ERROR_MESSAGE": text("Access denied"),
+        "EXECUTION_ID": text("d32c5kddcf5bb8c3"), "EXHAUSTED_RETRY_CONDITION": text("MaximumEventAgeInSeconds"),
+        "IS_PAYLOAD_TRUNCATED": text("false"), "RETRY_ATTEMPTS": text("12"),
+        "SCHEDULED_TIME": text("2026-12-02T01:55:00Z"), "GROUP_NAME": text("quiet-hours"),
+        "SCHEDULE_ARN": text("arn:aws:scheduler:us-east-1:123456789012:schedule/quiet-hours/eastern"),
+        "TARGET_ARN": text(stack.stop_queue_arn), "traceparent": text("00-abc-def-01"),
+    }
+    eventbridge = {
+        "ERROR_CODE": text("SQS_QUEUE_THROTTLED"), "ERROR_MESSAGE": text("slow down"),
+        "RULE_ARN": text("arn:aws:events:us-east-1:123456789012:rule/stop"), "TARGET_ARN": text(stack.stop_queue_arn),
+        "EXHAUSTED_RETRY_CONDITION": text("MaximumRetryAttempts"), "RETRY_ATTEMPTS": text("185"),
+    }
+    letters = {sqs.send_message(QueueUrl=stack.dead_letter_queue_url, MessageBody=_request(name, "cd-1"),
+                                MessageAttributes=attributes)["MessageId"]: name
+               for name, attributes in (("scheduler", scheduler), ("eventbridge", eventbridge))}
+    result = runner.invoke(app, ["dlq", "redrive", "--all", "--yes"])
+    assert result.exit_code == 0, result.output
+    copies = {}
+    for message in _peek(stack, stack.stop_queue_url):
+        attributes = message.get("MessageAttributes", {})
+        copies[letters[attributes["redrivenFrom"]["StringValue"]]] = set(attributes)
+    assert copies == {"scheduler": {"redrivenFrom", "traceparent"}, "eventbridge": {"redrivenFrom"}}
+
+
+@pytest.mark.parametrize("columns", ["80", "120"])
+def test_list_shows_whole_message_ids_on_a_narrow_terminal(
+    runner: CliRunner, stack: LocalStack, letters: Letters, columns: str
+) -> None:
+    """Operators copy the id into `dlq show` and `dlq redrive --message-id`: never cut, never wrapped."""
+    result = runner.invoke(app, ["dlq", "list"], env={"COLUMNS": columns})
+    assert result.exit_code == 0, result.output
+    assert all(len(line) <= int(columns) for line in result.stdout.splitlines())
+    for message_id in letters.bodies:
+        assert message_id in result.stdout, (message_id, result.stdout)
 
 
 def test_a_redriven_request_that_fails_again_gets_a_new_result_and_a_new_dead_letter(

@@ -140,12 +140,12 @@ def test_fire_sends_it_and_the_handler_stops_the_campaign(
     function_running: Callable[[], None],
 ) -> None:
     _create(runner, "ny-nightly", "--campaign", "cd-3", "--cron", "55 20 * * ? *", "--timezone", "America/New_York")
-    result = runner.invoke(app, ["schedule", "fire", "ny-nightly", "--at", "2026-12-01T20:55", "--wait",
+    result = runner.invoke(app, ["schedule", "fire", "ny-nightly", "--at", "2025-12-01T20:55", "--wait",
                                  "--timeout", "30", "--output", "json"])
     assert result.exit_code == 0, result.output
     document = _json_document(result.stdout)
-    expected_id = f"schedule:{SCHEDULE_GROUP}/ny-nightly:2026-12-02T01:55:00Z"  # 20:55 EST is 01:55 UTC
-    assert (document["scheduledTime"], document["requestId"]) == ("2026-12-02T01:55:00Z", expected_id)
+    expected_id = f"schedule:{SCHEDULE_GROUP}/ny-nightly:2025-12-02T01:55:00Z"  # 20:55 EST is 01:55 UTC
+    assert (document["scheduledTime"], document["requestId"]) == ("2025-12-02T01:55:00Z", expected_id)
     (published,) = document["results"]
     assert (published["requestId"], published["campaignId"], published["outcome"]) == (expected_id, "cd-3", "stopped")
     assert published["requestedBy"] == f"schedule:{SCHEDULE_GROUP}/ny-nightly"
@@ -157,23 +157,23 @@ def test_firing_twice_for_one_scheduled_time_stops_once(
 ) -> None:
     _create(runner, "la-daily", "--campaign", "cd-2", "--cron", "55 20 * * ? *", "--timezone", "America/Los_Angeles")
     template = _stored(stack, "la-daily")["Target"]["Input"]
-    expected_id = f"schedule:{SCHEDULE_GROUP}/la-daily:2026-12-02T04:55:00Z"  # 20:55 PST is 04:55 UTC
+    expected_id = f"schedule:{SCHEDULE_GROUP}/la-daily:2025-12-02T04:55:00Z"  # 20:55 PST is 04:55 UTC
     mapping, sqs = SqsEventSourceMapping(stack), stack.client("sqs")
     for _ in range(2):
-        fired = runner.invoke(app, ["schedule", "fire", "la-daily", "--at", "2026-12-01T20:55"])
+        fired = runner.invoke(app, ["schedule", "fire", "la-daily", "--at", "2025-12-01T20:55"])
         assert fired.exit_code == 0, fired.output
         assert fired.stdout.strip() == expected_id
         (message,) = sqs.receive_message(QueueUrl=stack.stop_queue_url, VisibilityTimeout=0)["Messages"]
-        assert json.loads(message["Body"]) == json.loads(template.replace(SCHEDULED_TIME, "2026-12-02T04:55:00Z"))
+        assert json.loads(message["Body"]) == json.loads(template.replace(SCHEDULED_TIME, "2025-12-02T04:55:00Z"))
         mapping.poll_until_empty(max_seconds=20)
     assert [(r["requestId"], r["outcome"]) for r in stack.drain_results()] == [(expected_id, "stopped")]
     assert len(kore.stop_calls("cd-2")) == 1
 
-    next_day = runner.invoke(app, ["schedule", "fire", "la-daily", "--at", "2026-12-03T04:55:00Z"])
+    next_day = runner.invoke(app, ["schedule", "fire", "la-daily", "--at", "2025-12-03T04:55:00Z"])
     assert next_day.exit_code == 0, next_day.output
     mapping.poll_until_empty(max_seconds=20)
     (again,) = stack.drain_results()
-    assert again["requestId"] == f"schedule:{SCHEDULE_GROUP}/la-daily:2026-12-03T04:55:00Z"
+    assert again["requestId"] == f"schedule:{SCHEDULE_GROUP}/la-daily:2025-12-03T04:55:00Z"
     assert again["outcome"] == "already_stopped"
 
 
@@ -254,11 +254,11 @@ def test_a_fifo_stop_queue_gets_the_stream_as_message_group(
     assert target["SqsParameters"] == {"MessageGroupId": STREAM_ID}
     assert _schedule_names(stack) == ["fifo"]
     for _ in range(2):  # the same scheduled time twice: one message (content-based deduplication)
-        fired = runner.invoke(app, ["schedule", "fire", "fifo", "--at", "2026-12-01T20:55"])
+        fired = runner.invoke(app, ["schedule", "fire", "fifo", "--at", "2025-12-01T20:55"])
         assert fired.exit_code == 0, fired.output
     messages = sqs.receive_message(QueueUrl=fifo, MaxNumberOfMessages=10, AttributeNames=["All"])["Messages"]
     assert [m["Attributes"]["MessageGroupId"] for m in messages] == [STREAM_ID]
-    assert json.loads(messages[0]["Body"])["requestId"] == f"schedule:{SCHEDULE_GROUP}/fifo:2026-12-02T03:55:00Z"
+    assert json.loads(messages[0]["Body"])["requestId"] == f"schedule:{SCHEDULE_GROUP}/fifo:2025-12-02T03:55:00Z"
 
 
 def test_missing_settings_exit_2(
@@ -273,3 +273,68 @@ def test_missing_settings_exit_2(
     for args in (create, ["schedule", "list"], ["schedule", "fire", "quiet"], ["schedule", "delete", "quiet"]):
         result = runner.invoke(app, args)
         assert result.exit_code == 2 and "SCHEDULE_GROUP_NAME" in result.output, (args, result.output)
+
+
+def test_a_fifo_dead_letter_queue_is_left_out_with_a_warning_and_no_dlq_says_so(
+    runner: CliRunner, stack: LocalStack, scheduler_env: dict[str, str]
+) -> None:
+    """EventBridge Scheduler takes no FIFO queue as a schedule's dead-letter queue (and a dead-letter queue needs
+    no content-based deduplication: Scheduler's dead-letter events are not deduplicated)."""
+    sqs = stack.client("sqs")
+    fifo_dlq = sqs.create_queue(QueueName="dead-letters.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    daily = ["--campaign", "cd-1", "--cron", "55 20 * * ? *", "--timezone", "America/Chicago"]
+    result = runner.invoke(app, ["--output", "json", "schedule", "create", "fifo-dlq", "--stream", STREAM_ID, *daily,
+                                 "--dlq-url", fifo_dlq])
+    assert result.exit_code == 0, result.output
+    assert "FIFO, which EventBridge Scheduler does not support" in " ".join(result.output.split())
+    assert "DeadLetterConfig" not in _stored(stack, "fifo-dlq")["Target"]
+    assert "DeadLetterConfig" not in json.loads(result.stdout)["target"]
+
+    none = runner.invoke(app, ["schedule", "create", "no-dlq", "--stream", STREAM_ID, *daily, "--no-dlq"])
+    assert none.exit_code == 0, none.output
+    assert "warning" not in none.output  # DEAD_LETTER_QUEUE_URL is set, and --no-dlq says to leave it out
+    assert "DeadLetterConfig" not in _stored(stack, "no-dlq")["Target"]
+
+    both = runner.invoke(app, ["schedule", "create", "both", "--stream", STREAM_ID, *daily, "--no-dlq",
+                               "--dlq-url", stack.dead_letter_queue_url])
+    assert both.exit_code == 2 and "not both" in both.output
+    assert _schedule_names(stack) == ["fifo-dlq", "no-dlq"]
+
+
+def test_fire_refuses_a_future_scheduled_time_unless_forced(
+    runner: CliRunner, stack: LocalStack, scheduler_env: dict[str, str]
+) -> None:
+    """A firing ahead of time would carry the real firing's request id: the function would then take the real
+    one (within its day of remembering ids) for a duplicate and stop nothing."""
+    _create(runner, "tomorrow", "--campaign", "cd-1", "--cron", "55 20 * * ? *", "--timezone", "America/New_York")
+    ahead = _future("America/New_York", days=1)
+    refused = runner.invoke(app, ["schedule", "fire", "tomorrow", "--at", ahead])
+    assert refused.exit_code == 2
+    message = " ".join(refused.output.split())
+    assert "later than now" in message and "--force" in message and "duplicate" in message
+    as_json = runner.invoke(app, ["-o", "json", "schedule", "fire", "tomorrow", "--at", "2099-01-01T00:00:00Z"])
+    assert as_json.exit_code == 2 and json.loads(as_json.stdout)["exitCode"] == 2
+    sqs = stack.client("sqs")
+    assert sqs.receive_message(QueueUrl=stack.stop_queue_url).get("Messages", []) == []  # nothing sent
+
+    forced = runner.invoke(app, ["schedule", "fire", "tomorrow", "--at", ahead, "--force"])
+    assert forced.exit_code == 0, forced.output
+    (message_sent,) = sqs.receive_message(QueueUrl=stack.stop_queue_url)["Messages"]
+    assert json.loads(message_sent["Body"])["requestId"] == forced.stdout.strip()
+    now = runner.invoke(app, ["schedule", "fire", "tomorrow"])  # no --at: now, never refused
+    assert now.exit_code == 0, now.output
+    assert "--force" in " ".join(runner.invoke(app, ["schedule", "fire", "--help"], env={"COLUMNS": "200"}).output
+                                 .split())
+
+
+def test_delete_asks_on_stderr_so_json_output_stays_json(
+    runner: CliRunner, stack: LocalStack, scheduler_env: dict[str, str]
+) -> None:
+    _create(runner, "asked", "--campaign", "cd-1", "--cron", "0 21 * * ? *", "--timezone", "Pacific/Honolulu")
+    result = runner.invoke(app, ["-o", "json", "schedule", "delete", "asked"], input="y\n")
+    assert result.exit_code == 0, result.output
+    assert "Delete schedule" in result.stderr and "Delete schedule" not in result.stdout
+    # On stdout: the one space click writes before reading the answer (a readline workaround; JSON allows it), the
+    # answer as CliRunner echoes it (a terminal echoes it to the terminal, not to stdout), then the one document.
+    assert result.stdout.startswith(" y\n")
+    assert json.loads(result.stdout.removeprefix(" y\n")) == {"deleted": "asked", "group": SCHEDULE_GROUP}

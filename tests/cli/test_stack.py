@@ -4,6 +4,7 @@ between a command's own flags and the environment variables."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 import uuid
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from typer.testing import CliRunner
 
 from campaign_stop_cli import common
 from campaign_stop_cli.main import app
-from devtools.local_stack import LocalStack
+from devtools.local_stack import FAKE_AWS_CREDENTIALS, LocalStack
 
 from .conftest import STREAM_ID
 
@@ -165,3 +166,21 @@ def test_outputs_are_read_once_per_process(
     stack.client("cloudformation").delete_stack(StackName=name)
     with _context(name):
         assert common.resource("stop_queue_url", None, mode) == outputs["StopQueueUrl"]  # cached, no second read
+
+
+def test_a_blank_stack_variable_counts_as_none(
+    runner: CliRunner, stack: LocalStack, cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CAMPAIGN_STOP_STACK", "  ")
+    assert _parameter_shown(runner.invoke(app, ["-o", "json", "alarm-map", "show"])) == stack.alarm_parameter
+    assert _parameter_shown(runner.invoke(app, ["--stack", " ", "-o", "json", "alarm-map", "show"])) == (
+        stack.alarm_parameter)
+
+
+def test_no_test_sees_the_developers_stack_profile_or_resources() -> None:
+    """`CAMPAIGN_STOP_STACK=prod AWS_PROFILE=prod pytest tests/cli` must neither fail nor reach an account: the
+    autouse fixture in conftest.py clears them (and the credentials are fake) before every test."""
+    leaked = [name for name in (common.STACK_VARIABLE, "AWS_PROFILE", *common.RESOURCE_VARIABLES.values())
+              if name in os.environ]
+    assert leaked == []
+    assert {name: os.environ.get(name) for name in FAKE_AWS_CREDENTIALS} == FAKE_AWS_CREDENTIALS

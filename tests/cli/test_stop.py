@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from collections.abc import Callable
 from typing import Any
 
 import botocore.client
+import pytest
 from typer.testing import CliRunner
 
 from campaign_stop_cli.main import app
-from campaign_stop_cli.subscription import QUEUE_PREFIX
+from campaign_stop_cli.subscription import CREATED_BY, QUEUE_PREFIX, RETENTION_SECONDS
 from devtools.kore_simulator import KoreSimulator
 from devtools.local_stack import LocalStack
 from devtools.poller import SqsEventSourceMapping
@@ -122,19 +125,89 @@ def test_usage_errors_exit_2(runner: CliRunner, cli_env: dict[str, str], monkeyp
     assert bad_type.exit_code == 2
 
 
-def test_ctrl_c_while_waiting_leaves_nothing_behind(
-    runner: CliRunner, stack: LocalStack, cli_env: dict[str, str], monkeypatch: Any
+@pytest.mark.parametrize("output", ["table", "json"])
+def test_ctrl_c_while_waiting_says_which_request_and_leaves_nothing_behind(
+    runner: CliRunner, stack: LocalStack, cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, output: str
 ) -> None:
-    # Ctrl-C raised from the AWS SDK's call, where a real SIGINT interrupts the long poll on the temporary queue.
+    # A real SIGINT (Ctrl-C), delivered while the CLI long-polls the temporary queue, after the request went out.
     make_api_call = botocore.client.BaseClient._make_api_call
 
     def interrupted(self: Any, operation: str, params: dict[str, Any]) -> Any:
         if operation == "ReceiveMessage" and QUEUE_PREFIX in params.get("QueueUrl", ""):
-            raise KeyboardInterrupt
+            os.kill(os.getpid(), signal.SIGINT)
         return make_api_call(self, operation, params)
 
-    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", interrupted)
-    before = _queues_and_subscriptions(stack)
-    result = runner.invoke(app, ["stop", "--stream", STREAM_ID, "--campaign", "cd-1", "--wait"])
-    assert result.exit_code != 0
+    with monkeypatch.context() as patch:  # not monkeypatch.undo(): that would undo the isolated environment too
+        patch.setattr(botocore.client.BaseClient, "_make_api_call", interrupted)
+        before = _queues_and_subscriptions(stack)
+        result = runner.invoke(app, ["-o", output, "stop", "--stream", STREAM_ID, "--campaign", "cd-1", "--wait",
+                                     "--request-id", "req-interrupted"])
+    assert result.exit_code == 130, result.output
+    if output == "json":
+        document = _json_document(result.stdout)
+        assert (document["requestId"], document["interrupted"], document["sent"]) == ("req-interrupted", True, True)
+        assert (document["results"], document["exitCode"]) == ([], 130)
+    else:
+        text = " ".join(result.stdout.split())
+        assert "Interrupted: request req-interrupted was sent; 0 result(s) arrived so far" in text
+        assert "campaign-stop results --request-id req-interrupted --follow" in text
     assert _queues_and_subscriptions(stack) == before
+    (sent,) = stack.client("sqs").receive_message(QueueUrl=stack.stop_queue_url)["Messages"]
+    assert json.loads(sent["Body"])["requestId"] == "req-interrupted"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_sigterm_or_sighup_while_waiting_removes_the_temporary_queue_and_subscription(
+    runner: CliRunner, stack: LocalStack, cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+    would_have_died: list[int], signum: int,
+) -> None:
+    """`kill` (a cancelled CI job) or a closed terminal would end the process before its `finally`: while the
+    subscription exists they count as Ctrl-C. The queue itself is short-lived and tagged, should anything be left."""
+    make_api_call = botocore.client.BaseClient._make_api_call
+    seen: dict[str, Any] = {}
+
+    def killed(self: Any, operation: str, params: dict[str, Any]) -> Any:
+        url = params.get("QueueUrl", "")
+        if operation == "ReceiveMessage" and QUEUE_PREFIX in url and not seen:
+            sqs = stack.client("sqs")
+            seen["attributes"] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+            seen["tags"] = sqs.list_queue_tags(QueueUrl=url).get("Tags", {})
+            os.kill(os.getpid(), signum)
+        return make_api_call(self, operation, params)
+
+    with monkeypatch.context() as patch:  # not monkeypatch.undo(): that would undo the isolated environment too
+        patch.setattr(botocore.client.BaseClient, "_make_api_call", killed)
+        before = _queues_and_subscriptions(stack)
+        result = runner.invoke(app, ["stop", "--stream", STREAM_ID, "--campaign", "cd-1", "--wait", "--timeout", "20"])
+    assert would_have_died == []  # handled by the command, not by the process's default (death)
+    assert result.exit_code == 130, result.output
+    assert _queues_and_subscriptions(stack) == before
+    assert seen["attributes"]["MessageRetentionPeriod"] == str(RETENTION_SECONDS)
+    assert seen["tags"]["created-by"] == CREATED_BY and seen["tags"]["created-at"].endswith("Z")
+    assert signal.getsignal(signum) is not None and would_have_died == []  # the previous handlers are back
+    os.kill(os.getpid(), signum)
+    assert would_have_died == [signum]
+
+
+def test_ctrl_c_during_create_queue_leaves_no_queue_behind(
+    runner: CliRunner, stack: LocalStack, cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C after SQS created the queue but before its URL came back: the name was chosen first, so the clean-up
+    finds it."""
+    make_api_call = botocore.client.BaseClient._make_api_call
+
+    def interrupted(self: Any, operation: str, params: dict[str, Any]) -> Any:
+        response = make_api_call(self, operation, params)
+        if operation == "CreateQueue" and params["QueueName"].startswith(QUEUE_PREFIX):
+            os.kill(os.getpid(), signal.SIGINT)
+        return response
+
+    with monkeypatch.context() as patch:  # not monkeypatch.undo(): that would undo the isolated environment too
+        patch.setattr(botocore.client.BaseClient, "_make_api_call", interrupted)
+        before = _queues_and_subscriptions(stack)
+        result = runner.invoke(app, ["-o", "json", "stop", "--stream", STREAM_ID, "--campaign", "cd-1", "--wait"])
+    assert result.exit_code == 130, result.output
+    assert _json_document(result.stdout)["sent"] is False  # interrupted before the request went out
+    assert _queues_and_subscriptions(stack) == before
+    attributes = stack.client("sqs").get_queue_attributes(QueueUrl=stack.stop_queue_url, AttributeNames=["All"])
+    assert attributes["Attributes"]["ApproximateNumberOfMessages"] == "0"

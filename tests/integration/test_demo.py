@@ -15,10 +15,12 @@ from collections.abc import Callable
 from typing import Any
 
 import boto3
+import botocore.client
 import pytest
 from typer.testing import CliRunner
 
 from campaign_stop_cli.main import app as cli
+from devtools.demo import DeadLetterWatch
 from devtools.kore_simulator import KoreSimulator, RecordedRequest
 from devtools.local_stack import LocalStack
 from devtools.poller import SqsEventSourceMapping
@@ -314,6 +316,49 @@ def test_demo_runs_every_scenario_and_prints_the_table() -> None:
     assert '"_aws"' not in out  # no EMF noise between the lines
 
 
+def test_the_keep_running_dead_letter_watch_never_hides_a_dead_letter(
+    stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`campaign-stop dlq redrive` may run while the demo watches the dead-letter queue: whatever the watch reads
+    must stay visible to it, at every moment, and the watch reads only when the count grew."""
+    sqs = stack.client("sqs")
+    make_api_call = botocore.client.BaseClient._make_api_call
+    calls: list[str] = []
+    hidden: list[int] = []  # messages not visible right after each of the watch's receives
+
+    def observed(self: Any, operation: str, params: dict[str, Any]) -> Any:
+        response = make_api_call(self, operation, params)
+        if params.get("QueueUrl") == stack.dead_letter_queue_url:
+            calls.append(operation)
+            if operation == "ReceiveMessage":
+                attributes = make_api_call(self, "GetQueueAttributes", {
+                    "QueueUrl": stack.dead_letter_queue_url,
+                    "AttributeNames": ["ApproximateNumberOfMessagesNotVisible"],
+                })
+                hidden.append(int(attributes["Attributes"]["ApproximateNumberOfMessagesNotVisible"]))
+        return response
+
+    first = {sqs.send_message(QueueUrl=stack.dead_letter_queue_url, MessageBody=f"dead {n}")["MessageId"]
+             for n in range(2)}
+    watch = DeadLetterWatch(stack)
+    with monkeypatch.context() as patch:  # not monkeypatch.undo(): that would undo the isolated environment too
+        patch.setattr(botocore.client.BaseClient, "_make_api_call", observed)
+        grew, arrived = watch.new_arrivals()
+        assert (grew, {m["MessageId"] for m in arrived}) == (2, first)
+        assert "ReceiveMessage" in calls and hidden and set(hidden) == {0}
+        assert not {"ChangeMessageVisibility", "ChangeMessageVisibilityBatch", "DeleteMessage"} & set(calls)
+
+        calls.clear()
+        assert watch.new_arrivals() == (0, [])
+        assert calls == ["GetQueueAttributes"]  # nothing new: counts only
+        later = sqs.send_message(QueueUrl=stack.dead_letter_queue_url, MessageBody="dead 2")["MessageId"]
+        grew, arrived = watch.new_arrivals()
+        assert (grew, [m["MessageId"] for m in arrived]) == (1, [later])
+        assert set(hidden) == {0}
+    counts = sqs.get_queue_attributes(QueueUrl=stack.dead_letter_queue_url, AttributeNames=["All"])["Attributes"]
+    assert (counts["ApproximateNumberOfMessages"], counts["ApproximateNumberOfMessagesNotVisible"]) == ("3", "0")
+
+
 def test_demo_keep_running_serves_requests_sent_with_boto3() -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "devtools.demo", "--scenario", "normal", "--keep-running"],
@@ -353,12 +398,13 @@ def test_demo_keep_running_serves_requests_sent_with_boto3() -> None:
         read_until(r"yours\s+\S+\s+cd-4\s+stopped")
         exports = dict(re.findall(r"^  export (\w+)=(\S+)$", printed, flags=re.MULTILINE))
 
-        # a dead letter is shown, and kept for the user
+        # a dead letter is shown, and kept for the user (visible: a `dlq redrive` meanwhile would find it)
         sqs.send_message(QueueUrl=queue_url[1], MessageBody=json.dumps({"streamId": "st-1", "campaignId": "cd-x"}))
         read_until(r"dead-letter queue: 1 new, 1 waiting")
         read_until(r"yours\s+\S+\s+stop_refused")
         dlq = sqs.get_queue_attributes(QueueUrl=exports["DEAD_LETTER_QUEUE_URL"], AttributeNames=["All"])
         assert dlq["Attributes"]["ApproximateNumberOfMessages"] == "1"
+        assert dlq["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "0"
 
         # the printed exports are all the CLI needs
         assert {"AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "STOP_QUEUE_URL", "STOP_BUS_NAME",
