@@ -22,7 +22,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import warnings
@@ -526,9 +525,11 @@ def faults_everywhere(bench: Bench, campaigns: int = 30, fault_rate: float = 0.2
         report("  dead letter", f"{letter['Body'][:60]}", json.dumps(reason)[:80])
 
 
-BUNDLE_VENV = ROOT / ".venv-bundle"
-SHIPPED = BUNDLE_VENV / "as-shipped"  # the same pins unpacked without bytecode, as `sam build` lays them out
-BUNDLE_LOCK = ROOT / "functions" / "stop_campaign" / "requirements.txt"  # `make lock`; sam build reads its copy
+BUNDLE_VENV = ROOT / ".venv-bundle"  # an interpreter with nothing installed; the code comes from TASK_ROOT
+TASK_ROOT = BUNDLE_VENV / "task"  # what `sam build` ships (functions/Makefile), built for this machine's Python
+NO_BYTECODE = BUNDLE_VENV / "no-bytecode"  # the same without any .pyc: what SAM's Python builder used to ship
+BUNDLE_LOCK = ROOT / "functions" / "stop_campaign" / "requirements.txt"  # `make lock`; the build reads its copy
+FUNCTION_MAKEFILE = ROOT / "functions" / "Makefile"
 # Run in the bundle venv, in a fresh process: times the import, then (with BENCH_EVENTS) each invocation of the
 # handler, and prints the figures as JSON on the real stdout (the function's own output goes nowhere).
 COLD_START_PROBE = r"""
@@ -560,32 +561,46 @@ print(json.dumps(figures), file=figures_out)
 
 
 def bundle_python() -> Path:
-    """A venv holding only the lock (every hash checked), made again whenever the lock changes. The lock is
-    resolved for Python 3.12 on arm64 and carries the hashes of every file of each pinned release, so the
-    same pins install here, on this machine's Python and platform. pip compiles what it installs; `sam build`
-    does not (it unpacks the wheels), so SHIPPED holds the same pins without any bytecode."""
+    """An interpreter with nothing installed, and TASK_ROOT: the function's build (functions/Makefile, the target
+    `sam build` runs) for this machine's Python and platform, made again whenever the lock changes. The lock is
+    resolved for Python 3.12 on arm64 and carries the hashes of every file of each pinned release, so the same
+    pins install here, every hash checked. NO_BYTECODE is the same tree without any .pyc, as SAM's own Python
+    builder laid the bundle out (it unpacks the wheels and compiles nothing). The package itself is copied
+    afresh at each run (task_roots)."""
     python = BUNDLE_VENV / "bin" / "python"
-    stamp = BUNDLE_VENV / "lock.sha256"
-    digest = hashlib.sha256(BUNDLE_LOCK.read_bytes()).hexdigest()
+    stamp = BUNDLE_VENV / "build.sha256"
+    digest = hashlib.sha256(BUNDLE_LOCK.read_bytes() + FUNCTION_MAKEFILE.read_bytes()).hexdigest()
     if python.exists() and stamp.exists() and stamp.read_text() == digest:
         return python
-    print(f"  (making {BUNDLE_VENV.name} from {BUNDLE_LOCK.relative_to(ROOT)} only, hashes required)", file=TABLE)
+    print(f"  (making {BUNDLE_VENV.name}: functions/Makefile's build of {BUNDLE_LOCK.relative_to(ROOT)}, hashes "
+          "required)", file=TABLE)
     shutil.rmtree(BUNDLE_VENV, ignore_errors=True)
-    subprocess.run([sys.executable, "-m", "venv", str(BUNDLE_VENV)], check=True)
-    for target in ([], ["--no-compile", "--target", str(SHIPPED)]):
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "--require-hashes", "--only-binary=:all:",
-                        *target, "-r", str(BUNDLE_LOCK)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(BUNDLE_VENV)], check=True)
+    built = subprocess.run(
+        [shutil.which("make") or "make", "--no-print-directory", "--makefile", str(FUNCTION_MAKEFILE),
+         "build-StopCampaignFunction",
+         f"ARTIFACTS_DIR={TASK_ROOT}", f"PYTHON={sys.executable}",  # this venv's pip, this machine's platform
+         "PYTHON_VERSION={}.{}".format(*sys.version_info[:2]), "PLATFORM="],
+        capture_output=True, text=True, check=False,
+    )
+    if built.returncode != 0:
+        raise RuntimeError(f"functions/Makefile failed: {built.stderr.strip()[-2000:]}")
+    shutil.copytree(TASK_ROOT, NO_BYTECODE, ignore=shutil.ignore_patterns("__pycache__"))
     stamp.write_text(digest)
     return python
 
 
-def task_root(into: Path) -> Path:
-    """The function's code as Lambda has it in /var/task: the package without bytecode. Lambda cannot write
-    there and `sam build` ships no .pyc of ours, so every cold start compiles it; here, a fresh copy and
-    PYTHONDONTWRITEBYTECODE do the same, whatever __pycache__ the tests left in functions/."""
-    shutil.copytree(ROOT / "functions" / "stop_campaign", into / "stop_campaign",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    return into
+def task_roots() -> tuple[Path, Path]:
+    """TASK_ROOT and NO_BYTECODE with the package as it is now: copied and compiled as functions/Makefile does
+    (unchecked-hash .pyc), and copied without bytecode (compiled at each import, as before the makefile build;
+    PYTHONDONTWRITEBYTECODE in the probes keeps it so, as Lambda's read-only /var/task did)."""
+    for root in (TASK_ROOT, NO_BYTECODE):
+        shutil.rmtree(root / "stop_campaign", ignore_errors=True)
+        shutil.copytree(ROOT / "functions" / "stop_campaign", root / "stop_campaign",
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "requirements.*"))
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash",
+                    str(TASK_ROOT / "stop_campaign")], check=True)
+    return TASK_ROOT, NO_BYTECODE
 
 
 def probe(python: Path, cwd: Path, statement: str, events: list[tuple[str, Any]] | None = None,
@@ -602,11 +617,12 @@ def probe(python: Path, cwd: Path, statement: str, events: list[tuple[str, Any]]
 
 
 def cold_start(bench: Bench, runs: int = 11) -> None:
-    """A cold container: importing the handler against a bare `import boto3`, in a venv holding only the
-    bundle (the lock); then, in the same process, the first invocation (one stop, from an SQS batch) and a
-    second one for comparison. The first builds the container (settings, boto3 clients and their service
-    models, pools), reads the secret, signs a token and stops a campaign through the idempotency table, the
-    rate budget and the results topic: moto's server and the simulator on loopback.
+    """A cold container: importing the handler against a bare `import boto3`, with the bundle as the function's
+    build ships it (functions/Makefile: the lock, the package, unchecked-hash bytecode of both) and nothing else;
+    then, in the same process, the first invocation (one stop, from an SQS batch) and a second one for
+    comparison. The first builds the container (settings, boto3 clients and their service models, pools), reads
+    the secret, signs a token and stops a campaign through the idempotency table, the rate budget and the
+    results topic: moto's server and the simulator on loopback.
 
     Every figure is a fresh process, timed around the import statement alone (the interpreter's start-up left
     out on both sides) and around each invocation. The imports are timed apart from the invocations (which
@@ -614,33 +630,31 @@ def cold_start(bench: Bench, runs: int = 11) -> None:
     least-disturbed run (the minimum) beside them: on a shared machine, time taken away from the process
     counts as its own, even in CPU time.
 
-    The target's venv has the dependencies compiled by pip and the function's own code compiled at import (as
-    in Lambda). The same figures follow "as shipped": `sam build` unpacks the wheels without compiling them
-    and /var/task is read-only, so in Lambda every module of the bundle, boto3's included, is compiled at each
-    cold start; SHIPPED, first on the path, stands for that."""
+    The same figures follow "without bytecode": the bundle as SAM's Python builder shipped it before the
+    makefile build (wheels unpacked, nothing compiled; /var/task is read-only, so every module, boto3's
+    included, was compiled at each cold start)."""
     python = bundle_python()
     handler = "from stop_campaign import app as handler"
-    shipped = {"PYTHONPATH": str(SHIPPED)}
     untraced = {"POWERTOOLS_TRACE_DISABLED": "true"}
+    shipped, bare = task_roots()
     imports = {  # Outside Lambda, Powertools' Tracer traces nothing: with tracing on, only the import is timed.
-        "boto3": ("import boto3", {}),
-        "handler": (handler, untraced),
-        "traced": (handler, {"POWERTOOLS_TRACE_DISABLED": "false"}),
-        "shipped boto3": ("import boto3", shipped),
-        "shipped handler": (handler, {**untraced, **shipped}),
+        "boto3": ("import boto3", shipped, {}),
+        "handler": (handler, shipped, untraced),
+        "traced": (handler, shipped, {"POWERTOOLS_TRACE_DISABLED": "false"}),
+        "bare boto3": ("import boto3", bare, {}),
+        "bare handler": (handler, bare, untraced),
     }
     figures: dict[str, list[float]] = {}
     failures: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="task-") as scratch, bench.setup(
+    with bench.setup(
         campaigns=4 * runs, KORE_RATE_LIMIT="6000/60",  # the budget out of the way: this measures the cold path
     ) as (stack, kore, _):
-        root = task_root(Path(scratch))
         for _ in range(runs):
-            for name, (statement, env) in imports.items():
+            for name, (statement, root, env) in imports.items():
                 figures.setdefault(name, []).append(probe(python, root, statement, env=env)["import_ms"])
         for run in range(runs):
-            for offset, label in enumerate(("handler", "shipped handler")):
-                env = imports[label][1]
+            for offset, label in enumerate(("handler", "bare handler")):
+                _, root, env = imports[label]
                 numbers = (4 * run + 2 * offset, 4 * run + 2 * offset + 1)
                 events = [(name, stop_event(stack, n)) for name, n in zip(("first", "warm"), numbers, strict=True)]
                 measured = probe(python, root, handler, events, env)
@@ -663,7 +677,7 @@ def cold_start(bench: Bench, runs: int = 11) -> None:
     ratio = paired("handler", "boto3")
     report("cold start import, tracing off (default)", f"{ratio:.2f} x boto3 (median of {runs} pairs)",
            "≤ 1.25 x import boto3", ratio <= 1.25)
-    report("  medians", against("handler", "boto3", median), "")
+    report("  medians", against("handler", "boto3", median), "as built: bytecode shipped")
     report("  least-disturbed runs", against("handler", "boto3", least), "")
     report("  first invocation after it (1 stop)", f"{median['handler first']:.0f} ms", "builds the container",
            False if failures else None)
@@ -672,13 +686,12 @@ def cold_start(bench: Bench, runs: int = 11) -> None:
     report("cold start import, DetailedTracing on", f"{paired('traced', 'boto3'):.2f} x boto3 (pairs)",
            "opt-in: the X-Ray SDK")
     report("  medians", against("traced", "boto3", median), "")
-    report("as shipped (no bytecode at all): import", f"{paired('shipped handler', 'shipped boto3'):.2f} x boto3 "
-           "(pairs)", "what Lambda compiles each cold start")
-    report("  medians", against("shipped handler", "shipped boto3", median), "")
-    report("  least-disturbed runs", against("shipped handler", "shipped boto3", least), "")
-    report("  first invocation after it (1 stop)", f"{median['shipped handler first']:.0f} ms", "")
-    report("  import + first invocation",
-           f"{median['shipped handler'] + median['shipped handler first']:.0f} ms", "")
+    report("without bytecode (sam's Python builder)", f"{paired('bare handler', 'bare boto3'):.2f} x boto3 (pairs)",
+           "all compiled at each cold start")
+    report("  medians", against("bare handler", "bare boto3", median), "")
+    report("  least-disturbed runs", against("bare handler", "bare boto3", least), "")
+    report("  first invocation after it (1 stop)", f"{median['bare handler first']:.0f} ms", "")
+    report("  import + first invocation", f"{median['bare handler'] + median['bare handler first']:.0f} ms", "")
     for failure in failures:
         report("  FAILED", failure[:34], failure[34:68], False)
     report(f"  runs (medians), {sys.implementation.name} {sys.version.split()[0]}", str(runs), "")
@@ -694,23 +707,22 @@ def cold_start_instructions(bench: Bench) -> None:
         return
     python = bundle_python()
 
-    def count(root: Path, statement: str, env: dict[str, str]) -> int:
+    def count(root: Path, statement: str) -> int:
         variables = {name: value for name, value in os.environ.items() if name not in ("PYTHONPATH",)}
-        variables.update(PYTHONHASHSEED="0", PYTHONDONTWRITEBYTECODE="1", POWERTOOLS_TRACE_DISABLED="true", **env)
+        variables.update(PYTHONHASHSEED="0", PYTHONDONTWRITEBYTECODE="1", POWERTOOLS_TRACE_DISABLED="true")
         completed = subprocess.run(
             [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", str(python), "-c", statement],
             cwd=root, env=variables, capture_output=True, text=True, check=True,
         )
         return int(re.findall(r"Collected : (\d+)", completed.stderr)[-1])
 
-    with tempfile.TemporaryDirectory(prefix="task-") as scratch:
-        root = task_root(Path(scratch))
-        for label, env in (("venv", {}), ("as shipped", {"PYTHONPATH": str(SHIPPED)})):
-            start = count(root, "pass", env)
-            bare = count(root, "import boto3", env) - start
-            handler = count(root, "import stop_campaign.app", env) - start
-            report(f"instructions: import, {label}", f"{handler / 1e6:.0f} M = {handler / bare:.2f} x boto3 "
-                   f"({bare / 1e6:.0f} M)", "≤ 1.25 x import boto3", handler / bare <= 1.25)
+    shipped, bare = task_roots()
+    for label, root in (("as built (bytecode)", shipped), ("without bytecode", bare)):
+        start = count(root, "pass")
+        boto3 = count(root, "import boto3") - start
+        handler = count(root, "import stop_campaign.app") - start
+        report(f"instructions: import, {label}", f"{handler / 1e6:.0f} M = {handler / boto3:.2f} x boto3 "
+               f"({boto3 / 1e6:.0f} M)", "≤ 1.25 x import boto3", handler / boto3 <= 1.25)
 
 
 MEASUREMENTS: tuple[Callable[[Bench], None], ...] = (

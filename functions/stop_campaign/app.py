@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any, cast
 
@@ -38,6 +37,7 @@ from stop_campaign.models import ResultEvent, Source, StopOutcome, utc_now
 from stop_campaign.processing import (
     InboundMessage,
     MessageProcessor,
+    RetryLater,
     Telemetry,
     handing_over,
     observed,
@@ -46,6 +46,7 @@ from stop_campaign.processing import (
     stop_and_observe,
 )
 from stop_campaign.rate_budget import AccountBudgets, RateLedger
+from stop_campaign.records import Record
 from stop_campaign.results import ResultsPublisher
 from stop_campaign.settings import IDEMPOTENCY_TTL_ATTRIBUTE, get_settings
 from stop_campaign.stop_queue import StopQueue
@@ -70,8 +71,7 @@ def traced(handler: Callable[..., Any]) -> Callable[..., Any]:
     return Tracer().capture_lambda_handler(handler)
 
 
-@dataclass(frozen=True, slots=True)
-class Container:
+class Container(Record):
     """What one Lambda container builds once and reuses: clients, pools, caches."""
 
     processor: MessageProcessor
@@ -295,7 +295,7 @@ def _concurrently(
         if error is not None and not isinstance(error, Exception):
             raise error  # not a record's failure (e.g. SystemExit): as the runtime would see it anywhere else
         if error is not None:
-            logger.debug("SQS record %s failed: %r", record["messageId"], error)
+            _log_record_failure(record, error)
             failed.append(record)
     return failed
 
@@ -318,11 +318,19 @@ def _in_group_order(
         try:
             process(record)
         except Exception as error:
-            logger.debug("SQS record %s failed: %r", record["messageId"], error)
+            _log_record_failure(record, error)
             failed.append(record)
             if group is not None:
                 failed_groups.add(group)
     return failed
+
+
+def _log_record_failure(record: dict[str, Any], error: Exception) -> None:
+    """A record handed back on purpose (RetryLater) is routine; anything else is a defect worth its traceback."""
+    if isinstance(error, RetryLater):
+        logger.info("SQS record handed back for another attempt", extra={"message_id": record["messageId"]})
+    else:
+        logger.error("SQS record failed unexpectedly", extra={"message_id": record["messageId"]}, exc_info=error)
 
 
 def _receive_count(record: dict[str, Any]) -> int:

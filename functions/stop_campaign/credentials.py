@@ -18,7 +18,7 @@ class CredentialsUnavailable(RequestRejected):
     """The secret has no usable credentials for a stream (outcome ``rejected``: no call is made)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StreamCredentials:
     client_id: str
     client_secret: str = field(repr=False)  # never in a repr, a log line or an error

@@ -33,6 +33,7 @@ from stop_campaign.models import (
     TransientStopError,
 )
 from stop_campaign.planning import PlannedRequest
+from stop_campaign.records import Record
 
 # A stop held by another invocation of the same request: that invocation reports it.
 IN_PROGRESS = "in_progress"
@@ -41,8 +42,7 @@ IN_PROGRESS = "in_progress"
 MAX_STALLED_INVOCATIONS = 5
 
 
-@dataclass(slots=True)
-class TargetEnd:
+class TargetEnd(Record):
     """How one campaign ended in this invocation. A request that failed before its campaigns were known
     (credentials, listing) or found none has one end whose target has campaign id ""."""
 
@@ -53,8 +53,7 @@ class TargetEnd:
     deferred: StopDeferred | None = None  # not attempted; continues in a later invocation
 
 
-@dataclass(frozen=True, slots=True)
-class ContinueLater:
+class ContinueLater(Record):
     continuation: Continuation
     resume_at: float  # epoch seconds: the earliest the rate budget allows the next call
 

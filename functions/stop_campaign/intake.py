@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -34,6 +33,7 @@ from stop_campaign.models import (
     Source,
     StopRequest,
 )
+from stop_campaign.records import Record
 
 SCHEMAS = Path(__file__).parent / "schemas"
 ALARM_DETAIL_TYPE = "CloudWatch Alarm State Change"
@@ -45,8 +45,7 @@ CAMPAIGN_SELECTORS = ("campaignId", "campaignIds", "campaigns")
 MAX_CONTINUED_CAMPAIGNS = 5000  # what listing can find (50 pages of 100); ~150 KiB of ids, far below 1 MiB
 
 
-@dataclass(frozen=True, slots=True)
-class Origin:
+class Origin(Record):
     """Where a message came from: sets the request id default, the source and the attempt count."""
 
     source: Source
@@ -56,8 +55,7 @@ class Origin:
     redriven_from: str | None = None  # this delivery is a dead letter sent back: see ``redrive_marker``
 
 
-@dataclass(frozen=True, slots=True)
-class AlarmStateChange:
+class AlarmStateChange(Record):
     """A CloudWatch alarm changed state; the alarm map decides what, if anything, stops."""
 
     alarm_name: str

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
@@ -15,6 +14,7 @@ from urllib3.util import Retry, Timeout
 
 from stop_campaign.models import CampaignType
 from stop_campaign.rate_budget import BudgetExhausted
+from stop_campaign.records import Record
 
 # Path templates exactly as Kore.ai documents them (the double slash in the SMS stop path included).
 STOP_PATHS: dict[CampaignType, str] = {
@@ -62,8 +62,7 @@ class Pacer(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class ApiResponse:
+class ApiResponse(Record):
     status: int
     body: dict[str, Any] | None
     latency_ms: float
@@ -96,8 +95,7 @@ class Deadline:
         return time.time() + self.seconds_left() - DEADLINE_MARGIN_SECONDS - call_seconds
 
 
-@dataclass(frozen=True, slots=True)
-class ClientSettings:
+class ClientSettings(Record):
     base_url: str
     connect_timeout: float
     read_timeout: float

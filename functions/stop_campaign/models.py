@@ -12,7 +12,9 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
+
+from stop_campaign.records import Record
 
 
 class Outcome(StrEnum):
@@ -56,7 +58,7 @@ STOPPABLE_STATUSES: tuple[str, ...] = ("Active", "Scheduled", "Rescheduled", "Pr
 FINISHED_STATUSES: frozenset[str] = frozenset({"Stopped", "Completed"})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StopRequest:
     """A validated stop request (v1), whatever shape it arrived in."""
 
@@ -76,8 +78,7 @@ class StopRequest:
     attempt: int = 1  # which delivery of the message this is (SQS ApproximateReceiveCount)
 
 
-@dataclass(frozen=True, slots=True)
-class StopTarget:
+class StopTarget(Record):
     """One campaign of one request: the unit that is stopped, made idempotent and reported."""
 
     request: StopRequest
@@ -94,8 +95,7 @@ class StopTarget:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class ApiConfirmation:
+class ApiConfirmation(Record):
     """What the platform said about a stop (copied into the result's ``api`` field)."""
 
     http_status: int
@@ -117,7 +117,7 @@ class ApiConfirmation:
         return {name: value for name, value in fields.items() if value is not None or name == "httpStatus"}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StopOutcome:
     """The end of one stop call: stored by idempotency, so it must round-trip through a dict."""
 
@@ -128,8 +128,7 @@ class StopOutcome:
     api_latency_ms: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ResultError:
+class ResultError(Record):
     code: str
     message: str
     retryable: bool = False
@@ -138,7 +137,7 @@ class ResultError:
         return {"code": self.code, "message": self.message, "retryable": self.retryable}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ResultEvent:
     """Result event v1: one per campaign per request, published to the results topic."""
 
@@ -247,8 +246,7 @@ class StopDeferred(Exception):
         self.why = why
 
 
-@dataclass(frozen=True, slots=True)
-class Progress:
+class Progress(Record):
     """What the earlier invocations of one request did, carried from each to the next (see Continuation)."""
 
     segment: int = 1  # which hand-over this is: 1 for the request as it arrived
@@ -268,8 +266,7 @@ class Progress:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class Continuation:
+class Continuation(Record):
     """The rest of a request that one invocation could not finish, sent back to the stop queue.
 
     ``request.campaign_ids`` holds only the campaigns still to do; every other field is the original
@@ -297,8 +294,7 @@ class Continuation:
 CONTINUATION_VERSION = "1"
 
 
-@dataclass(frozen=True, slots=True)
-class SummaryEvent:
+class SummaryEvent(Record):
     """Summary event v1: one per multi-campaign request (stop-all, ``campaignIds``, alarm), when it has ended."""
 
     request: StopRequest
@@ -311,7 +307,7 @@ class SummaryEvent:
     completed_at: str
     duration_ms: int
     invocations: int
-    schema_version: str = field(default="1", init=False)
+    schema_version: ClassVar[str] = "1"
 
     def as_message(self) -> dict[str, Any]:
         request = self.request

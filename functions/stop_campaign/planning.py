@@ -23,7 +23,7 @@ from stop_campaign.models import (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PlannedRequest:
     """A request to serve in this invocation, with what earlier invocations of it did (if any)."""
 

@@ -54,6 +54,7 @@ from stop_campaign.planning import (
     planned_requests,
     unique_targets,
 )
+from stop_campaign.records import Record
 from stop_campaign.stop_queue import StopQueue
 from stop_campaign.stopper import CampaignStopper
 
@@ -68,8 +69,7 @@ HandOverOnce = Callable[..., str]  # StopQueue.continue_later behind idempotency
 MAX_DELAY_SECONDS = 900  # SQS's DelaySeconds ceiling
 
 
-@dataclass(frozen=True, slots=True)
-class InboundMessage:
+class InboundMessage(Record):
     body: str  # the message exactly as it arrived: this is what the dead-letter queue receives
     origin: Origin
     payload: Any = None  # already decoded (direct invocations); None means parse ``body``
@@ -160,8 +160,7 @@ def remember_stoppable(stopper: CampaignStopper) -> Callable[..., dict[str, list
     return stoppable_campaigns
 
 
-@dataclass(frozen=True, slots=True)
-class _EndedInPlanning:
+class _EndedInPlanning(Record):
     results: list[ResultEvent]
 
 

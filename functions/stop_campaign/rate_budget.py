@@ -34,6 +34,8 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
+from stop_campaign.records import Record
+
 logger = Logger(child=True)
 
 MAX_CALLS = 10_000
@@ -50,8 +52,7 @@ _MAX_BACKOFF_STEP = 30  # 2**30 s is beyond any period; keeps 2.0**step finite
 _PAUSE_CHECK_SECONDS = 1.0  # how stale a paced container's view of another container's 429 may get
 
 
-@dataclass(frozen=True, slots=True)
-class RateLimit:
+class RateLimit(Record):
     calls: int
     period_seconds: float
 
@@ -91,8 +92,7 @@ class LedgerUnavailable(Exception):
     """DynamoDB could not be read or written after retries."""
 
 
-@dataclass(frozen=True, slots=True)
-class LedgerView:
+class LedgerView(Record):
     """What one read of an account's ledger item showed."""
 
     slots: tuple[float, ...]  # sorted: calls made in the last period and grants reserved for later
@@ -105,8 +105,7 @@ class LedgerView:
         return self.busy_until > self.read_at
 
 
-@dataclass(frozen=True, slots=True)
-class LedgerUpdate:
+class LedgerUpdate(Record):
     grants: tuple[float, ...]  # reserved by this update, ascending
     view: LedgerView  # the item as this update left it
     next_free: float  # earliest time one more slot could be granted after this update
@@ -345,8 +344,7 @@ def _error_code(error: ClientError) -> str:
 # ---- The container's part: threads ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class BudgetStats:
+class BudgetStats(Record):
     throttled: int  # 429 answers reported through AccountPacer.throttled
     waited_seconds: float  # seconds callers slept for the budget or a pause
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import urlsplit
 
 from stop_campaign.rate_budget import RateLimit
+from stop_campaign.records import Record
 
 # Names the deployed template must set; tests compare them with template.yaml.
 REQUIRED_ENV_VARS: tuple[str, ...] = (
@@ -46,8 +46,7 @@ class ConfigurationError(RuntimeError):
     """The function's environment is wrong; no request can be served until it is fixed."""
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
+class Settings(Record):
     kore_base_url: str
     credentials_secret_id: str
     results_topic_arn: str
