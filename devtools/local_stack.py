@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,6 +31,33 @@ FAKE_AWS_CREDENTIALS = {
     "AWS_DEFAULT_REGION": REGION,
     "AWS_REGION": REGION,
 }
+
+
+def _serialized_dynamodb_server() -> Any:
+    """moto's threaded server, with DynamoDB requests taken one at a time. moto's DynamoDB backend holds no lock:
+    two simultaneous conditional writes can both succeed, or one can be answered with the other's item, which
+    real DynamoDB never does (its conditional writes are atomic). Other services stay concurrent (SQS long polls
+    must not block the rest)."""
+    from moto.moto_server.threaded_moto_server import ThreadedMotoServer  # dev-only dependency
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
+
+    dynamodb = threading.Lock()
+    dispatcher = DomainDispatcherApplication(create_backend_app)
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        if str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith("DynamoDB_"):
+            with dynamodb:
+                return list(dispatcher(environ, start_response))
+        return dispatcher(environ, start_response)
+
+    class Server(ThreadedMotoServer):
+        def _server_entry(self) -> None:  # moto's own, with the app wrapped
+            self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
+            self._server_ready_event.set()
+            self._server.serve_forever()
+
+    return Server(ip_address="127.0.0.1", port=0, verbose=False)
 
 
 class MotoServer:
@@ -55,10 +83,8 @@ class MotoServer:
             self.endpoint_url = f"http://127.0.0.1:{port}"
             _wait_until_up(self.endpoint_url)
             return self
-        from moto.server import ThreadedMotoServer  # dev-only dependency
-
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per AWS call otherwise
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server = _serialized_dynamodb_server()
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"
