@@ -43,6 +43,7 @@ from stop_campaign.processing import (
     observed,
     observed_summary,
     remember_stoppable,
+    sending_dead_letters,
     stop_and_observe,
 )
 from stop_campaign.rate_budget import AccountBudgets, RateLedger
@@ -79,6 +80,7 @@ class Container(Record):
     record_workers: ThreadPoolExecutor
     max_receive_count: int
     budgets: AccountBudgets
+    built_later: tuple[OnFirstUse, ...]  # built after the container's first answer, before an alarm needs them
 
 
 class OnFirstUse:
@@ -93,11 +95,14 @@ class OnFirstUse:
         self._built: Any = None
 
     def __getattr__(self, name: str) -> Any:
+        return getattr(self.build_now(), name)
+
+    def build_now(self) -> Any:
         if self._build is not None:
             with self._building:
                 if self._build is not None:
                     self._built, self._build = self._build(), None
-        return getattr(self._built, name)
+        return self._built
 
 
 @cache
@@ -116,7 +121,8 @@ def container() -> Container:
     # Only dead letters and hand-overs use SQS, only alarms the alarm map: those clients (20-25 ms each to
     # build, most of it loading the service's model) are made when one of them is first needed.
     sqs = OnFirstUse(lambda: session.client("sqs", config=aws_config))
-    ssm = cast(SSMProvider, OnFirstUse(lambda: SSMProvider(boto3_client=session.client("ssm", config=aws_config))))
+    alarm_parameters = OnFirstUse(lambda: SSMProvider(boto3_client=session.client("ssm", config=aws_config)))
+    ssm = cast(SSMProvider, alarm_parameters)
     idempotency = IdempotencyConfig(expires_after_seconds=settings.idempotency_ttl_seconds)
 
     def once(function: Callable[..., Any], keyword: str, prefix: str, **options: Any) -> Callable[..., Any]:
@@ -161,7 +167,8 @@ def container() -> Container:
             publish_summary_once=once(observed_summary(publisher.publish_summary, telemetry), "identity", "summary"),
             resolve_once=once(remember_stoppable(stopper), "key", "targets"),
             hand_over_once=once(handing_over(StopQueue(settings.stop_queue_url, sqs)), "key", "handover"),
-            dead_letters=DeadLetterQueue(settings.dead_letter_queue_url, sqs),
+            dead_letter_once=once(sending_dead_letters(DeadLetterQueue(settings.dead_letter_queue_url, sqs)), "key",
+                                  "deadletter"),
             alarm_targets=AlarmTargets(
                 settings.alarm_targets_parameter,
                 settings.alarm_targets_cache_seconds,
@@ -174,6 +181,7 @@ def container() -> Container:
         record_workers=ThreadPoolExecutor(settings.stop_concurrency, thread_name_prefix="record"),
         max_receive_count=settings.max_receive_count,
         budgets=budgets,
+        built_later=(alarm_parameters, sqs),
     )
 
 
@@ -193,6 +201,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         # bookkeeping for other containers, never worth running into Lambda's timeout with the answer unsent.
         if deadline.seconds_left() > SETTLE_SECONDS:
             parts.budgets.settle()
+            # Off the path of this answer's stops, and of the next ones: a kill switch's first alarm in this
+            # container then finds its SSM client ready.
+            for client in parts.built_later:
+                client.build_now()
         waits = parts.budgets.drain_stats()
         if waits.throttled:
             telemetry.count("RateLimited", waits.throttled)

@@ -112,7 +112,7 @@ def decide(
             decision.continuations.append(ContinueLater(continuation, resume_at))
         elif plan.reports_summary:
             account_id = next((end.target.account_id for end in own if end.target.account_id), None)
-            decision.summaries.append(summarize(plan.request, account_id, progress, now))
+            decision.summaries.append(summarize(plan.request, account_id, progress, now, origin.redriven_from))
     if decision.dead_letter is not None and origin.redriven_from:
         decision.publish = [
             replace(result, redriven_from=origin.redriven_from) if result.error is not None else result
@@ -158,7 +158,9 @@ def advance(plan: PlannedRequest, ends: list[TargetEnd], origin: Origin) -> Prog
     )
 
 
-def summarize(request: StopRequest, account_id: str | None, progress: Progress, now: str) -> SummaryEvent:
+def summarize(
+    request: StopRequest, account_id: str | None, progress: Progress, now: str, redriven_from: str | None = None,
+) -> SummaryEvent:
     return SummaryEvent(
         request=request,
         account_id=account_id or request.account_id,
@@ -170,6 +172,7 @@ def summarize(request: StopRequest, account_id: str | None, progress: Progress, 
         completed_at=now,
         duration_ms=max(0, round((_instant(now) - _instant(request.received_at)) * 1000)),
         invocations=progress.invocations,
+        redriven_from=redriven_from,
     )
 
 

@@ -116,8 +116,13 @@ def usable_id(value: Any, fallback: str) -> str:
     return fallback[:256]
 
 
-# Attributes a dead letter carries (ours, EventBridge's, Scheduler's): SQS's own move task takes them along.
-DEAD_LETTER_ATTRIBUTES = ("errorCode", "ERROR_CODE")
+# The reasons a dead letter carries, whole sets only (a producer's own "errorCode" is no redrive): ours
+# (dead_letter.py), EventBridge's and Scheduler's. SQS's own move task takes them along.
+DEAD_LETTER_REASONS = (
+    frozenset({"errorCode", "requestId", "source"}),
+    frozenset({"ERROR_CODE", "RULE_ARN"}),
+    frozenset({"ERROR_CODE", "SCHEDULE_ARN"}),
+)
 
 
 def redrive_marker(record: dict[str, Any]) -> str | None:
@@ -128,11 +133,12 @@ def redrive_marker(record: dict[str, Any]) -> str | None:
     attributes = record.get("messageAttributes")
     if not isinstance(attributes, dict):
         return None
+    delivery = usable_id(record.get("messageId"), "redriven")
     marker = attributes.get("redrivenFrom")
     if isinstance(marker, dict) and isinstance(marker.get("stringValue"), str):
-        return usable_id(marker["stringValue"], "redriven")
-    if any(isinstance(attributes.get(name), dict) for name in DEAD_LETTER_ATTRIBUTES):
-        return usable_id(record.get("messageId"), "redriven")
+        return usable_id(marker["stringValue"], delivery)
+    if any(reasons <= attributes.keys() for reasons in DEAD_LETTER_REASONS):
+        return delivery
     return None
 
 

@@ -307,6 +307,7 @@ class SummaryEvent(Record):
     completed_at: str
     duration_ms: int
     invocations: int
+    redriven_from: str | None = None  # a redriven request sums up again: see ResultEvent.redriven_from
     schema_version: ClassVar[str] = "1"
 
     def as_message(self) -> dict[str, Any]:
@@ -334,7 +335,7 @@ class SummaryEvent(Record):
             "completedAt": self.completed_at,
             "durationMs": self.duration_ms,
             "invocations": self.invocations,
-        }
+        } | ({"redrivenFrom": self.redriven_from} if self.redriven_from else {})
 
     def identity(self) -> dict[str, Any]:
         """One summary per request: a redelivered last segment does not publish it twice."""
@@ -342,4 +343,4 @@ class SummaryEvent(Record):
         return {
             "summary": request.request_id, "streamId": request.stream_id, "accountId": self.account_id,
             "campaignType": request.campaign_type.value, "dryRun": request.dry_run, "allActive": self.all_active,
-        }
+        } | ({"redrivenFrom": self.redriven_from} if self.redriven_from else {})

@@ -65,6 +65,7 @@ PublishOnce = Callable[..., str]  # publisher.publish behind idempotency, keyed 
 PublishSummaryOnce = Callable[..., str]  # publisher.publish_summary behind idempotency, keyed on its identity()
 ResolveOnce = Callable[..., dict[str, list[str]]]  # the all-active list behind idempotency, keyed on the request
 HandOverOnce = Callable[..., str]  # StopQueue.continue_later behind idempotency, keyed on request and segment
+DeadLetterOnce = Callable[..., str]  # DeadLetterQueue.send behind idempotency, keyed on the failure result
 
 MAX_DELAY_SECONDS = 900  # SQS's DelaySeconds ceiling
 
@@ -167,10 +168,21 @@ class _EndedInPlanning(Record):
 def handing_over(queue: StopQueue) -> Callable[..., str]:
     """The function made idempotent for hand-overs: a redelivered segment does not continue the request twice."""
 
-    def continue_later(*, key: dict[str, Any], continuation: Continuation, delay_seconds: int) -> str:
-        return queue.continue_later(continuation, delay_seconds)
+    def continue_later(
+        *, key: dict[str, Any], continuation: Continuation, delay_seconds: int, redriven_from: str | None = None,
+    ) -> str:
+        return queue.continue_later(continuation, delay_seconds, redriven_from)
 
     return continue_later
+
+
+def sending_dead_letters(queue: DeadLetterQueue) -> Callable[..., str]:
+    """The function made idempotent for dead letters, keyed on the failure they carry."""
+
+    def send(*, key: dict[str, Any], body: str, error: ResultError, request_id: str, source: str) -> str:
+        return queue.send(body, error, request_id, source)
+
+    return send
 
 
 class _Gate:
@@ -201,7 +213,7 @@ class MessageProcessor:
         publish_summary_once: PublishSummaryOnce,
         resolve_once: ResolveOnce,
         hand_over_once: HandOverOnce,
-        dead_letters: DeadLetterQueue,
+        dead_letter_once: DeadLetterOnce,
         alarm_targets: AlarmTargets,
         executor: Executor,
         telemetry: Telemetry,
@@ -212,7 +224,7 @@ class MessageProcessor:
         self._publish_summary_once = publish_summary_once
         self._resolve_once = resolve_once
         self._hand_over_once = hand_over_once
-        self._dead_letters = dead_letters
+        self._dead_letter_once = dead_letter_once
         self._alarm_targets = alarm_targets
         self._executor = executor
         self._telemetry = telemetry
@@ -351,14 +363,12 @@ class MessageProcessor:
         """Stops first, reports second: the last campaign of a stop-all does not wait for results."""
         self._publish_each(decision.publish)
         for later in decision.continuations:
-            self._hand_over(later)
+            self._hand_over(later, message.origin.redriven_from)
         for summary in decision.summaries:
             self._publish_summary(summary)
+        failure = next((result for result in decision.publish if result.error is not None), None)
         if decision.dead_letter is not None:
-            self._dead_letters.send(
-                message.body, decision.dead_letter, decision.dead_letter_request_id or message.origin.message_id,
-                message.origin.source.value,
-            )
+            self._dead_letter(message, decision.dead_letter, decision.dead_letter_request_id, failure)
         if decision.retry:
             raise RetryLater(decision.retry)
 
@@ -368,7 +378,21 @@ class MessageProcessor:
         elif results:  # iterating re-raises a publish failure: the message is then retried, and nothing is lost
             list(self._executor.map(self._publish, results))
 
-    def _hand_over(self, later: ContinueLater) -> None:
+    def _dead_letter(
+        self, message: InboundMessage, error: ResultError, request_id: str | None, failure: ResultEvent | None,
+    ) -> None:
+        """Once per failure: copies of one request that arrived as separate messages leave one dead letter, so a
+        redrive brings the request back once. Keyed on the failure result's identity (the delivery, when none)."""
+        key = failure.identity() if failure is not None else {"delivery": message.origin.message_id}
+        try:
+            self._dead_letter_once(
+                key=key, body=message.body, error=error, request_id=request_id or message.origin.message_id,
+                source=message.origin.source.value,
+            )
+        except IdempotencyAlreadyInProgressError:
+            logger.info("The dead letter is being sent by a duplicate delivery")
+
+    def _hand_over(self, later: ContinueLater, redriven_from: str | None) -> None:
         continuation = later.continuation
         request = continuation.request
         # Rounded down: the continuation arrives up to a second early and its first call waits the rest for its
@@ -378,9 +402,9 @@ class MessageProcessor:
             "requestId": request.request_id, "streamId": request.stream_id, "accountId": request.account_id,
             "campaignType": request.campaign_type.value, "dryRun": request.dry_run,
             "allActive": continuation.progress.all_active, "segment": continuation.progress.segment,
-        }
+        } | ({"redrivenFrom": redriven_from} if redriven_from else {})  # a redrive continues anew
         try:
-            self._hand_over_once(key=key, continuation=continuation, delay_seconds=delay)
+            self._hand_over_once(key=key, continuation=continuation, delay_seconds=delay, redriven_from=redriven_from)
         except IdempotencyAlreadyInProgressError:
             # A duplicate of this message is handing this very segment over right now; should it fail, its own
             # message is retried and hands it over. Sending here too would continue the request twice.
@@ -400,7 +424,7 @@ class MessageProcessor:
         result = _unserved_result(message.origin, error, request_id, fields or {}, alarm, gave_up_after)
         assert result.error is not None
         self._publish(result)
-        self._dead_letters.send(message.body, result.error, result.request_id, message.origin.source.value)
+        self._dead_letter(message, result.error, result.request_id, result)
         logger.warning("Request not served", extra={"error_code": result.error.code,
                                                     "error_message": result.error.message})
         return _EndedInPlanning([result])

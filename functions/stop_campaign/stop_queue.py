@@ -15,7 +15,7 @@ class StopQueue:
         self._sqs = sqs_client
         self._fifo = queue_url.endswith(".fifo")
 
-    def continue_later(self, continuation: Continuation, delay_seconds: int) -> str:
+    def continue_later(self, continuation: Continuation, delay_seconds: int, redriven_from: str | None = None) -> str:
         """Send the continuation; raises on failure, so the message is retried and nothing is lost."""
         body = json.dumps(continuation.as_message(), separators=(",", ":"))
         request = continuation.request
@@ -23,12 +23,15 @@ class StopQueue:
             "requestId": {"DataType": "String", "StringValue": request.request_id[:256]},
             "segment": {"DataType": "Number", "StringValue": str(continuation.progress.segment)},
         }
+        if redriven_from:  # the rest of a redriven request is part of that redrive (intake.redrive_marker)
+            attributes["redrivenFrom"] = {"DataType": "String", "StringValue": redriven_from}
         extra: dict[str, Any]
         if self._fifo:  # FIFO queues take no per-message delay; order within the stream is what they keep
             # The same fields as the hand-over's idempotency key: two requests sharing an id (an alarm over two
             # streams) must not be taken for one message within SQS's deduplication window.
             scope = [request.request_id, request.stream_id, request.account_id, request.campaign_type.value,
-                     request.dry_run, continuation.progress.all_active, continuation.progress.segment]
+                     request.dry_run, continuation.progress.all_active, continuation.progress.segment,
+                     *([redriven_from] if redriven_from else [])]
             digest = hashlib.sha256(json.dumps(scope).encode()).hexdigest()
             extra = {"MessageGroupId": request.stream_id, "MessageDeduplicationId": digest}
         else:

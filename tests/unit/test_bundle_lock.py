@@ -30,7 +30,10 @@ TARGET = {"python_version": "3.12", "python_full_version": "3.12.0", "sys_platfo
           "platform_system": "Linux", "platform_machine": "aarch64", "os_name": "posix",
           "implementation_name": "cpython", "platform_python_implementation": "CPython"}
 # Releases with published security advisories the floors must keep out (requirements.in names them).
-VULNERABLE = {"urllib3": ["2.4.0", "2.5.0", "2.6.3", "2.7.0"], "pyjwt": ["2.10.0", "2.10.1", "2.12.1", "2.13.0", "2.14.0"]}
+VULNERABLE = {
+    "urllib3": ["2.4.0", "2.5.0", "2.6.3", "2.7.0"],
+    "pyjwt": ["2.10.0", "2.10.1", "2.12.1", "2.13.0", "2.14.0"],
+}
 
 
 @dataclass(frozen=True)

@@ -451,9 +451,12 @@ def _string(value: str) -> dict[str, str]:
     ({}, None),  # a request as sent: copies of it are one request
     ({"traceparent": _string("00-abc")}, None),  # a producer's own attributes say nothing of a redrive
     ({"redrivenFrom": _string("dead-letter-7")}, "dead-letter-7"),  # campaign-stop dlq redrive
-    ({"errorCode": _string("stop_refused"), "requestId": _string("r-1")}, "msg-9"),  # SQS's move task, our reason
-    ({"ERROR_CODE": _string("SQS_ERROR")}, "msg-9"),  # an EventBridge dead letter moved back
-    ({"redrivenFrom": _string("x" * 300)}, "redriven"),  # never echoes an id that is not well-formed
+    ({"errorCode": _string("stop_refused"), "requestId": _string("r-1"), "source": _string("sqs")},
+     "msg-9"),  # SQS's move task brought back one of ours: its reason came along
+    ({"ERROR_CODE": _string("SQS_ERROR"), "RULE_ARN": _string("arn:aws:events:…")}, "msg-9"),  # EventBridge's
+    ({"ERROR_CODE": _string("X"), "SCHEDULE_ARN": _string("arn:aws:scheduler:…")}, "msg-9"),  # Scheduler's
+    ({"errorCode": _string("E42")}, None),  # a producer's own attribute of that name is no redrive
+    ({"redrivenFrom": _string("x" * 300)}, "msg-9"),  # never echoes an id that is not well-formed
 ])
 def test_a_redriven_dead_letter_is_recognised_by_its_attributes(attributes, marker):
     record = {"messageId": "msg-9", "body": "{}", "messageAttributes": attributes}
