@@ -15,7 +15,7 @@ A message ends in exactly one of these ways, and this module picks it:
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from stop_campaign.intake import Origin
@@ -33,7 +33,7 @@ from stop_campaign.models import (
     TransientStopError,
 )
 from stop_campaign.planning import PlannedRequest
-from stop_campaign.records import Record
+from stop_campaign.records import Record, replace
 
 # A stop held by another invocation of the same request: that invocation reports it.
 IN_PROGRESS = "in_progress"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -58,8 +58,7 @@ STOPPABLE_STATUSES: tuple[str, ...] = ("Active", "Scheduled", "Rescheduled", "Pr
 FINISHED_STATUSES: frozenset[str] = frozenset({"Stopped", "Completed"})
 
 
-@dataclass(slots=True)
-class StopRequest:
+class StopRequest(Record):
     """A validated stop request (v1), whatever shape it arrived in."""
 
     stream_id: str
@@ -137,8 +136,7 @@ class ResultError(Record):
         return {"code": self.code, "message": self.message, "retryable": self.retryable}
 
 
-@dataclass(slots=True)
-class ResultEvent:
+class ResultEvent(Record):
     """Result event v1: one per campaign per request, published to the results topic."""
 
     outcome: Outcome
@@ -162,7 +160,7 @@ class ResultEvent:
     # The dead letter this delivery was redriven from, on a failure. Part of the identity: a redriven request that
     # fails again says so in a new result, while copies of one request stay one result.
     redriven_from: str | None = None
-    schema_version: str = field(default="1", init=False)
+    schema_version: ClassVar[str] = "1"
 
     @property
     def result_id(self) -> str:

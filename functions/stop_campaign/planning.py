@@ -7,7 +7,7 @@ and handed in; everything decided from it lives here, so it is unit-tested witho
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from stop_campaign.alarms import requests_for_alarm, should_stop
 from stop_campaign.intake import AlarmStateChange, Origin
@@ -21,6 +21,7 @@ from stop_campaign.models import (
     StopTarget,
     utc_now,
 )
+from stop_campaign.records import replace
 
 
 @dataclass(slots=True)

@@ -8,14 +8,14 @@ plain class costs. Type checkers treat subclasses as dataclasses (``dataclass_tr
 
 Semantics are those of ``@dataclass`` (not frozen) for what the package uses: positional or keyword fields,
 defaults, ``__post_init__``, a repr of every field, equality between instances of the same class, unhashable.
-Not supported: ``field()`` options, ``dataclasses.replace``/``asdict``/``fields``: classes that need them
-stay dataclasses.
+Not supported: ``field()`` options, ``dataclasses.asdict``/``fields``: classes that need them stay dataclasses.
+``replace`` below stands for ``dataclasses.replace``.
 """
 
 from __future__ import annotations
 
 import inspect
-from typing import TYPE_CHECKING, Any, ClassVar, dataclass_transform
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, dataclass_transform
 
 
 @dataclass_transform()
@@ -66,3 +66,12 @@ class Record:
         return all(getattr(self, name) == getattr(other, name) for name in self._record_fields)
 
     __hash__ = None  # type: ignore[assignment]  # as a non-frozen dataclass: equal by value, so not hashable
+
+
+RecordT = TypeVar("RecordT", bound=Record)
+
+
+def replace(record: RecordT, **changes: Any) -> RecordT:
+    """A copy of ``record`` with ``changes``, as ``dataclasses.replace`` makes one of a dataclass."""
+    values = {name: getattr(record, name) for name in record._record_fields}
+    return type(record)(**(values | changes))

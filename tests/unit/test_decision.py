@@ -21,6 +21,7 @@ from stop_campaign.models import (
     TransientStopError,
 )
 from stop_campaign.planning import PlannedRequest
+from stop_campaign.records import replace
 
 NOW = "2026-11-28T10:00:05.000Z"
 ORIGIN = Origin(Source.SQS, "msg-1", "2026-11-28T10:00:00.000Z", attempt=1)
@@ -158,11 +159,7 @@ def test_a_continuation_round_trips_through_the_stop_queue(all_active):
     parsed = parse_sqs_body(body, Origin(Source.SQS, "msg-2", "later", attempt=2))
     assert isinstance(parsed, Continuation)
     assert parsed.progress == progress
-    assert parsed.request == StopRequest(**{**_fields(stop), "attempt": 2})
-
-
-def _fields(stop: StopRequest) -> dict:
-    return {name: getattr(stop, name) for name in StopRequest.__slots__}
+    assert parsed.request == replace(stop, attempt=2)
 
 
 @pytest.mark.parametrize(

@@ -77,3 +77,14 @@ def test_post_init_runs_after_the_fields_are_set():
     assert Checked(1).value == 1
     with pytest.raises(ValueError, match="negative"):
         Checked(-1)
+
+
+def test_replace_copies_with_changes_as_dataclasses_replace():
+    from stop_campaign.records import replace
+
+    original = Point3(1, 2, "a", 3)
+    changed = replace(original, y=5)
+    assert changed == Point3(1, 5, "a", 3) and type(changed) is Point3
+    assert original == Point3(1, 2, "a", 3)  # untouched
+    with pytest.raises(TypeError, match="unexpected keyword argument 'w'"):
+        replace(original, w=1)
