@@ -33,6 +33,9 @@ class Record:
         cls._record_required = frozenset(
             name for name in cls._record_fields if not any(name in base.__dict__ for base in cls.__mro__)
         )
+        for name in names:  # one list shared by every instance: @dataclass refuses it, and so does Record
+            if isinstance(cls.__dict__.get(name), list | dict | set):
+                raise ValueError(f"mutable default for field {name!r} of {cls.__name__}: every instance would share it")
 
     if not TYPE_CHECKING:  # type checkers synthesize each subclass's own __init__ (dataclass_transform)
 

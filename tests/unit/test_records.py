@@ -88,3 +88,9 @@ def test_replace_copies_with_changes_as_dataclasses_replace():
     assert original == Point3(1, 2, "a", 3)  # untouched
     with pytest.raises(TypeError, match="unexpected keyword argument 'w'"):
         replace(original, w=1)
+
+
+def test_a_mutable_default_is_refused_as_a_dataclass_refuses_it():
+    with pytest.raises(ValueError, match="mutable default for field 'items'"):
+        class Basket(Record):
+            items: list[str] = []  # noqa: RUF012
