@@ -41,8 +41,8 @@ from stop_campaign.credentials import (
     mint_token,
 )
 from stop_campaign.intake import InvalidRequest, Origin, parse_stop_request
-from stop_campaign.kore_client import ApiUnavailable, CallNotSent, ClientSettings, Deadline, KoreClient
-from stop_campaign.models import Source
+from stop_campaign.kore_client import ApiUnavailable, ClientSettings, Deadline, KoreClient
+from stop_campaign.models import Source, StopDeferred
 from stop_campaign.outcomes import describe_refusal
 from stop_campaign.settings import IDEMPOTENCY_TTL_ATTRIBUTE, OPTIONAL_ENV_VARS, ConfigurationError, validate_base_url
 
@@ -283,7 +283,7 @@ def _check_kore(
         response = kore.campaign_status(
             stream, campaign, credentials.account_id, lambda: auth_headers(credentials, JWT_TTL_SECONDS), Deadline()
         )
-    except (ApiUnavailable, CallNotSent) as error:
+    except (ApiUnavailable, StopDeferred) as error:
         run.add(name, Status.FAIL, f"{base_url}: {error}", "check KORE_BASE_URL and that this machine reaches it")
         return
     if response.ok:

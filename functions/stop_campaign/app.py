@@ -166,7 +166,7 @@ def container() -> Container:
             publish_once=once(observed(publisher.publish, telemetry), "identity", "result"),
             publish_summary_once=once(observed_summary(publisher.publish_summary, telemetry), "identity", "summary"),
             resolve_once=once(remember_stoppable(stopper), "key", "targets"),
-            hand_over_once=once(handing_over(StopQueue(settings.stop_queue_url, sqs)), "key", "handover"),
+            hand_over_once=once(handing_over(StopQueue(settings.stop_queue_url, sqs), budgets), "key", "handover"),
             dead_letter_once=once(sending_dead_letters(DeadLetterQueue(settings.dead_letter_queue_url, sqs)), "key",
                                   "deadletter"),
             alarm_targets=AlarmTargets(
@@ -176,6 +176,7 @@ def container() -> Container:
             ),
             executor=ThreadPoolExecutor(settings.stop_concurrency, thread_name_prefix="stop"),
             telemetry=telemetry,
+            max_wait_seconds=settings.max_wait_seconds,
         ),
         idempotency=idempotency,
         record_workers=ThreadPoolExecutor(settings.stop_concurrency, thread_name_prefix="record"),

@@ -10,10 +10,15 @@ A message ends in exactly one of these ways, and this module picks it:
 * **continue**: campaigns not attempted because the rate budget or this invocation's time ran out go back to
   the stop queue as a Continuation, delayed until the budget allows. That is not a retry: it uses none of
   the message's attempts, and campaigns already ended are carried as counts, never called again.
+
+Waiting for the budget never ends a request: it gives up only when it has waited longer than
+``max_wait_seconds`` since it first arrived (``waited_too_long``), or when invocation after invocation could not
+make a single call for want of time (``no_progress``: a function timeout too short for one call).
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,8 +42,8 @@ from stop_campaign.records import Record, replace
 
 # A stop held by another invocation of the same request: that invocation reports it.
 IN_PROGRESS = "in_progress"
-# Invocations in a row that may end no campaign of a request before it gives up on the rest (at the budget's
-# pace each waits for a free slot, so this is minutes of an account whose budget someone else keeps spending).
+# Invocations in a row that ran out of time before a single call of a request (waiting for the budget is not
+# counted) before it gives up on the rest.
 MAX_STALLED_INVOCATIONS = 5
 
 
@@ -56,6 +61,8 @@ class TargetEnd(Record):
 class ContinueLater(Record):
     continuation: Continuation
     resume_at: float  # epoch seconds: the earliest the rate budget allows the next call
+    places: int = 0  # calls it waits for the budget to make: the places to book in the account's queue
+    account_id: str = ""  # whose queue
 
 
 @dataclass(slots=True)
@@ -69,7 +76,8 @@ class Decision:
 
 
 def decide(
-    planned: list[PlannedRequest], ends: list[TargetEnd], origin: Origin, *, final_attempt: bool, now: str
+    planned: list[PlannedRequest], ends: list[TargetEnd], origin: Origin, *, final_attempt: bool, now: str,
+    max_wait_seconds: float = math.inf,
 ) -> Decision:
     transient = [end for end in ends if end.transient is not None]
     if transient and not final_attempt:
@@ -97,8 +105,9 @@ def decide(
             continue
         deferred = [end for end in own if end.deferred is not None]
         progress = advance(plan, own, origin)
-        if deferred and progress.stalled >= MAX_STALLED_INVOCATIONS:
-            _give_up_stalled(decision, deferred, origin, now)
+        why = _why_give_up(plan.request, progress, now, max_wait_seconds) if deferred else None
+        if why is not None:
+            _give_up_waiting(decision, deferred, origin, now, why)
             progress = advance(plan, own, origin)
             deferred = []
         if deferred:
@@ -109,7 +118,9 @@ def decide(
                                all_active=False)
             continuation = Continuation(rest, progress)
             resume_at = min(end.deferred.resume_at for end in deferred if end.deferred is not None)
-            decision.continuations.append(ContinueLater(continuation, resume_at))
+            places = sum(1 for end in deferred if end.deferred is not None and end.deferred.budget)
+            queue = next((end.target.account_id for end in deferred if end.target.account_id), "")
+            decision.continuations.append(ContinueLater(continuation, resume_at, places, queue))
         elif plan.reports_summary:
             account_id = next((end.target.account_id for end in own if end.target.account_id), None)
             decision.summaries.append(summarize(plan.request, account_id, progress, now, origin.redriven_from))
@@ -121,12 +132,24 @@ def decide(
     return decision
 
 
-def _give_up_stalled(decision: Decision, deferred: list[TargetEnd], origin: Origin, now: str) -> None:
-    """Invocation after invocation could not start a single call (the budget always spent by someone else, or
-    a function timeout too short for one call): end with ``failed`` rather than continue for ever."""
+def _why_give_up(request: StopRequest, progress: Progress, now: str, max_wait_seconds: float) -> StopError | None:
+    if progress.stalled >= MAX_STALLED_INVOCATIONS:
+        return TransientStopError("no_progress", "no call could be made")
+    arrived = _instant(request.received_at)
+    if arrived and _instant(now) - arrived > max_wait_seconds:
+        return TransientStopError(
+            "waited_too_long", f"still waiting for the account's rate budget {max_wait_seconds:g} s after arriving"
+        )
+    return None
+
+
+def _give_up_waiting(
+    decision: Decision, deferred: list[TargetEnd], origin: Origin, now: str, why: StopError
+) -> None:
+    """End with ``failed`` rather than continue for ever."""
     for end in deferred:
         assert end.deferred is not None
-        stalled = TransientStopError("no_progress", f"no call could be made: {end.deferred.why}")
+        stalled = TransientStopError(why.code, f"{why.message}: {end.deferred.why}")
         end.result, end.deferred = gave_up(end.target, stalled, origin, now), None
         decision.publish.append(end.result)
     if decision.dead_letter is None and decision.publish[-1].error is not None:
@@ -146,6 +169,7 @@ def advance(plan: PlannedRequest, ends: list[TargetEnd], origin: Origin) -> Prog
             stop_times.append(end.result.completed_at)
     known = sorted(time for time in stop_times if time)
     ended_here = any(end.result is not None for end in ends)
+    waiting_turn = any(end.deferred is not None and end.deferred.budget for end in ends)
     return Progress(
         segment=plan.progress.segment + 1,
         invocations=plan.progress.invocations + origin.attempt,
@@ -153,7 +177,7 @@ def advance(plan: PlannedRequest, ends: list[TargetEnd], origin: Origin) -> Prog
         tallies=tuple(sorted(tallies.items())),
         first_stop_at=known[0] if known else None,
         last_stop_at=known[-1] if known else None,
-        stalled=0 if ended_here else plan.progress.stalled + 1,
+        stalled=0 if ended_here or waiting_turn else plan.progress.stalled + 1,
         all_active=plan.progress.all_active or plan.request.all_active,
     )
 

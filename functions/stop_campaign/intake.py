@@ -107,6 +107,7 @@ def parse_sqs_body(body: str, origin: Origin) -> StopRequest | AlarmStateChange 
 # What a request id may look like (the stop request schema says the same): echoed into every result, so an id
 # taken from a message is used only when it fits; otherwise the id of the delivery stands in.
 REQUEST_ID_PATTERN = re.compile(r"[\x21-\x7e]{1,256}")
+TICKET_PATTERN = re.compile(r"[0-9a-f]{16}")  # what processing._hand_over books places under
 
 
 def usable_id(value: Any, fallback: str) -> str:
@@ -176,6 +177,7 @@ def parse_continuation(payload: dict[str, Any], origin: Origin) -> Continuation:
     ):
         raise invalid("segment, invocations, campaigns and tallies must be counts")
     counts = [value for value in raw_counts if isinstance(value, int)]  # all of them, as checked above
+    ticket = marker.get("ticket")  # an odd one is dropped: the holder then queues like a new request
     request = StopRequest(
         stream_id=body["streamId"],
         campaign_type=campaign_type,
@@ -191,6 +193,7 @@ def parse_continuation(payload: dict[str, Any], origin: Origin) -> Continuation:
         dry_run=body.get("dryRun") is True,
         alarm_arn=_text(body.get("alarmArn"), 2048),
         attempt=origin.attempt,
+        ticket=ticket if isinstance(ticket, str) and TICKET_PATTERN.fullmatch(ticket) else None,
     )
     progress = Progress(
         segment=counts[0], invocations=counts[1], campaigns=counts[2], stalled=counts[3],

@@ -12,8 +12,7 @@ import urllib3
 from urllib3.exceptions import HTTPError, InvalidHeader, MaxRetryError
 from urllib3.util import Retry, Timeout
 
-from stop_campaign.models import CampaignType
-from stop_campaign.rate_budget import BudgetExhausted
+from stop_campaign.models import CampaignType, StopDeferred
 from stop_campaign.records import Record
 
 # Path templates exactly as Kore.ai documents them (the double slash in the SMS stop path included).
@@ -40,21 +39,11 @@ class ApiUnavailable(Exception):
     """No HTTP answer (connection refused or dropped, timeout) after every retry the time allowed."""
 
 
-class CallNotSent(Exception):
-    """Nothing was sent (or only calls the platform refused with 429): the account's rate budget or this
-    invocation's time does not allow a call before ``resume_at`` (epoch seconds)."""
-
-    def __init__(self, resume_at: float, why: str) -> None:
-        super().__init__(why)
-        self.resume_at = resume_at
-        self.why = why
-
-
 class Pacer(Protocol):
     """The rate budget of the account a call is made for (stop_campaign.rate_budget.AccountPacer)."""
 
     def acquire(self, not_after: float) -> float:
-        """Block until one call may be sent; raise BudgetExhausted when that is after ``not_after``."""
+        """Block until one call may be sent; raise StopDeferred when that is after ``not_after``."""
         ...
 
     def throttled(self, retry_after: float | None) -> None:
@@ -146,7 +135,7 @@ class KoreClient:
         The loop is ours (not ``urlopen(retries=...)``) because every attempt needs a freshly minted
         token: apps that enforce JTI reject a resent token as a replay. Every attempt first takes a slot of
         the account's rate budget; a 429 pauses every caller of the account and does not count as a retry,
-        since the platform refused the call: it is bounded by the deadline (CallNotSent) instead.
+        since the platform refused the call: it is bounded by the deadline (StopDeferred) instead.
         """
         url = f"{self._settings.base_url}{path}?{urlencode(query)}"
         payload = json.dumps(body).encode()
@@ -168,7 +157,7 @@ class KoreClient:
             attempts += 1
             try:
                 self._take_slot(pacer, deadline)
-            except CallNotSent as not_sent:
+            except StopDeferred as not_sent:
                 if sent_unrefused:  # an earlier attempt may have reached the platform: not a clean "not sent"
                     raise ApiUnavailable(f"{not_sent.why} after {attempts - 1} attempt(s) without an answer") from None
                 raise
@@ -194,7 +183,7 @@ class KoreClient:
                 continue
             if response.status == 429 and pacer is not None:
                 pacer.throttled(_bounded_pause(_retry_after(retry, response)))
-                continue  # the next attempt waits for the pause, or ends in CallNotSent
+                continue  # the next attempt waits for the pause, or ends in StopDeferred
             sent_unrefused = True
             has_retry_after = bool(response.headers.get("Retry-After"))
             if retry.is_retry("POST", response.status, has_retry_after):
@@ -217,13 +206,9 @@ class KoreClient:
         """Start no call that could not finish before the deadline's margin; wait for the budget if needed."""
         latest = deadline.latest_start(MIN_CALL_SECONDS)
         if time.time() > latest:
-            raise CallNotSent(time.time(), "no time left in this invocation for another call")
-        if pacer is None:
-            return
-        try:
-            pacer.acquire(latest)
-        except BudgetExhausted as exhausted:
-            raise CallNotSent(exhausted.resume_at, "the account's rate budget is spent for now") from None
+            raise StopDeferred(time.time(), "no time left in this invocation for another call")
+        if pacer is not None:
+            pacer.acquire(latest)  # raises StopDeferred when the budget has no slot in time
 
     def _timeout(self, deadline: Deadline) -> Timeout:
         left = deadline.seconds_left() - DEADLINE_MARGIN_SECONDS

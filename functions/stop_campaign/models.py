@@ -75,6 +75,7 @@ class StopRequest(Record):
     dry_run: bool = False
     alarm_arn: str | None = None
     attempt: int = 1  # which delivery of the message this is (SQS ApproximateReceiveCount)
+    ticket: str | None = None  # a continuation's places in its account's queue (rate_schedule); in no result
 
 
 class StopTarget(Record):
@@ -233,15 +234,15 @@ class TransientStopError(StopError):
 
 
 class StopDeferred(Exception):
-    """The stop was not attempted: the account's rate budget or this invocation's time ran out first.
+    """Not now: the call was not sent, because the account's rate budget (``budget``) or this invocation's time
+    ran out first. Not a failure: the campaign continues in a later invocation, from ``resume_at`` (epoch
+    seconds) on. Waiting for the budget never counts against a request (see decision.py)."""
 
-    Not a failure: the campaign continues in a later invocation, from ``resume_at`` (epoch seconds) on.
-    """
-
-    def __init__(self, resume_at: float, why: str) -> None:
+    def __init__(self, resume_at: float, why: str, *, budget: bool = False) -> None:
         super().__init__(why)
         self.resume_at = resume_at
         self.why = why
+        self.budget = budget
 
 
 class Progress(Record):
@@ -277,7 +278,10 @@ class Continuation(Record):
     def as_message(self) -> dict[str, Any]:
         request = self.request
         return {
-            "continuation": {"version": CONTINUATION_VERSION, **self.progress.as_dict()},
+            "continuation": {
+                "version": CONTINUATION_VERSION, **self.progress.as_dict(),
+                **({"ticket": request.ticket} if request.ticket else {}),
+            },
             "request": {
                 "streamId": request.stream_id, "campaignType": request.campaign_type.value,
                 **({"campaigns": ALL_ACTIVE} if request.all_active else {"campaignIds": list(request.campaign_ids)}),

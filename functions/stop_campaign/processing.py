@@ -44,6 +44,7 @@ from stop_campaign.models import (
     StopTarget,
     SummaryEvent,
     TransientStopError,
+    stable_id,
     utc_now,
 )
 from stop_campaign.planning import (
@@ -54,9 +55,11 @@ from stop_campaign.planning import (
     planned_requests,
     unique_targets,
 )
-from stop_campaign.records import Record
+from stop_campaign.rate_budget import AccountBudgets, LedgerBusy, LedgerUnavailable
+from stop_campaign.rate_schedule import URGENT
+from stop_campaign.records import Record, replace
 from stop_campaign.stop_queue import StopQueue
-from stop_campaign.stopper import CampaignStopper
+from stop_campaign.stopper import CampaignStopper, lane
 
 logger = Logger(child=True)
 
@@ -68,6 +71,7 @@ HandOverOnce = Callable[..., str]  # StopQueue.continue_later behind idempotency
 DeadLetterOnce = Callable[..., str]  # DeadLetterQueue.send behind idempotency, keyed on the failure result
 
 MAX_DELAY_SECONDS = 900  # SQS's DelaySeconds ceiling
+EARLY_ARRIVAL_SECONDS = 2  # a continuation with booked places arrives this much before its first is due
 
 
 class InboundMessage(Record):
@@ -165,15 +169,49 @@ class _EndedInPlanning(Record):
     results: list[ResultEvent]
 
 
-def handing_over(queue: StopQueue) -> Callable[..., str]:
-    """The function made idempotent for hand-overs: a redelivered segment does not continue the request twice."""
+def handing_over(queue: StopQueue, budgets: AccountBudgets | None) -> Callable[..., str]:
+    """The function made idempotent for hand-overs: a redelivered segment does not continue the request twice
+    (nor book its places twice)."""
 
     def continue_later(
-        *, key: dict[str, Any], continuation: Continuation, delay_seconds: int, redriven_from: str | None = None,
+        *, key: dict[str, Any], later: ContinueLater, redriven_from: str | None = None,
     ) -> str:
-        return queue.continue_later(continuation, delay_seconds, redriven_from)
+        continuation, early = _with_places(later, key, budgets), 0
+        resume_at = later.resume_at
+        if continuation.request.ticket and budgets is not None:
+            first = _book(budgets, later, continuation.request.ticket)
+            if first is not None:
+                resume_at, early = first, EARLY_ARRIVAL_SECONDS
+            else:
+                continuation = Continuation(replace(continuation.request, ticket=None), continuation.progress)
+        # Rounded down: the continuation arrives up to a second early and its first call waits the rest for its
+        # slot, rather than a second late on every hand-over.
+        delay = min(MAX_DELAY_SECONDS, max(0, math.floor(resume_at - time.time()) - early))
+        return queue.continue_later(continuation, delay, redriven_from)
 
     return continue_later
+
+
+def _with_places(later: ContinueLater, key: dict[str, Any], budgets: AccountBudgets | None) -> Continuation:
+    """The continuation, with the ticket its places are booked under when it waits for the budget. Kill switches
+    book none: they are served ahead of every queue when they come back."""
+    continuation = later.continuation
+    request = continuation.request
+    if budgets is None or not later.places or not later.account_id or lane(request) == URGENT:
+        return continuation
+    if request.ticket:
+        return continuation
+    scope = {name: value for name, value in key.items() if name != "segment"}  # one ticket for every segment
+    return Continuation(replace(request, ticket=stable_id(scope)[:16]), continuation.progress)
+
+
+def _book(budgets: AccountBudgets, later: ContinueLater, ticket: str) -> float | None:
+    """When the ticket's first place is due; None when none could be booked (then it queues on arrival)."""
+    try:
+        return budgets.book(later.account_id, ticket, later.places)
+    except (LedgerUnavailable, LedgerBusy) as error:
+        logger.warning("No places booked for the rest of the request", extra={"error": str(error)})
+        return None
 
 
 def sending_dead_letters(queue: DeadLetterQueue) -> Callable[..., str]:
@@ -217,7 +255,9 @@ class MessageProcessor:
         alarm_targets: AlarmTargets,
         executor: Executor,
         telemetry: Telemetry,
+        max_wait_seconds: float = math.inf,
     ) -> None:
+        self._max_wait_seconds = max_wait_seconds
         self._stopper = stopper
         self._stop_once = stop_once
         self._publish_once = publish_once
@@ -235,7 +275,8 @@ class MessageProcessor:
         if isinstance(planned, _EndedInPlanning):  # rejected, ignored, or the alarm map unreadable to the end
             return planned.results
         ends = self._run(planned, deadline, started)
-        decision = decide(planned, ends, message.origin, final_attempt=message.final_attempt, now=utc_now())
+        decision = decide(planned, ends, message.origin, final_attempt=message.final_attempt, now=utc_now(),
+                          max_wait_seconds=self._max_wait_seconds)
         self._report(message, decision)
         return decision.publish
 
@@ -308,6 +349,7 @@ class MessageProcessor:
         return ends
 
     def _stop_each(self, targets: list[StopTarget], deadline: Deadline, started: float) -> list[TargetEnd]:
+        self._stopper.expect_calls(targets, deadline)  # their grants come while the idempotency records are written
         if len(targets) == 1:  # the common case: no thread hop on the hot path
             return [self._stop_target(targets[0], deadline, started, _Gate())]
         gate = _Gate()
@@ -395,16 +437,13 @@ class MessageProcessor:
     def _hand_over(self, later: ContinueLater, redriven_from: str | None) -> None:
         continuation = later.continuation
         request = continuation.request
-        # Rounded down: the continuation arrives up to a second early and its first call waits the rest for its
-        # slot, rather than a second late on every hand-over.
-        delay = min(MAX_DELAY_SECONDS, max(0, math.floor(later.resume_at - time.time())))
         key = {
             "requestId": request.request_id, "streamId": request.stream_id, "accountId": request.account_id,
             "campaignType": request.campaign_type.value, "dryRun": request.dry_run,
             "allActive": continuation.progress.all_active, "segment": continuation.progress.segment,
         } | ({"redrivenFrom": redriven_from} if redriven_from else {})  # a redrive continues anew
         try:
-            self._hand_over_once(key=key, continuation=continuation, delay_seconds=delay, redriven_from=redriven_from)
+            self._hand_over_once(key=key, later=later, redriven_from=redriven_from)
         except IdempotencyAlreadyInProgressError:
             # A duplicate of this message is handing this very segment over right now; should it fail, its own
             # message is retried and hands it over. Sending here too would continue the request twice.
@@ -413,7 +452,7 @@ class MessageProcessor:
         self._telemetry.count("Continuations")
         logger.info("Handed the rest of the request over", extra={
             "request_id": request.request_id, "campaigns_left": len(request.campaign_ids),
-            "segment": continuation.progress.segment, "delay_seconds": delay,
+            "segment": continuation.progress.segment,
         })
 
     def _end_unserved(

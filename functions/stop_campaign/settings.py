@@ -7,7 +7,7 @@ import os
 from functools import lru_cache
 from urllib.parse import urlsplit
 
-from stop_campaign.rate_budget import RateLimit
+from stop_campaign.rate_schedule import RateLimit
 from stop_campaign.records import Record
 
 # Names the deployed template must set; tests compare them with template.yaml.
@@ -32,6 +32,9 @@ OPTIONAL_ENV_VARS: dict[str, str] = {
     "IDEMPOTENCY_TTL_SECONDS": "86400",
     "JWT_TTL_SECONDS": "300",
     "KORE_RATE_LIMIT": "60/60",  # per account, as Kore.ai documents it
+    # A request still waiting for its account's budget this long after it arrived ends `failed` (waited_too_long);
+    # at most the idempotency TTL, so a stop is never called twice because its record expired while it waited.
+    "MAX_WAIT_SECONDS": "21600",
     # AWS calls (DynamoDB, SNS, SQS, Secrets Manager, SSM) must fit the deadline's margin (a few seconds), not
     # botocore's 60 s defaults: a slow call must not run the invocation into Lambda's timeout.
     "AWS_CONNECT_TIMEOUT_SECONDS": "1",
@@ -67,6 +70,7 @@ class Settings(Record):
     aws_connect_timeout_seconds: float
     aws_read_timeout_seconds: float
     aws_max_attempts: int
+    max_wait_seconds: int
 
 
 def _number(env: dict[str, str], name: str, kind: type[int] | type[float], low: float, high: float) -> float:
@@ -128,7 +132,16 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         aws_connect_timeout_seconds=_number(env, "AWS_CONNECT_TIMEOUT_SECONDS", float, 0.1, 10),
         aws_read_timeout_seconds=_number(env, "AWS_READ_TIMEOUT_SECONDS", float, 0.1, 30),
         aws_max_attempts=int(_number(env, "AWS_MAX_ATTEMPTS", int, 1, 10)),
+        max_wait_seconds=_max_wait(env),
     )
+
+
+def _max_wait(env: dict[str, str]) -> int:
+    ttl = int(_number(env, "IDEMPOTENCY_TTL_SECONDS", int, 60, 30 * 86400))
+    wait = int(_number(env, "MAX_WAIT_SECONDS", int, 60, 30 * 86400))
+    if wait > ttl:
+        raise ConfigurationError(f"MAX_WAIT_SECONDS ({wait}) must not exceed IDEMPOTENCY_TTL_SECONDS ({ttl})")
+    return wait
 
 
 def _rate_limit(text: str) -> RateLimit:

@@ -10,9 +10,9 @@ from aws_lambda_powertools import Logger
 
 from stop_campaign.credentials import CredentialStore, SecretUnreadable, StreamCredentials, auth_headers
 from stop_campaign.kore_client import (
+    MIN_CALL_SECONDS,
     ApiResponse,
     ApiUnavailable,
-    CallNotSent,
     Deadline,
     HeadersFactory,
     KoreClient,
@@ -23,7 +23,7 @@ from stop_campaign.models import (
     STOPPABLE_STATUSES,
     ApiConfirmation,
     PermanentStopError,
-    StopDeferred,
+    Source,
     StopOutcome,
     StopRequest,
     StopTarget,
@@ -31,7 +31,8 @@ from stop_campaign.models import (
     utc_now,
 )
 from stop_campaign.outcomes import StopVerdict, confirmation, describe_refusal, finished_status, judge_stop
-from stop_campaign.rate_budget import AccountBudgets
+from stop_campaign.rate_budget import AccountBudgets, LedgerUnavailable
+from stop_campaign.rate_schedule import NORMAL, URGENT
 
 logger = Logger(child=True)
 
@@ -52,6 +53,20 @@ class CampaignStopper:
             return self._credentials.for_stream(request.stream_id, request.account_id)
         except SecretUnreadable as error:
             raise TransientStopError("secret_unavailable", str(error)) from None
+
+    def expect_calls(self, targets: list[StopTarget], deadline: Deadline) -> None:
+        """The stop calls these targets are about to make: their grants are asked for now, in the background,
+        while each stop writes its idempotency record."""
+        if self._budgets is None:
+            return
+        wanted: dict[tuple[str, str], int] = {}
+        for target in targets:
+            if not target.request.dry_run and target.account_id:
+                key = (target.account_id, lane(target.request))
+                wanted[key] = wanted.get(key, 0) + 1
+        not_after = deadline.latest_start(MIN_CALL_SECONDS)
+        for (account_id, lane_name), calls in wanted.items():
+            self._budgets.for_account(account_id, lane_name).prepare(calls, not_after)
 
     def stop(self, target: StopTarget, deadline: Deadline, started: float) -> StopOutcome:
         """Stop one campaign; returns on stopped or already stopped, raises otherwise."""
@@ -132,7 +147,7 @@ class CampaignStopper:
     def _call(self, request: StopRequest, call: Callable[[HeadersFactory, Pacer | None], ApiResponse]) -> ApiResponse:
         """Make a call with fresh tokens; after a 401, re-read the secret once (rotation) and try again."""
         credentials = self.credentials_for(request)
-        pacer = self._budgets.for_account(credentials.account_id) if self._budgets is not None else None
+        pacer = self._budgets.for_account(credentials.account_id, lane(request)) if self._budgets is not None else None
         try:
             response = call(lambda: auth_headers(credentials, self._jwt_ttl), pacer)
             if response.status != 401:
@@ -141,9 +156,17 @@ class CampaignStopper:
             self._credentials.refresh(credentials)
             fresh = self.credentials_for(request)
             return call(lambda: auth_headers(fresh, self._jwt_ttl), pacer)
-        except CallNotSent as not_sent:
-            raise StopDeferred(not_sent.resume_at, not_sent.why) from None
+        except LedgerUnavailable as error:
+            raise TransientStopError("rate_ledger_unavailable", str(error)) from None
         except ApiUnavailable as error:
             raise TransientStopError("api_unavailable", str(error)) from None
         except SecretUnreadable as error:
             raise TransientStopError("secret_unavailable", str(error)) from None
+
+
+def lane(request: StopRequest) -> str:
+    """How a request's calls queue for the account's budget: kill switches ahead of everything, a continuation
+    on the places it booked, everything else in arrival order."""
+    if request.source is Source.ALARM:
+        return URGENT
+    return request.ticket or NORMAL
