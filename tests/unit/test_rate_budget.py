@@ -6,7 +6,6 @@ must race each other.
 
 from __future__ import annotations
 
-import logging
 import math
 import random
 import threading
