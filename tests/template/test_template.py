@@ -148,6 +148,14 @@ def test_sqs_event_batch_size_and_maximum_concurrency_come_from_parameters(sqs_e
     assert parameters["MaximumConcurrency"]["MinValue"] == 2  # Lambda's own minimum
 
 
+def test_every_invocation_path_is_bounded_by_reserved_concurrency_above_the_queues_cap(transformed) -> None:
+    function = transformed["Resources"]["StopCampaignFunction"]["Properties"]
+    parameters = transformed["Parameters"]
+    assert function["ReservedConcurrentExecutions"] == _ref("ReservedConcurrency")
+    # Room for kill switches beside a stop queue at its cap.
+    assert parameters["ReservedConcurrency"]["Default"] > parameters["MaximumConcurrency"]["Default"]
+
+
 # ------------------------------------------------------------------------------------------- queues
 def test_redrive_max_receive_count_is_at_least_5_and_equals_the_function_setting(resources, function, resolve):
     redrive = resources["StopQueue"]["Properties"]["RedrivePolicy"]
