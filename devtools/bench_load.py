@@ -142,9 +142,11 @@ def alarm_main(spec: ContainerSpec, event: dict[str, Any], barrier: Any, fire: A
         ended = time.monotonic()
     except Exception as raised:
         error = f"{spec.name}: {type(raised).__name__}: {raised}"
-    outcomes = Counter(r.get("outcome") for r in response.get("results", [])) if isinstance(response, dict) else {}
+    results = response.get("results", []) if isinstance(response, dict) else []
+    outcomes = Counter(str(r.get("outcome")) for r in results if isinstance(r, dict))
     reports.put({"container": spec.name, "alarm": True, "arrived": arrived, "ended": ended, "error": error,
-                 "outcomes": dict(outcomes), "invocations": []})
+                 "outcomes": dict(outcomes), "response": json.dumps(response, default=str)[:2000],
+                 "invocations": []})
 
 
 # ---- one run ---------------------------------------------------------------------------------------------
@@ -163,6 +165,7 @@ class LoadRun:
     started: float  # time.monotonic() when every container passed the start barrier
     wall_seconds: float
     timed_out: bool
+    started_wall: float = 0.0  # time.time() at the same moment (results carry wall-clock times)
     errors: list[str] = field(default_factory=list)
     alarm: dict[str, Any] | None = None
     alarm_campaigns: list[str] = field(default_factory=list)
@@ -268,7 +271,7 @@ def run_load(
                 {"Id": str(i), "MessageBody": json.dumps(body)} for i, body in enumerate(messages[start:start + 10])
             ])
         barrier.wait(timeout=180)  # every container has imported the handler (cold) and is about to poll
-        started = time.monotonic()
+        started, started_wall = time.monotonic(), time.time()
         deadline = started + max_seconds
         collected: list[dict[str, Any]] = []
         alarm_report: dict[str, Any] | None = None
@@ -321,8 +324,8 @@ def run_load(
             campaigns=campaigns, requests=kore.requests, results=stack.drain_results(),
             summaries=stack.drain_summaries(), dead_letters=stack.drain_dead_letters(),
             invocations=sorted((i for item in collected for i in item["invocations"]), key=lambda i: i["start"]),
-            started=started, wall_seconds=wall, timed_out=timed_out, errors=errors, alarm=alarm_report,
-            alarm_campaigns=alarm_campaigns,
+            started=started, started_wall=started_wall, wall_seconds=wall, timed_out=timed_out, errors=errors,
+            alarm=alarm_report, alarm_campaigns=alarm_campaigns,
         )
 
 
@@ -342,26 +345,51 @@ def _function_log() -> str:
 # ---- figures ---------------------------------------------------------------------------------------------
 
 
-def report_outcomes(run: LoadRun, report: Reporter, campaigns: list[str], label: str = "  ") -> None:
+def dead_letters_for(run: LoadRun, campaigns: list[str], also: str | None = None) -> list[dict[str, Any]]:
+    """The dead letters whose body names one of ``campaigns`` (or the text ``also``: an alarm's name)."""
+    wanted = [f'"{campaign}"' for campaign in campaigns] + ([also] if also else [])
+    return [letter for letter in run.dead_letters if any(text in letter["Body"] for text in wanted)]
+
+
+def report_outcomes(run: LoadRun, report: Reporter, campaigns: list[str], label: str = "  ",
+                    also: str | None = None) -> None:
     outcomes = run.outcomes(campaigns)
+    letters = dead_letters_for(run, campaigns, also)
     stopped = sum(1 for seen in outcomes.values() if seen.keys() & {"stopped", "already_stopped"})
     failed = sum(1 for seen in outcomes.values() if "failed" in seen)
-    missing = sum(1 for seen in outcomes.values() if not seen)
+    missing = [campaign for campaign, seen in outcomes.items() if not seen]
     doubled = sum(1 for seen in outcomes.values() if sum(seen.values()) > 1)
-    report(f"{label}stopped / failed / dead letters", f"{stopped} / {failed} / {len(run.dead_letters)}",
-           f"{len(campaigns)} / 0 / 0", stopped == len(campaigns) and not failed and not run.dead_letters)
+    report(f"{label}stopped / failed / dead letters", f"{stopped} / {failed} / {len(letters)}",
+           f"{len(campaigns)} / 0 / 0", stopped == len(campaigns) and not failed and not letters)
     every = Counter(outcome for seen in outcomes.values() for outcome in seen)
-    report(f"{label}results: outcomes, none, >1", f"{dict(every)}, {missing}, {doubled}"[:34], "one each",
+    report(f"{label}results: outcomes, none, >1", f"{dict(every)}, {len(missing)}, {doubled}"[:34], "one each",
            not missing and not doubled)
     calls = run.stop_calls(campaigns)
+    if missing:  # nothing may end in silence: say what the platform and the dead-letter queue saw of them
+        on_platform = sum(1 for c in missing if any(call.status == 200 for call in calls.get(c, [])))
+        lettered = len(dead_letters_for(run, missing))
+        report(f"{label}  without a result: stopped / DLQ", f"{on_platform} / {lettered} of {len(missing)}",
+               ", ".join(missing)[:34], False)
     succeeded = sum(1 for target in campaigns if any(c.status == 200 for c in calls.get(target, [])))
     per_campaign = Counter(len(calls.get(target, [])) for target in campaigns)
     spread = ", ".join(f"{count}: {n}" for count, n in sorted(per_campaign.items()))
     report(f"{label}stop calls per campaign (calls: n)", spread, f"{succeeded} answered 200")
     codes = Counter(str(letter.get("MessageAttributes", {}).get("errorCode", {}).get("StringValue"))
-                    for letter in run.dead_letters)
+                    for letter in letters)
     if codes:
         report(f"{label}dead letters by error code", str(dict(codes))[:34], "")
+    failures = sorted(_completed_at(r) - run.started_wall for r in run.results
+                      if r.get("campaignId") in set(campaigns) and r["outcome"] == "failed")
+    if failures:
+        report(f"{label}failed results published", f"{failures[0]:.1f} to {failures[-1]:.1f} s after the start",
+               "")
+
+
+def _completed_at(result: dict[str, Any]) -> float:
+    """A result's completedAt as seconds after the epoch (its clock is the wall clock, not time.monotonic())."""
+    from datetime import datetime
+
+    return datetime.fromisoformat(str(result["completedAt"]).replace("Z", "+00:00")).timestamp()
 
 
 def report_load(run: LoadRun, report: Reporter, containers: int) -> None:
@@ -459,8 +487,10 @@ def kill_switch(report: Reporter, schedule: Schedule, campaigns: int = 200, cont
         if run.alarm and run.alarm.get("ended"):
             report("  alarm invocation: length, outcomes",
                    f"{run.alarm['ended'] - arrived:.1f} s, {run.alarm['outcomes']}"[:34], "")
+    if run.alarm and os.getenv("BENCH_DEBUG"):
+        print(f"    alarm invocation's response: {run.alarm.get('response')}", file=sys.__stdout__, flush=True)
     if run.alarm and run.alarm.get("error"):
         report("  alarm invocation ERROR", run.alarm["error"][:34], run.alarm["error"][34:68], False)
-    report_outcomes(run, report, mapped, label="  alarm: ")
+    report_outcomes(run, report, mapped, label="  alarm: ", also=ALARM_NAME)
     report_storm(run, report, schedule, f"  the storm ({campaigns} messages)", campaigns)
     report_load(run, report, containers + 1)
