@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from devtools import bench_load
 from devtools.event_source import sqs_event, sqs_record
 from devtools.kore_simulator import KoreSimulator
 from devtools.kore_simulator.state import RecordedRequest
@@ -725,9 +726,25 @@ def cold_start_instructions(bench: Bench) -> None:
                f"({boto3 / 1e6:.0f} M)", "≤ 1.25 x import boto3", handler / boto3 <= 1.25)
 
 
+def storm(bench: Bench) -> None:
+    """Load, containers as processes (devtools/bench_load.py): 200 single-campaign stop messages at once, 5
+    containers, 20 calls per 5 s (a storm of 200 at the real 60/60 is 200 s of budget)."""
+    bench_load.storm(report, budget_schedule)
+
+
+def cold_burst(bench: Bench) -> None:
+    """Load: 10 cold containers released together by a barrier, 10 messages each, 20 calls per 5 s."""
+    bench_load.cold_burst(report)
+
+
+def kill_switch(bench: Bench) -> None:
+    """Load: the storm, and 5 s in an alarm (EventBridge, into ALARM) mapped to 5 campaigns of the same account."""
+    bench_load.kill_switch(report, budget_schedule)
+
+
 MEASUREMENTS: tuple[Callable[[Bench], None], ...] = (
     time_to_stop, batch_round_trips, stop_all_round_trips, warm_container, rate_limited_bulk,
-    stop_all_at_scaled_limit, stop_all_thousand, faults_everywhere, cold_start,
+    stop_all_at_scaled_limit, stop_all_thousand, faults_everywhere, storm, cold_burst, kill_switch, cold_start,
 )
 OPTIONAL: tuple[Callable[[Bench], None], ...] = (cold_start_instructions,)
 

@@ -24,6 +24,7 @@ import urllib3
 from devtools.template_loader import load_template, local_stack_settings
 
 REGION = "us-east-1"
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # devtools/ importable from a -c child
 FAKE_AWS_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -33,7 +34,7 @@ FAKE_AWS_CREDENTIALS = {
 }
 
 
-def _serialized_dynamodb_server() -> Any:
+def _serialized_dynamodb_server(port: int = 0) -> Any:
     """moto's threaded server, with DynamoDB requests taken one at a time. moto's DynamoDB backend holds no lock:
     two simultaneous conditional writes can both succeed, or one can be answered with the other's item, which
     real DynamoDB never does (its conditional writes are atomic). Other services stay concurrent (SQS long polls
@@ -57,18 +58,30 @@ def _serialized_dynamodb_server() -> Any:
             self._server_ready_event.set()
             self._server.serve_forever()
 
-    return Server(ip_address="127.0.0.1", port=0, verbose=False)
+    return Server(ip_address="127.0.0.1", port=port, verbose=False)
+
+
+def serve_serialized(port: int) -> None:
+    """Run the serialized-DynamoDB server on 127.0.0.1:``port`` until killed (MotoServer's separate process)."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = _serialized_dynamodb_server(port)
+    server.start()
+    threading.Event().wait()
 
 
 class MotoServer:
     """moto's server on 127.0.0.1 and a free port; ``reset()`` empties every service between tests.
 
     In-process (a thread) by default. ``separate_process=True`` runs it as its own process, as AWS is:
-    benchmarks use that, so moto's own CPU work does not compete with the handler for the GIL.
+    benchmarks use that, so moto's own CPU work does not compete with the handler for the GIL. In-process, DynamoDB
+    requests are taken one at a time (conditional writes atomic, as DynamoDB's are); a separate process runs
+    moto's plain server unless ``serialize_dynamodb=True`` (what several containers as processes need: their
+    conditional writes on one item really do meet).
     """
 
-    def __init__(self, separate_process: bool = False) -> None:
+    def __init__(self, separate_process: bool = False, *, serialize_dynamodb: bool = False) -> None:
         self._separate_process = separate_process
+        self._serialize_dynamodb = serialize_dynamodb
         self._server: Any = None
         self._process: subprocess.Popen[bytes] | None = None
         self.endpoint_url = ""
@@ -76,9 +89,12 @@ class MotoServer:
     def start(self) -> MotoServer:
         if self._separate_process:
             port = _free_port()
+            command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+            if self._serialize_dynamodb:
+                command = [sys.executable, "-c", f"from devtools.local_stack import serve_serialized; "
+                           f"serve_serialized({port})"]
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=_REPO_ROOT,
             )
             self.endpoint_url = f"http://127.0.0.1:{port}"
             _wait_until_up(self.endpoint_url)

@@ -230,7 +230,9 @@ def _kind(match: _Match | None, method: str) -> str | None:
     return match.route.kind if match and method == "POST" else None
 
 
-def _decide(sim: SimulatorState, req: _Incoming, match: _Match | None) -> tuple[Reply, dict[str, Any] | None]:
+def _decide(
+    sim: SimulatorState, req: _Incoming, match: _Match | None, arrived: float | None = None
+) -> tuple[Reply, dict[str, Any] | None]:
     kind = _kind(match, req.method)
     # Step 1: faults stand for the gateway in front of the platform, so they come before any check.
     fault = sim.take_fault(kind, match.campaign_id if match else None)
@@ -240,7 +242,7 @@ def _decide(sim: SimulatorState, req: _Incoming, match: _Match | None) -> tuple[
         if forced is not None:
             return forced, None
         extra_delay = fault.delay  # a delay-only fault: slow, but otherwise normal, answer
-    limited = sim.rate_limited(req.headers.get("accountid", ""))
+    limited = sim.rate_limited(req.headers.get("accountid", ""), arrived)
     reply, claims = (limited, None) if limited else _serve(sim, req, match)
     return replace(reply, delay=reply.delay + extra_delay), claims
 
@@ -277,7 +279,7 @@ class _Handler(BaseHTTPRequestHandler):
             reply = error_reply(400, "Bad Request", reason="unreadable request body framing")
         else:
             try:
-                reply, claims = _decide(sim, _Incoming(self.command, raw_path, query, headers, body), match)
+                reply, claims = _decide(sim, _Incoming(self.command, raw_path, query, headers, body), match, arrived)
             except Exception as error:  # a simulator bug: answer (and log) it rather than drop the connection
                 traceback.print_exc()
                 reply = error_reply(500, "Internal Server Error", reason=repr(error))

@@ -7,11 +7,11 @@ HTTP server answers each connection on its own thread while a test mutates the s
 
 from __future__ import annotations
 
+import bisect
 import math
 import threading
 import time
 import uuid
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -121,7 +121,8 @@ class SimulatorState:
         self._campaigns: dict[tuple[str, str], Campaign] = {}  # insertion order = list order
         self._faults: list[Fault] = []
         self._rate_limit: tuple[int, float, int] | None = None
-        self._hits: dict[str, deque[float]] = {}
+        self._count_refused = False
+        self._hits: dict[str, list[float]] = {}  # per account: arrival times counted by the limit, sorted
         self._used_jtis: set[tuple[str, str]] = set()
         self._log: list[tuple[RecordedRequest, str | None]] = []  # (request, campaign id it targeted)
         self._connections_opened = 0
@@ -193,11 +194,18 @@ class SimulatorState:
             self._faults.clear()
 
     def set_rate_limit(
-        self, max_requests: int | None = 10, window_seconds: float = 1.0, retry_after: int = 1
+        self, max_requests: int | None = 10, window_seconds: float = 1.0, retry_after: int = 1,
+        *, count_refused: bool = False,
     ) -> None:
-        """Rolling-window limit per `accountId` header; `None` switches it off."""
+        """Rolling-window limit per `accountId` header; `None` switches it off.
+
+        A request is judged by its arrival time (when the server began reading it), against the requests of
+        its account that arrived in the `window_seconds` before it. By default only admitted requests count;
+        ``count_refused=True`` counts every request that arrives, answered 429 or not (a platform that meters
+        arrivals: a client that keeps knocking keeps itself locked out)."""
         with self._lock:
             self._rate_limit = None if max_requests is None else (max_requests, window_seconds, retry_after)
+            self._count_refused = count_refused
             self._hits.clear()
 
     # ---- request log ---------------------------------------------------------------------------
@@ -252,18 +260,23 @@ class SimulatorState:
                     return fault
         return None
 
-    def rate_limited(self, account_id: str) -> Reply | None:
-        """A 429 when `account_id` is over the limit; only admitted requests count toward the window."""
+    def rate_limited(self, account_id: str, arrived: float | None = None) -> Reply | None:
+        """A 429 when `account_id` is over the limit at `arrived` (time.monotonic(); default now): fewer than
+        `max_requests` counted requests in the window (arrived - window, arrived]. Handler threads can decide out
+        of arrival order, so the counted arrivals are kept sorted rather than appended."""
         with self._lock:
             if self._rate_limit is None:
                 return None
             max_requests, window, retry_after = self._rate_limit
-            now = time.monotonic()
-            hits = self._hits.setdefault(account_id, deque())
-            while hits and hits[0] <= now - window:
-                hits.popleft()
-            if len(hits) < max_requests:
-                hits.append(now)
+            at = time.monotonic() if arrived is None else arrived
+            hits = self._hits.setdefault(account_id, [])
+            # Forget what no later arrival can count (a request decided up to a second after it arrived).
+            del hits[: bisect.bisect_right(hits, at - window - 1.0)]
+            inside = bisect.bisect_right(hits, at) - bisect.bisect_right(hits, at - window)
+            admitted = inside < max_requests
+            if admitted or self._count_refused:
+                bisect.insort(hits, at)
+            if admitted:
                 return None
         reply = error_reply(429, RATE_LIMITED, reason=f"over {max_requests} requests per {window}s")
         return Reply(reply.status, reply.body, {**reply.headers, "Retry-After": str(retry_after)})

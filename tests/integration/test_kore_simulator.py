@@ -552,6 +552,17 @@ def test_rate_limit_is_per_account_and_rolls(sim: KoreSimulator, pool: urllib3.H
     assert [post(pool, status_path()).status for _ in range(3)] == [200, 200, 200]
 
 
+def test_rate_limit_can_count_refused_arrivals(sim: KoreSimulator, pool: urllib3.HTTPConnectionPool) -> None:
+    sim.set_rate_limit(max_requests=1, window_seconds=0.4, retry_after=1, count_refused=True)
+    assert post(pool, status_path()).status == 200
+    time.sleep(0.2)
+    assert post(pool, status_path()).status == 429  # refused, and counted
+    time.sleep(0.25)  # the admitted one has left the window; the refused one has not
+    assert post(pool, status_path()).status == 429
+    time.sleep(0.45)
+    assert post(pool, status_path()).status == 200
+
+
 def test_latency_is_added_to_every_answer(sim: KoreSimulator, pool: urllib3.HTTPConnectionPool) -> None:
     sim.latency = 0.2
 
