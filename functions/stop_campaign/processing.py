@@ -72,6 +72,7 @@ DeadLetterOnce = Callable[..., str]  # DeadLetterQueue.send behind idempotency, 
 
 MAX_DELAY_SECONDS = 900  # SQS's DelaySeconds ceiling
 EARLY_ARRIVAL_SECONDS = 2  # a continuation with booked places arrives this much before its first is due
+BOOKING_SECONDS = 1.0  # how long a hand-over may spend booking its places (without them it queues on arrival)
 
 
 class InboundMessage(Record):
@@ -208,7 +209,7 @@ def _with_places(later: ContinueLater, key: dict[str, Any], budgets: AccountBudg
 def _book(budgets: AccountBudgets, later: ContinueLater, ticket: str) -> float | None:
     """When the ticket's first place is due; None when none could be booked (then it queues on arrival)."""
     try:
-        return budgets.book(later.account_id, ticket, later.places)
+        return budgets.book(later.account_id, ticket, later.places, not_after=time.time() + BOOKING_SECONDS)
     except (LedgerUnavailable, LedgerBusy) as error:
         logger.warning("No places booked for the rest of the request", extra={"error": str(error)})
         return None

@@ -41,6 +41,7 @@ _BACKOFF_JITTER = 0.1  # up to 10 % on top of a backoff step, so paused callers 
 _MAX_BACKOFF_STEP = 30  # 2**30 s is beyond any period; keeps 2.0**step finite
 _CONTENDED_SECONDS = 5.0  # how long a write without a deadline of its own keeps trying against other writers
 _BUSY_RETRY_SECONDS = 1.0  # a caller whose deadline came during write conflicts tries again this much later
+_SETTLE_SECONDS = 1.0  # giving slots back at the end of an invocation: worth a try, not the invocation's timeout
 
 
 class LedgerUnavailable(Exception):
@@ -76,12 +77,24 @@ class RateLedger:
         self._sleep = sleep
         self._seen: dict[str, tuple[Schedule, int | None]] = {}  # the item as this container last saw it
         self._seen_lock = threading.Lock()
+        # One writer per account in this container: its threads would only make each other's writes fail.
+        self._writers: dict[str, threading.Lock] = {}
 
     def update(self, account_id: str, change: Change) -> Applied:
         """Apply ``change`` in one conditional write (a read first only when this container has not seen the item,
         or saw it without writing). Raises LedgerUnavailable, or LedgerBusy past ``change.not_after``."""
-        key = {"id": {"S": f"{LEDGER_KEY_PREFIX}{account_id}"}}
         give_up = min(change.not_after, self._clock() + _CONTENDED_SECONDS)
+        with self._seen_lock:
+            writer = self._writers.setdefault(account_id, threading.Lock())
+        if not writer.acquire(timeout=max(0.0, give_up - self._clock())):
+            raise LedgerBusy(f"rate ledger of account {account_id}: this container's other writers took the time")
+        try:
+            return self._update(account_id, change, give_up)
+        finally:
+            writer.release()
+
+    def _update(self, account_id: str, change: Change, give_up: float) -> Applied:
+        key = {"id": {"S": f"{LEDGER_KEY_PREFIX}{account_id}"}}
         fresh = False
         attempt = 0
         while True:
@@ -225,6 +238,8 @@ class _Account:
     syncing: bool = False  # one caller is at the ledger for every lane
     syncs: int = 0  # syncs started
     unreleased: list[float] = field(default_factory=list)  # granted slots that will not be used
+    bookings: dict[str, int] = field(default_factory=dict)  # places to book with the next sync, per ticket
+    booked: dict[str, tuple[int, float | None, Exception | None]] = field(default_factory=dict)  # sync, first, error
     paused_until: float = 0.0
     backoff_step: int = 0  # 429s without Retry-After in a row
     grants_since_pause: int = 0
@@ -234,6 +249,9 @@ class _Account:
         if found is None:
             found = self.lanes[name] = _Lane()
         return found
+
+
+_SyncWork = tuple[int, dict[str, int], tuple[float, ...], dict[str, int]]  # sync, demand, released, bookings
 
 
 class AccountBudgets:
@@ -261,17 +279,40 @@ class AccountBudgets:
         self._background: ThreadPoolExecutor | None = None
 
     def for_account(self, account_id: str, lane: str = NORMAL) -> AccountPacer:
+        return AccountPacer(self, self._account(account_id), lane)
+
+    def _account(self, account_id: str) -> _Account:
         with self._lock:
             account = self._accounts.get(account_id)
             if account is None:
                 account = self._accounts[account_id] = _Account(account_id)
-        return AccountPacer(self, account, lane)
+            return account
 
-    def book(self, account_id: str, ticket: str, places: int) -> float | None:
+    def book(self, account_id: str, ticket: str, places: int, not_after: float = math.inf) -> float | None:
         """Make ``ticket`` hold ``places`` places in the account's queue; when its first one is due (None: none
-        held, the queue being full). Raises LedgerUnavailable or LedgerBusy."""
-        applied = self._ledger.update(account_id, Change(book={ticket: places}))
-        return applied.first_place.get(ticket)
+        held, the queue being full). Raises LedgerUnavailable, or LedgerBusy when not done by ``not_after``."""
+        account = self._account(account_id)
+        with account.changed:
+            account.bookings[ticket] = places
+            since = account.syncs
+        # Bookings of one container ride along with its next trip to the ledger: one write for many hand-overs.
+        while True:
+            work = None
+            with account.changed:
+                answer = account.booked.get(ticket)
+                if answer is not None and answer[0] > since:
+                    del account.booked[ticket]
+                    if answer[2] is not None:
+                        raise answer[2]
+                    return answer[1]
+                if self._clock() >= not_after:
+                    account.bookings.pop(ticket, None)
+                    raise LedgerBusy(f"no places booked in time for account {account_id}")
+                if account.syncing:
+                    account.changed.wait(timeout=max(0.0, not_after - self._clock()))
+                    continue
+                work = self._start_sync(account)
+            self._sync(account, *work, not_after)
 
     def settle(self) -> None:
         """End of an invocation: give back every granted slot no caller took. Never raises."""
@@ -286,7 +327,8 @@ class AccountBudgets:
                         lane.expected = 0
                     released, account.unreleased = account.unreleased, []
                 if released:
-                    self._ledger.update(account.account_id, Change(released=tuple(released)))
+                    self._ledger.update(account.account_id, Change(released=tuple(released),
+                                                                   not_after=self._clock() + _SETTLE_SECONDS))
             except Exception:  # the invocation's results matter more than its bookkeeping
                 logger.exception("Rate budget not settled", extra={"account_id": account.account_id})
 
@@ -322,7 +364,7 @@ class AccountBudgets:
     def _wait_for_grant(self, account: _Account, lane: _Lane, not_after: float, since: int) -> float:
         waited = 0.0
         while True:
-            work: tuple[int, dict[str, int], tuple[float, ...]] | None = None
+            work: _SyncWork | None = None
             grant: float | None = None
             with account.changed:
                 now = self._clock()
@@ -360,7 +402,7 @@ class AccountBudgets:
                     account.backoff_step = 0
             return waited
 
-    def _start_sync(self, account: _Account) -> tuple[int, dict[str, int], tuple[float, ...]]:
+    def _start_sync(self, account: _Account) -> _SyncWork:
         """Caller holds ``account.changed``: what one trip to the ledger asks for, for every lane."""
         account.syncing = True
         account.syncs += 1
@@ -370,19 +412,22 @@ class AccountBudgets:
             if (wanted := lane.waiting + lane.expected - len(lane.lease)) > 0
         }
         released, account.unreleased = tuple(account.unreleased), []
-        return account.syncs, demand, released
+        bookings, account.bookings = account.bookings, {}
+        return account.syncs, demand, released, bookings
 
     def _sync(
-        self, account: _Account, sync: int, demand: dict[str, int], released: tuple[float, ...], not_after: float,
+        self, account: _Account, sync: int, demand: dict[str, int], released: tuple[float, ...],
+        bookings: dict[str, int], not_after: float,
     ) -> None:
         applied: Applied | None = None
         error: Exception | None = None
+        busy: LedgerBusy | None = None
         try:
             applied = self._ledger.update(
-                account.account_id, Change(released=released, reserve=demand, not_after=not_after)
+                account.account_id, Change(released=released, reserve=demand, book=bookings, not_after=not_after)
             )
-        except LedgerBusy:
-            pass
+        except LedgerBusy as contended:
+            busy = contended
         except LedgerUnavailable as unavailable:
             error = unavailable
             logger.warning("Rate ledger unavailable: no call without it", extra={"error": str(unavailable)})
@@ -395,6 +440,9 @@ class AccountBudgets:
                     account.unreleased.extend(released)  # not written: give them back next time
                 else:
                     self._learn_pause(account, applied.paused_until)
+                for ticket in bookings:
+                    first = applied.first_place.get(ticket) if applied is not None else None
+                    account.booked[ticket] = (sync, first, error or busy)
                 for name, wanted in demand.items():
                     lane = account.lane(name)
                     lane.answered, lane.failed = sync, error
