@@ -28,7 +28,7 @@ from stop_campaign.alarm_targets import AlarmTargets
 from stop_campaign.dead_letter import DeadLetterQueue
 from stop_campaign.decision import IN_PROGRESS, ContinueLater, Decision, TargetEnd, decide, result_for
 from stop_campaign.intake import AlarmStateChange, InvalidRequest, Origin, parse_event, parse_sqs_body
-from stop_campaign.kore_client import Deadline
+from stop_campaign.kore_client import DEADLINE_MARGIN_SECONDS, Deadline
 from stop_campaign.models import (
     Continuation,
     Outcome,
@@ -71,8 +71,8 @@ HandOverOnce = Callable[..., str]  # StopQueue.continue_later behind idempotency
 DeadLetterOnce = Callable[..., str]  # DeadLetterQueue.send behind idempotency, keyed on the failure result
 
 MAX_DELAY_SECONDS = 900  # SQS's DelaySeconds ceiling
-EARLY_ARRIVAL_SECONDS = 2  # a continuation with booked places arrives this much before its first is due
-BOOKING_SECONDS = 1.0  # how long a hand-over may spend booking its places (without them it queues on arrival)
+EARLY_ARRIVAL_SECONDS = 3  # a continuation with booked places arrives this much before its first is due
+BOOKING_SECONDS = 1.0  # the least time a hand-over may spend booking its places (without them it queues on arrival)
 
 
 class InboundMessage(Record):
@@ -175,12 +175,12 @@ def handing_over(queue: StopQueue, budgets: AccountBudgets | None) -> Callable[.
     (nor book its places twice)."""
 
     def continue_later(
-        *, key: dict[str, Any], later: ContinueLater, redriven_from: str | None = None,
+        *, key: dict[str, Any], later: ContinueLater, book_by: float, redriven_from: str | None = None,
     ) -> str:
         continuation, early = _with_places(later, key, budgets), 0
         resume_at = later.resume_at
         if continuation.request.ticket and budgets is not None:
-            first = _book(budgets, later, continuation.request.ticket)
+            first = _book(budgets, later, continuation.request.ticket, book_by)
             if first is not None:
                 resume_at, early = first, EARLY_ARRIVAL_SECONDS
             else:
@@ -206,10 +206,10 @@ def _with_places(later: ContinueLater, key: dict[str, Any], budgets: AccountBudg
     return Continuation(replace(request, ticket=stable_id(scope)[:16]), continuation.progress)
 
 
-def _book(budgets: AccountBudgets, later: ContinueLater, ticket: str) -> float | None:
+def _book(budgets: AccountBudgets, later: ContinueLater, ticket: str, book_by: float) -> float | None:
     """When the ticket's first place is due; None when none could be booked (then it queues on arrival)."""
     try:
-        return budgets.book(later.account_id, ticket, later.places, not_after=time.time() + BOOKING_SECONDS)
+        return budgets.book(later.account_id, ticket, later.places, not_after=book_by)
     except (LedgerUnavailable, LedgerBusy) as error:
         logger.warning("No places booked for the rest of the request", extra={"error": str(error)})
         return None
@@ -278,7 +278,7 @@ class MessageProcessor:
         ends = self._run(planned, deadline, started)
         decision = decide(planned, ends, message.origin, final_attempt=message.final_attempt, now=utc_now(),
                           max_wait_seconds=self._max_wait_seconds)
-        self._report(message, decision)
+        self._report(message, decision, deadline)
         return decision.publish
 
     # -- plan ------------------------------------------------------------------------------------------
@@ -402,11 +402,11 @@ class MessageProcessor:
 
     # -- report ----------------------------------------------------------------------------------------
 
-    def _report(self, message: InboundMessage, decision: Decision) -> None:
+    def _report(self, message: InboundMessage, decision: Decision, deadline: Deadline) -> None:
         """Stops first, reports second: the last campaign of a stop-all does not wait for results."""
         self._publish_each(decision.publish)
         for later in decision.continuations:
-            self._hand_over(later, message.origin.redriven_from)
+            self._hand_over(later, message.origin.redriven_from, deadline)
         for summary in decision.summaries:
             self._publish_summary(summary)
         failure = next((result for result in decision.publish if result.error is not None), None)
@@ -435,7 +435,7 @@ class MessageProcessor:
         except IdempotencyAlreadyInProgressError:
             logger.info("The dead letter is being sent by a duplicate delivery")
 
-    def _hand_over(self, later: ContinueLater, redriven_from: str | None) -> None:
+    def _hand_over(self, later: ContinueLater, redriven_from: str | None, deadline: Deadline) -> None:
         continuation = later.continuation
         request = continuation.request
         key = {
@@ -444,7 +444,9 @@ class MessageProcessor:
             "allActive": continuation.progress.all_active, "segment": continuation.progress.segment,
         } | ({"redrivenFrom": redriven_from} if redriven_from else {})  # a redrive continues anew
         try:
-            self._hand_over_once(key=key, later=later, redriven_from=redriven_from)
+            # Booking may use the time left but the margin the hand-over itself and the results need.
+            book_by = time.time() + max(BOOKING_SECONDS, deadline.seconds_left() - DEADLINE_MARGIN_SECONDS)
+            self._hand_over_once(key=key, later=later, book_by=book_by, redriven_from=redriven_from)
         except IdempotencyAlreadyInProgressError:
             # A duplicate of this message is handing this very segment over right now; should it fail, its own
             # message is retried and hands it over. Sending here too would continue the request twice.
