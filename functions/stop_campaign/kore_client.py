@@ -70,6 +70,12 @@ class Deadline:
 
     def __init__(self, remaining_ms: Callable[[], int] | None = None) -> None:
         self._remaining_ms = remaining_ms
+        self._at_start = self.seconds_left()
+
+    def waitable_seconds(self) -> float:
+        """How long an invocation like this one can wait for a slot at its start and still make the call:
+        what a continuation may arrive ahead of its place."""
+        return max(0.0, self._at_start - DEADLINE_MARGIN_SECONDS - MIN_CALL_SECONDS)
 
     def seconds_left(self) -> float:
         return float("inf") if self._remaining_ms is None else self._remaining_ms() / 1000.0

@@ -175,14 +175,16 @@ def handing_over(queue: StopQueue, budgets: AccountBudgets | None) -> Callable[.
     (nor book its places twice)."""
 
     def continue_later(
-        *, key: dict[str, Any], later: ContinueLater, book_by: float, redriven_from: str | None = None,
+        *, key: dict[str, Any], later: ContinueLater, book_by: float, waitable: float,
+        redriven_from: str | None = None,
     ) -> str:
         continuation, early = _with_places(later, key, budgets), 0
         resume_at = later.resume_at
         if continuation.request.ticket and budgets is not None:
             first = _book(budgets, later, continuation.request.ticket, book_by)
             if first is not None:
-                resume_at, early = first, EARLY_ARRIVAL_SECONDS
+                # Early enough to be there when the place is due, not so early that it cannot wait for it.
+                resume_at, early = first, math.floor(min(EARLY_ARRIVAL_SECONDS, waitable))
             else:
                 continuation = Continuation(replace(continuation.request, ticket=None), continuation.progress)
         # Rounded down: the continuation arrives up to a second early and its first call waits the rest for its
@@ -446,7 +448,8 @@ class MessageProcessor:
         try:
             # Booking may use the time left but the margin the hand-over itself and the results need.
             book_by = time.time() + max(BOOKING_SECONDS, deadline.seconds_left() - DEADLINE_MARGIN_SECONDS)
-            self._hand_over_once(key=key, later=later, book_by=book_by, redriven_from=redriven_from)
+            self._hand_over_once(key=key, later=later, book_by=book_by, waitable=deadline.waitable_seconds(),
+                                 redriven_from=redriven_from)
         except IdempotencyAlreadyInProgressError:
             # A duplicate of this message is handing this very segment over right now; should it fail, its own
             # message is retried and hands it over. Sending here too would continue the request twice.

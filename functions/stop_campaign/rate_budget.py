@@ -270,8 +270,8 @@ class AccountBudgets:
         self._clock = clock
         self._sleep = sleep
         # A granted slot this late is still used; older ones go back (a caller sending on a long-gone grant
-        # would put two calls closer than the log allows).
-        self._late_grace = min(0.25, limit.period_seconds / limit.calls)
+        # would put two calls closer than the log allows). Well inside the send-lag allowance of RateLimit.paced.
+        self._late_grace = min(0.1, limit.period_seconds / limit.calls)
         self._accounts: dict[str, _Account] = {}
         self._lock = threading.Lock()  # guards _accounts, the stats and the background pool
         self._throttled_count = 0
