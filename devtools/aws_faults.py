@@ -29,11 +29,15 @@ XML_FAULT = (  # the query protocol's error shape (SNS)
 class FaultyAwsProxy:
     def __init__(
         self, upstream: str, fault_rate: float, operations: frozenset[str] = DEFAULT_FAULTY_OPERATIONS,
-        seed: int = 7,
+        seed: int = 7, body_contains: bytes | None = None, times: int | None = None,
     ) -> None:
+        """``body_contains`` and ``times`` aim a fault at one exact call: only requests whose body holds those
+        bytes can fail, and only the first ``times`` of them (with ``fault_rate=1``: exactly those)."""
         self.upstream = upstream
         self.fault_rate = fault_rate
         self.operations = operations
+        self.body_contains = body_contains
+        self.times = times
         self.injected: Counter[str] = Counter()
         self.forwarded: Counter[str] = Counter()
         self._random = random.Random(seed)
@@ -52,9 +56,11 @@ class FaultyAwsProxy:
         self._server.shutdown()
         self._server.server_close()
 
-    def should_fail(self, operation: str) -> bool:
+    def should_fail(self, operation: str, body: bytes = b"") -> bool:
         with self._lock:
-            fail = operation in self.operations and self._random.random() < self.fault_rate
+            aimed = self.body_contains is None or self.body_contains in body
+            left = self.times is None or sum(self.injected.values()) < self.times
+            fail = operation in self.operations and aimed and left and self._random.random() < self.fault_rate
             (self.injected if fail else self.forwarded)[operation] += 1
             return fail
 
@@ -73,7 +79,7 @@ class FaultyAwsProxy:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 target = self.headers.get("X-Amz-Target")
-                if proxy.should_fail(_operation(target, body)):
+                if proxy.should_fail(_operation(target, body), body):
                     payload, content_type = (
                         (JSON_FAULT, "application/x-amz-json-1.0") if target else (XML_FAULT, "text/xml")
                     )

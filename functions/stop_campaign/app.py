@@ -49,6 +49,7 @@ from stop_campaign.processing import (
 from stop_campaign.rate_budget import AccountBudgets, RateLedger
 from stop_campaign.records import Record
 from stop_campaign.results import ResultsPublisher
+from stop_campaign.sendable import log_line, sendable_json
 from stop_campaign.settings import IDEMPOTENCY_TTL_ATTRIBUTE, get_settings
 from stop_campaign.stop_queue import StopQueue
 from stop_campaign.stopper import CampaignStopper
@@ -56,7 +57,7 @@ from stop_campaign.stopper import CampaignStopper
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-logger = Logger()
+logger = Logger(json_serializer=log_line)  # a lone surrogate in a log field must not lose the line
 metrics = Metrics()
 SETTLE_SECONDS = 2.0  # the rate ledger's end-of-invocation write: one read and one write, well inside this
 telemetry = Telemetry(metrics)
@@ -360,4 +361,4 @@ def _as_text(value: Any) -> str:
 
 
 def _answer(results: list[ResultEvent]) -> dict[str, Any]:
-    return {"results": [result.as_message() for result in results]}
+    return {"results": [sendable_json(result.as_message()) for result in results]}  # as published

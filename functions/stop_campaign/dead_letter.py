@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from stop_campaign.models import ResultError
+from stop_campaign.sendable import sendable
 
 
 class DeadLetterQueue:
@@ -13,7 +14,9 @@ class DeadLetterQueue:
         self._sqs = sqs_client
 
     def send(self, original_body: str, error: ResultError, request_id: str, source: str) -> str:
-        """The original message goes in as it came, so it can be redriven once the cause is fixed."""
+        """The original message goes in as it came, so it can be redriven once the cause is fixed. Only characters
+        SQS refuses (which no message received from SQS holds: a hand-made event's) are sent as U+FFFD, since the
+        message could not be kept at all otherwise."""
         attributes = {
             "errorCode": error.code,
             "errorMessage": error.message[:1024],
@@ -23,9 +26,10 @@ class DeadLetterQueue:
         }
         response = self._sqs.send_message(
             QueueUrl=self._queue_url,
-            MessageBody=original_body,
+            MessageBody=sendable(original_body),
             MessageAttributes={
-                name: {"DataType": "String", "StringValue": value} for name, value in attributes.items() if value
+                name: {"DataType": "String", "StringValue": sendable(value)}
+                for name, value in attributes.items() if value
             },
         )
         return str(response["MessageId"])

@@ -12,6 +12,7 @@ payload, or a CloudWatch alarm notification (through SNS).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from datetime import datetime
@@ -70,7 +71,25 @@ class AlarmStateChange(Record):
     def request_id(self) -> str:
         # Same alarm + same state change = same request: a redelivery stops nothing twice,
         # while the alarm firing again later (a new timestamp) stops again.
-        return f"alarm:{self.alarm_name}:{self.changed_at}"
+        return alarm_request_id(self.alarm_name, self.changed_at)
+
+
+def alarm_request_id(alarm_name: str, changed_at: str) -> str:
+    """``alarm:<name>:<time>`` when that is a well-formed request id; otherwise (a space or any character outside
+    printable ASCII, or longer than 256) the same with such characters as ``_``, the name cut to fit and a digest of
+    the exact name and time after it. Always well-formed, so it survives every hand-over (a continuation's id is
+    checked like any request id) and is the same on every delivery path."""
+    natural = f"alarm:{alarm_name}:{changed_at}"
+    if REQUEST_ID_PATTERN.fullmatch(natural):
+        return natural
+    exact = json.dumps([alarm_name, changed_at]).encode()  # ASCII: escapes even a lone surrogate
+    digest = hashlib.sha256(exact).hexdigest()[:16]
+    time = _UNPRINTABLE.sub("_", changed_at)[:64]
+    room = 256 - len(f"alarm:~{digest}:{time}")
+    return f"alarm:{_UNPRINTABLE.sub('_', alarm_name)[:room]}~{digest}:{time}"
+
+
+_UNPRINTABLE = re.compile(r"[^\x21-\x7e]")
 
 
 class InvalidRequest(RequestRejected):

@@ -191,6 +191,15 @@ class ResultEvent(Record):
             "error": self.error.as_dict() if self.error else None,
         } | ({"redrivenFrom": self.redriven_from} if self.redriven_from else {})
 
+    def publication(self) -> dict[str, Any]:
+        """What is published at most once: the identity, except that ``stopped`` and ``already_stopped`` are one
+        campaign end. A stop whose record could not be written is called again by a later delivery, which then finds
+        the campaign stopped (by itself); whichever of the two is published first is the campaign's one outcome."""
+        identity = self.identity()
+        if self.outcome in (Outcome.STOPPED, Outcome.ALREADY_STOPPED):
+            identity["outcome"] = "stopped|already_stopped"
+        return identity
+
     def identity(self) -> dict[str, Any]:
         """What makes two results the same result: a redelivery must not publish it twice."""
         return {

@@ -22,7 +22,10 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyPersistenceLayerError,
+)
 
 from stop_campaign.alarm_targets import AlarmTargets
 from stop_campaign.dead_letter import DeadLetterQueue
@@ -64,7 +67,7 @@ from stop_campaign.stopper import CampaignStopper, lane
 logger = Logger(child=True)
 
 StopOnce = Callable[..., StopOutcome]  # stopper.stop behind idempotency, keyed on StopTarget.idempotency_key()
-PublishOnce = Callable[..., str]  # publisher.publish behind idempotency, keyed on ResultEvent.identity()
+PublishOnce = Callable[..., str]  # publisher.publish behind idempotency, keyed on ResultEvent.publication()
 PublishSummaryOnce = Callable[..., str]  # publisher.publish_summary behind idempotency, keyed on its identity()
 ResolveOnce = Callable[..., dict[str, list[str]]]  # the all-active list behind idempotency, keyed on the request
 HandOverOnce = Callable[..., str]  # StopQueue.continue_later behind idempotency, keyed on request and segment
@@ -144,8 +147,11 @@ def observed_summary(publish: Callable[[SummaryEvent], str], telemetry: Telemetr
 def stop_and_observe(stopper: CampaignStopper, telemetry: Telemetry) -> Callable[..., StopOutcome]:
     """The function made idempotent for stopping: ``key`` is what idempotency hashes."""
 
-    def stop_campaign(*, key: dict[str, str], target: StopTarget, deadline: Deadline, started: float) -> StopOutcome:
+    def stop_campaign(
+        *, key: dict[str, str], target: StopTarget, deadline: Deadline, started: float, made: list[StopOutcome],
+    ) -> StopOutcome:
         outcome = stopper.stop(target, deadline, started)
+        made.append(outcome)  # the caller learns of the stop even when its record cannot be completed afterwards
         if outcome.api_latency_ms is not None:
             telemetry.milliseconds("ApiLatency", outcome.api_latency_ms)
         return outcome
@@ -377,7 +383,7 @@ class MessageProcessor:
             if request.dry_run:
                 stop = StopOutcome(outcome=Outcome.DRY_RUN.value, api=None, completed_at=utc_now())
             else:
-                stop = self._stop_once(key=target.idempotency_key(), target=target, deadline=deadline, started=started)
+                stop = self._stop_once_reported(target, deadline, started)
         except StopDeferred as deferred:
             gate.close(target.account_id, deferred)
             return TargetEnd(target, deferred=deferred)
@@ -401,6 +407,21 @@ class MessageProcessor:
         result = result_for(target, Outcome(stop.outcome), completed_at=stop.completed_at, api=stop.api,
                             time_to_stop_ms=stop.time_to_stop_ms)
         return TargetEnd(target, result=result)
+
+    def _stop_once_reported(self, target: StopTarget, deadline: Deadline, started: float) -> StopOutcome:
+        """The stop, behind idempotency. When the call was made but its record could not be completed (an AWS
+        fault after the stop), the stop is still reported now, rather than retried: a retry would find the campaign
+        stopped and say ``already_stopped`` (and a duplicate that does so anyway publishes nothing: see
+        ResultEvent.publication)."""
+        made: list[StopOutcome] = []
+        try:
+            return self._stop_once(key=target.idempotency_key(), target=target, deadline=deadline, started=started,
+                                   made=made)
+        except IdempotencyPersistenceLayerError:
+            if not made:  # no call was made (the in-progress record), or it failed (its record's deletion)
+                raise
+            logger.warning("Stop made but its idempotency record could not be completed; reporting it now")
+            return made[0]
 
     # -- report ----------------------------------------------------------------------------------------
 
@@ -476,7 +497,7 @@ class MessageProcessor:
 
     def _publish(self, result: ResultEvent) -> None:
         try:
-            self._publish_once(identity=result.identity(), result=result)
+            self._publish_once(identity=result.publication(), result=result)
         except IdempotencyAlreadyInProgressError:
             # A duplicate of this message is publishing this very result right now; should that invocation
             # fail, its own message is retried and publishes it. Publishing here too would double it.

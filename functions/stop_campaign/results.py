@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from stop_campaign.models import ResultEvent, SummaryEvent
+from stop_campaign.sendable import sendable, sendable_json
 
 # Message attribute that tells the event kinds apart; summaries carry no `outcome`, so a subscription that
 # filters on outcome never receives them.
@@ -43,11 +44,13 @@ class ResultsPublisher:
         return self._publish(message, attributes)
 
     def _publish(self, message: dict[str, Any], attributes: tuple[tuple[str, str | None], ...]) -> str:
+        # Valid text for every subscriber (and for SNS): a lone surrogate or a control character a message or the
+        # API put into a field is published as U+FFFD. The resultId was computed before, from what was read.
         response = self._sns.publish(
             TopicArn=self._topic_arn,
-            Message=json.dumps(message, separators=(",", ":")),
+            Message=json.dumps(sendable_json(message), separators=(",", ":")),
             MessageAttributes={
-                name: {"DataType": "String", "StringValue": value}
+                name: {"DataType": "String", "StringValue": sendable(value)}
                 for name, value in attributes
                 if value  # SNS rejects empty attribute values; an `ignored` alarm result has no stream
             },

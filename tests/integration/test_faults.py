@@ -7,12 +7,14 @@ simulator's log shows exactly one stop call per campaign after its first confirm
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 
 import pytest
 from conftest import STREAM_ID
 
 from devtools.aws_faults import FaultyAwsProxy
+from devtools.lambda_runtime import LocalLambdaContext
 from devtools.poller import SqsEventSourceMapping
 from stop_campaign import app
 
@@ -55,4 +57,25 @@ def test_nothing_is_lost_and_nothing_is_stopped_twice(faulty_aws, cold_start, st
         if call.status == 200:
             first_confirmed[campaign_id] = call.at
     assert set(first_confirmed) == set(campaigns)
+    assert stack.drain_dead_letters() == []
+
+
+def test_a_stop_whose_record_could_not_be_completed_has_one_outcome(
+    moto_server, function_env, cold_start, stack, kore, sqs, monkeypatch
+):
+    # The stop is made, then the write that records its end fails past botocore's retries (one retry here; in
+    # production also an exhausted retry quota, which retries nothing). Both copies of the request must agree.
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # botocore's retries.max_attempts: retries after the first
+    request = {"streamId": STREAM_ID, "campaignId": "cd-1", "requestId": "unrecorded-1"}
+    first, duplicate = sqs(request), sqs(request)  # two copies of one request: two SQS messages
+    with FaultyAwsProxy(moto_server.endpoint_url, fault_rate=1.0, operations=frozenset({"UpdateItem"}),
+                        body_contains=b'"S": "stop#', times=2) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint_url)
+        answer = app.lambda_handler(first, LocalLambdaContext(timeout_seconds=5))
+        assert proxy.injected == {"UpdateItem": 2}  # the stop's completion, and nothing else
+        time.sleep(5.2)  # the copy comes after the first invocation's in-progress record has expired
+        again = app.lambda_handler(duplicate, LocalLambdaContext(timeout_seconds=30))
+    assert answer["batchItemFailures"] == [] and again["batchItemFailures"] == []
+    results = stack.drain_results()
+    assert [(result["requestId"], result["outcome"]) for result in results] == [("unrecorded-1", "stopped")]
     assert stack.drain_dead_letters() == []

@@ -9,9 +9,11 @@ import pytest
 
 from stop_campaign.intake import (
     ALARM_DETAIL_TYPE,
+    REQUEST_ID_PATTERN,
     AlarmStateChange,
     InvalidRequest,
     Origin,
+    alarm_request_id,
     parse_event,
     parse_sqs_body,
     redrive_marker,
@@ -465,3 +467,16 @@ def test_a_redriven_dead_letter_is_recognised_by_its_attributes(attributes, mark
 
 def test_a_record_without_attributes_is_no_redrive():
     assert redrive_marker({"messageId": "msg-9", "body": "{}"}) is None
+
+
+@pytest.mark.parametrize("name", ["checkout sms error rate", "x" * 250, "Fehlerquote größer", "bad\ud800name"])
+def test_an_alarm_request_id_is_well_formed_and_distinct_whatever_the_name(name):
+    first = alarm_request_id(name, "2026-11-28T10:05:00.000+0000")
+    assert REQUEST_ID_PATTERN.fullmatch(first) and first.endswith(":2026-11-28T10:05:00.000+0000")
+    assert first == alarm_request_id(name, "2026-11-28T10:05:00.000+0000")  # every delivery: the same request
+    assert first != alarm_request_id(name, "2026-11-28T11:05:00.000+0000")  # firing again later: a new one
+    assert first != alarm_request_id(name + "y", "2026-11-28T10:05:00.000+0000")  # another alarm: another
+
+
+def test_a_well_formed_alarm_request_id_is_unchanged():
+    assert alarm_request_id("checkout-sms-error-rate", "2026-11-28T10:05:00.000+0000") == SAME_CHANGE
