@@ -302,7 +302,7 @@ def test_a_prepared_grant_is_ready_before_its_caller_asks(dynamodb: Any) -> None
     budgets = AccountBudgets(limit, RateLedger(TABLE, dynamodb, limit))
     pacer = budgets.for_account(ACCOUNT)
     pacer.prepare(1, time.time() + 5)
-    time.sleep(0.1)  # what the idempotency write takes, generously
+    time.sleep(0.02)  # what the idempotency write takes
     with dynamodb_calls(dynamodb) as asked:
         assert pacer.acquire(time.time() + 5) == 0.0
     assert asked == []  # the caller itself went to DynamoDB for nothing
