@@ -247,3 +247,33 @@ def test_a_redriven_failure_is_a_new_result_while_copies_of_one_request_stay_one
     [failure] = [result.as_message() for result in redriven.publish if result.outcome is Outcome.FAILED]
     assert failure["redrivenFrom"] == "dead-letter-1"
     assert all("redrivenFrom" not in result.as_message() for result in original.publish)
+
+
+def waiting_turn(target: StopTarget, resume_at: float = 1_000.0) -> TargetEnd:
+    return TargetEnd(target, deferred=StopDeferred(resume_at, "the account's rate budget is spent for now",
+                                                   budget=True))
+
+
+def test_waiting_for_the_budget_never_uses_up_a_request_however_long_it_queues():
+    stop = request("cd-1", "cd-2")
+    first, second = targets(stop)
+    long_queue = Progress(segment=40, invocations=39, campaigns=2, stalled=4)
+    decision = decide([PlannedRequest(stop, long_queue)], [waiting_turn(first), waiting_turn(second)], ORIGIN,
+                      final_attempt=False, now=NOW, max_wait_seconds=3600)
+    [later] = decision.continuations
+    assert decision.publish == [] and decision.dead_letter is None
+    assert later.continuation.progress.stalled == 0  # its turn is coming: not a stall
+    assert (later.places, later.account_id) == (2, "acc-1")  # both wait for the budget: two places to book
+
+
+def test_a_request_waiting_longer_than_max_wait_ends_failed_waited_too_long():
+    stop = request("cd-1", "cd-2")
+    first, second = targets(stop)
+    decision = decide([PlannedRequest(stop, Progress(segment=3, campaigns=2))], [stopped(first), waiting_turn(second)],
+                      ORIGIN, final_attempt=False, now="2026-11-28T16:00:01.000Z", max_wait_seconds=21600)
+    assert decision.continuations == []
+    assert {(result.campaign_id, result.outcome) for result in decision.publish} == {
+        ("cd-1", Outcome.STOPPED), ("cd-2", Outcome.FAILED)}
+    assert decision.dead_letter is not None and decision.dead_letter.code == "waited_too_long"
+    [summary] = decision.summaries
+    assert summary.outcomes == {"stopped": 1, "failed": 1}

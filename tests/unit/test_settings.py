@@ -70,3 +70,9 @@ def test_each_required_variable_is_named_when_missing(name):
 def test_numbers_out_of_range(name, value):
     with pytest.raises(ConfigurationError, match=name):
         load_settings({**BASE, name: value})
+
+
+def test_a_request_may_wait_for_the_budget_six_hours_by_default_never_longer_than_its_records_live():
+    assert load_settings(dict(BASE)).max_wait_seconds == 21600
+    with pytest.raises(ConfigurationError, match="MAX_WAIT_SECONDS .* must not exceed IDEMPOTENCY_TTL_SECONDS"):
+        load_settings({**BASE, "MAX_WAIT_SECONDS": "7200", "IDEMPOTENCY_TTL_SECONDS": "3600"})
