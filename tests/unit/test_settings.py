@@ -74,5 +74,5 @@ def test_numbers_out_of_range(name, value):
 
 def test_a_request_may_wait_for_the_budget_six_hours_by_default_never_longer_than_its_records_live():
     assert load_settings(dict(BASE)).max_wait_seconds == 21600
-    with pytest.raises(ConfigurationError, match="MAX_WAIT_SECONDS .* must not exceed IDEMPOTENCY_TTL_SECONDS"):
+    with pytest.raises(ConfigurationError, match=r"MAX_WAIT_SECONDS .* must not exceed IDEMPOTENCY_TTL_SECONDS"):
         load_settings({**BASE, "MAX_WAIT_SECONDS": "7200", "IDEMPOTENCY_TTL_SECONDS": "3600"})
