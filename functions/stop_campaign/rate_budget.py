@@ -83,7 +83,8 @@ class RateLedger:
     def update(self, account_id: str, change: Change) -> Applied:
         """Apply ``change`` in one conditional write (a read first only when this container has not seen the item,
         or saw it without writing). Raises LedgerUnavailable, or LedgerBusy past ``change.not_after``."""
-        give_up = min(change.not_after, self._clock() + _CONTENDED_SECONDS)
+        # A caller with a deadline keeps trying until it; one without (bookkeeping) gives up sooner.
+        give_up = change.not_after if math.isfinite(change.not_after) else self._clock() + _CONTENDED_SECONDS
         with self._seen_lock:
             writer = self._writers.setdefault(account_id, threading.Lock())
         if not writer.acquire(timeout=max(0.0, give_up - self._clock())):
