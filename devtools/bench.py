@@ -159,22 +159,28 @@ def batch_round_trips(bench: Bench, latency: float = 0.25) -> None:
     report("batch of 10 stops", f"{trips:.2f} round trips ({len(calls)} calls)", "≤ 1.3 round trips", trips <= 1.3)
 
 
-def stop_all_round_trips(bench: Bench, latency: float = 0.25) -> None:
-    """Stop-all of 50 campaigns: list pages + stops, in API round trips."""
+def stop_all_round_trips(bench: Bench, latency: float = 0.1, page_size: int = 10) -> None:
+    """Stop-all of 50 campaigns, the platform serving 10 a page: from the first list call to the last stop's
+    answer, in API round trips. Page 1 tells how many pages there are: the others are read at once, and page
+    1's campaigns stopped meanwhile (10 stops at a time, STOP_CONCURRENCY)."""
     with bench.setup(campaigns=50) as (stack, kore, invoke):
         invoke(sqs_event([sqs_record(json.dumps({"streamId": "st-warm", "campaigns": "all-active"}),
                                      stack.stop_queue_arn)]))
         kore.latency = latency
+        kore.max_page_size = page_size
         kore.reset_log()
         started = time.monotonic()
         invoke(sqs_event([sqs_record(json.dumps({"streamId": STREAM, "campaigns": "all-active"}),
                                      stack.stop_queue_arn)]))
         elapsed = time.monotonic() - started
         calls = kore.requests
-    span = max(c.at for c in calls) + latency - min(c.at for c in calls)
-    stops = sum(1 for c in calls if c.kind == "stop_sms" and c.status == 200)
-    report("stop-all of 50 campaigns", f"{span / latency:.1f} round trips ({stops} stopped)", "about 10",
-           span / latency <= 11)
+    first = min(c.at for c in calls)
+    stops = [c.at for c in calls if c.kind == "stop_sms" and c.status == 200]
+    trips = (max(stops) + latency - first) / latency
+    lists = sum(1 for c in calls if c.kind == "list")
+    report("stop-all of 50, 10 a page: last stop answered", f"{trips:.1f} round trips ({len(stops)} stopped)",
+           "≤ 8 round trips", trips <= 8 and len(stops) == 50)
+    report("  list calls (5 pages, then the sweep)", str(lists), "")
     report("  whole invocation", f"{elapsed:.2f} s", "")
 
 

@@ -60,6 +60,18 @@ class Campaign:
     status: str
     name: str
     updated_at: str
+    priority: int = 1
+    scheduling: bool = False  # schedule.isSchedulingEnabled in the list rows
+    recurrence: bool = False  # schedule.isRecurrenceEnabled
+
+    def as_list_row(self) -> dict[str, Any]:
+        """A row of Get All Campaigns v2 as the vendor's samples show it: the voice sample keys the campaign
+        ``_id``, the SMS sample ``id``."""
+        return {
+            ("_id" if self.type == "voice" else "id"): self.campaign_id, "name": self.name, "priority": self.priority,
+            "schedule": {"isSchedulingEnabled": self.scheduling, "isRecurrenceEnabled": self.recurrence},
+            "status": self.status,
+        }
 
 
 @dataclass
@@ -114,6 +126,9 @@ class SimulatorState:
         # Most items one list page serves, whatever `limit` asks: Kore.ai documents no maximum, so tests set it
         # below the client's page size to prove paging follows what was served.
         self.max_page_size = MAX_PAGE_SIZE
+        # List pages (by the body's `page`) read this many seconds after they arrive, as if they reached the
+        # platform late: calls sent after them (stops) then change the list first, as they may on a real one.
+        self.late_list_pages: dict[int, float] = {}
         # Expected `iid` header per stream; a stream not listed expects its own id.
         self.iids: dict[str, str] = {}
         self._already_stopped_mode = "error"
@@ -350,9 +365,12 @@ class SimulatorState:
         if isinstance(query, Reply):
             return query
         campaign_type, statuses, limit, skip = query
+        late = self.late_list_pages.get(body.get("page")) if isinstance(body.get("page"), int) else None
+        if late:
+            time.sleep(late)
         with self._lock:
             matches = [
-                {"id": c.campaign_id, "name": c.name, "status": c.status, "type": c.type}
+                c.as_list_row()
                 for c in self._campaigns.values()
                 if c.stream_id == stream_id
                 and (campaign_type is None or c.type == campaign_type)

@@ -89,7 +89,14 @@ def decide(
     for end in transient:
         if end.transient is not None and end.transient.code != IN_PROGRESS:
             end.result = gave_up(end.target, end.transient, origin, now)
-    decision = Decision(publish=[end.result for end in ends if end.result is not None])
+    # A stop-all whose list was not read to its end is listed again by its continuation, from the pages kept
+    # for it: every campaign of it gets its result then. A stopped one may be published now (the same result
+    # comes again and is dropped as a copy); a failure is decided again then, so no campaign gets two outcomes.
+    relisted = {id(end.target.request) for end in ends if end.deferred is not None and not end.target.campaign_id}
+    decision = Decision(publish=[
+        end.result for end in ends
+        if end.result is not None and not (end.result.error is not None and id(end.target.request) in relisted)
+    ])
     errors = [result for result in decision.publish if result.error is not None]
     if errors:
         decision.dead_letter = errors[0].error
@@ -104,9 +111,11 @@ def decide(
             # counting the campaign this copy cannot. Doing it here too would win with a short count.
             continue
         deferred = [end for end in own if end.deferred is not None]
-        progress = advance(plan, own, origin)
+        progress = advance(plan, own, origin, counted=id(plan.request) not in relisted)
         why = _why_give_up(plan.request, progress, now, max_wait_seconds) if deferred else None
         if why is not None:
+            if id(plan.request) in relisted:  # it ends here after all: its failures too
+                decision.publish.extend(end.result for end in own if end.result is not None and end.result.error)
             _give_up_waiting(decision, deferred, origin, now, why)
             progress = advance(plan, own, origin)
             deferred = []
@@ -157,11 +166,12 @@ def _give_up_waiting(
         decision.dead_letter_request_id = decision.publish[-1].request_id
 
 
-def advance(plan: PlannedRequest, ends: list[TargetEnd], origin: Origin) -> Progress:
-    """The request's progress after this invocation: its counts, and the next segment should it continue."""
+def advance(plan: PlannedRequest, ends: list[TargetEnd], origin: Origin, counted: bool = True) -> Progress:
+    """The request's progress after this invocation: its counts, and the next segment should it continue.
+    ``counted`` False: its campaigns are counted by the continuation that lists them again."""
     tallies = Counter(dict(plan.progress.tallies))
     stop_times = [plan.progress.first_stop_at, plan.progress.last_stop_at]
-    for end in ends:
+    for end in ends if counted else ():
         if end.result is None:
             continue
         tallies[end.result.outcome.value] += 1
@@ -173,7 +183,7 @@ def advance(plan: PlannedRequest, ends: list[TargetEnd], origin: Origin) -> Prog
     return Progress(
         segment=plan.progress.segment + 1,
         invocations=plan.progress.invocations + origin.attempt,
-        campaigns=plan.progress.campaigns or sum(1 for end in ends if end.target.campaign_id),
+        campaigns=plan.progress.campaigns or (sum(1 for end in ends if end.target.campaign_id) if counted else 0),
         tallies=tuple(sorted(tallies.items())),
         first_stop_at=known[0] if known else None,
         last_stop_at=known[-1] if known else None,

@@ -97,6 +97,10 @@ def unique_targets(targets: list[StopTarget]) -> list[StopTarget]:
     block each other on one idempotency record; a dry run and a real stop of it stay two."""
     unique: dict[str, StopTarget] = {}
     for target in targets:
-        key = json.dumps({**target.idempotency_key(), "dryRun": target.request.dry_run}, sort_keys=True)
-        unique.setdefault(key, target)
+        unique.setdefault(target_key(target), target)
     return list(unique.values())
+
+
+def target_key(target: StopTarget) -> str:
+    """One stop of one campaign: the same for a repeat of it in one message."""
+    return json.dumps({**target.idempotency_key(), "dryRun": target.request.dry_run}, sort_keys=True)

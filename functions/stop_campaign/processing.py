@@ -16,7 +16,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,7 @@ from stop_campaign.dead_letter import DeadLetterQueue
 from stop_campaign.decision import IN_PROGRESS, ContinueLater, Decision, TargetEnd, decide, result_for
 from stop_campaign.intake import AlarmStateChange, InvalidRequest, Origin, parse_event, parse_sqs_body
 from stop_campaign.kore_client import DEADLINE_MARGIN_SECONDS, Deadline
+from stop_campaign.listing import ListPaging, PageRead
 from stop_campaign.models import (
     Continuation,
     Outcome,
@@ -56,26 +57,30 @@ from stop_campaign.planning import (
     ignored_alarm,
     needs_alarm_map,
     planned_requests,
+    target_key,
     unique_targets,
 )
 from stop_campaign.rate_budget import AccountBudgets, LedgerBusy, LedgerUnavailable
 from stop_campaign.rate_schedule import URGENT
 from stop_campaign.records import Record, replace
 from stop_campaign.stop_queue import StopQueue
-from stop_campaign.stopper import CampaignStopper, lane
+from stop_campaign.stopper import LIST_PAGE_SIZE, CampaignStopper, lane
 
 logger = Logger(child=True)
 
 StopOnce = Callable[..., StopOutcome]  # stopper.stop behind idempotency, keyed on StopTarget.idempotency_key()
 PublishOnce = Callable[..., str]  # publisher.publish behind idempotency, keyed on ResultEvent.publication()
 PublishSummaryOnce = Callable[..., str]  # publisher.publish_summary behind idempotency, keyed on its identity()
-ResolveOnce = Callable[..., dict[str, list[str]]]  # the all-active list behind idempotency, keyed on the request
+ResolveOnce = Callable[..., PageRead]  # one page of the all-active list behind idempotency, keyed on request and page
 HandOverOnce = Callable[..., str]  # StopQueue.continue_later behind idempotency, keyed on request and segment
 DeadLetterOnce = Callable[..., str]  # DeadLetterQueue.send behind idempotency, keyed on the failure result
 
 MAX_DELAY_SECONDS = 900  # SQS's DelaySeconds ceiling
 EARLY_ARRIVAL_SECONDS = 3  # a continuation with booked places arrives this much before its first is due
 BOOKING_SECONDS = 1.0  # the least time a hand-over may spend booking its places (without them it queues on arrival)
+# Reads of an all-active list: the first, and sweeps while one finds campaigns the one before passed over (a
+# sweep is read whole before its stops, so only campaigns started meanwhile by others can make another one).
+MAX_LIST_READS = 3
 
 
 class InboundMessage(Record):
@@ -159,17 +164,21 @@ def stop_and_observe(stopper: CampaignStopper, telemetry: Telemetry) -> Callable
     return stop_campaign
 
 
-def remember_stoppable(stopper: CampaignStopper) -> Callable[..., dict[str, list[str]]]:
-    """The function made idempotent for ``all-active``: a redelivery works on the same campaigns as the first
-    delivery, so a campaign stopped then (and no longer listed as active) still gets its result. A dict, since
-    Powertools replays a stored empty list as None."""
+def remember_stoppable(stopper: CampaignStopper) -> Callable[..., PageRead]:
+    """The function made idempotent for ``all-active``, one page at a time: keyed on the request, the read of the
+    list (the first, or a sweep) and the page, so a redelivery works on the same pages as the first delivery, and
+    a campaign stopped then (and no longer listed as active) still gets its result. One record a page: a whole
+    list of 5,000 long ids would not fit one DynamoDB item, and stops of page 1 need only page 1 kept."""
 
-    def stoppable_campaigns(
-        *, key: dict[str, Any], request: StopRequest, account_id: str, deadline: Deadline
-    ) -> dict[str, list[str]]:
-        return {"campaignIds": stopper.stoppable_campaigns(request, account_id, deadline)}
+    def list_page(
+        *, key: dict[str, Any], request: StopRequest, account_id: str, paging: dict[str, int], deadline: Deadline,
+        sending: threading.Event | None = None,
+    ) -> PageRead:
+        if sending is not None:  # the page's record is written: its call goes out now (stops may follow it)
+            sending.set()
+        return stopper.list_page(request, account_id, paging, deadline)
 
-    return stoppable_campaigns
+    return list_page
 
 
 class _EndedInPlanning(Record):
@@ -250,6 +259,50 @@ class _Gate:
         self._abandoned = self._abandoned or StopDeferred(time.time(), "the fan-out was abandoned")
 
 
+class _FanOut:
+    """The stops of one message, each on the executor as soon as its campaign is known (named campaigns at
+    once, listed ones as their page comes in); one gate for all of them. Used from one thread."""
+
+    def __init__(
+        self, stop: Callable[[StopTarget, Deadline, float, _Gate], TargetEnd], executor: Executor, deadline: Deadline,
+        started: float, expect_calls: Callable[[list[StopTarget], Deadline], None],
+    ) -> None:
+        self._stop = stop
+        self._expect_calls = expect_calls
+        self._executor = executor
+        self._deadline = deadline
+        self._started = started
+        self._gate = _Gate()
+        self._futures: list[tuple[StopTarget, Future[TargetEnd]]] = []
+        self._keys: set[str] = set()
+
+    def start(self, targets: list[StopTarget]) -> None:
+        new = [target for target in targets if target_key(target) not in self._keys]
+        # The same campaign twice in one message is one stop (planning.unique_targets).
+        new = list({target_key(target): target for target in new}.values())
+        self._expect_calls(new, self._deadline)  # their grants come while the idempotency records are written
+        for target in new:
+            self._keys.add(target_key(target))
+            future = self._executor.submit(self._stop, target, self._deadline, self._started, self._gate)
+            self._futures.append((target, future))
+
+    def wait_for(self, request: StopRequest) -> None:
+        wait([future for target, future in self._futures if target.request is request])
+
+    def ends(self) -> list[TargetEnd]:
+        futures = [future for _, future in self._futures]
+        wait(futures)
+        for future in futures:
+            error = future.exception()
+            if error is not None:
+                raise error
+        return [future.result() for future in futures]
+
+    def abandon(self) -> None:
+        self._gate.abandon()
+        wait([future for _, future in self._futures])
+
+
 class MessageProcessor:
     def __init__(
         self,
@@ -317,58 +370,131 @@ class MessageProcessor:
             request_id = alarm.request_id if alarm else origin.message_id
             return self._end_unserved(message, error, request_id, alarm=alarm, gave_up_after=origin.attempt)
 
-    def _targets_for(self, request: StopRequest, deadline: Deadline) -> list[StopTarget]:
-        credentials = self._stopper.credentials_for(request)
-        campaign_ids = request.campaign_ids
-        if request.all_active:
-            key = {
-                "accountId": credentials.account_id, "streamId": request.stream_id,
-                "campaignType": request.campaign_type.value, "requestId": request.request_id,
-                "dryRun": request.dry_run,
-            }
-            listed = self._resolve_once(key=key, request=request, account_id=credentials.account_id, deadline=deadline)
-            campaign_ids = tuple(listed["campaignIds"])
-            logger.info("Resolved all-active campaigns", extra={"stream_id": request.stream_id,
-                                                                "campaign_count": len(campaign_ids)})
-        return [StopTarget(request, campaign_id, credentials.account_id) for campaign_id in campaign_ids]
-
     # -- run -------------------------------------------------------------------------------------------
 
     def _run(self, planned: list[PlannedRequest], deadline: Deadline, started: float) -> list[TargetEnd]:
         ends: list[TargetEnd] = []
-        targets: list[StopTarget] = []
+        explicit: list[StopTarget] = []
+        lists: list[tuple[StopRequest, str]] = []
         for plan in planned:
             request = plan.request
             try:
-                request_targets = self._targets_for(request, deadline)
-            except StopDeferred as deferred:  # the list could not be read in time: the whole request continues
-                ends.append(TargetEnd(_placeholder(request), deferred=deferred))
-                continue
-            except IdempotencyAlreadyInProgressError:  # a duplicate delivery is reading this very list right now
-                busy = TransientStopError(IN_PROGRESS, "the same list is being read by another invocation")
-                ends.append(TargetEnd(_placeholder(request), transient=busy))
-                continue
+                credentials = self._stopper.credentials_for(request)
             except StopError as error:
                 ends.append(_request_level_end(request, error))
                 continue
-            if not request_targets:
-                ends.append(_nothing_to_stop(request))
-            targets.extend(request_targets)
-        ends.extend(self._stop_each(unique_targets(targets), deadline, started))
-        return ends
+            if request.all_active:
+                lists.append((request, credentials.account_id))
+            else:
+                explicit.extend(StopTarget(request, campaign_id, credentials.account_id)
+                                for campaign_id in request.campaign_ids)
+        explicit = unique_targets(explicit)
+        if not lists and len(explicit) == 1:  # the common case: no thread hop on the hot path
+            self._stopper.expect_calls(explicit, deadline)  # the grant comes while the idempotency record is written
+            return [*ends, self._stop_target(explicit[0], deadline, started, _Gate())]
+        fan_out = _FanOut(self._stop_target, self._executor, deadline, started, self._stopper.expect_calls)
+        try:
+            fan_out.start(explicit)  # named campaigns do not wait for any list
+            for request, account_id in lists:
+                end = self._stop_all_active(request, account_id, fan_out, deadline)
+                if end is not None:
+                    ends.append(end)
+        except BaseException:
+            fan_out.abandon()  # nothing is left running behind an error, to finish inside a later invocation
+            raise
+        return [*ends, *fan_out.ends()]
 
-    def _stop_each(self, targets: list[StopTarget], deadline: Deadline, started: float) -> list[TargetEnd]:
-        self._stopper.expect_calls(targets, deadline)  # their grants come while the idempotency records are written
-        if len(targets) == 1:  # the common case: no thread hop on the hot path
-            return [self._stop_target(targets[0], deadline, started, _Gate())]
-        gate = _Gate()
-        futures = [self._executor.submit(self._stop_target, target, deadline, started, gate) for target in targets]
-        wait(futures)  # nothing is left running behind an error, to finish inside a later invocation
-        for future in futures:
-            error = future.exception()
-            if error is not None:
-                raise error
-        return [future.result() for future in futures]
+    def _stop_all_active(
+        self, request: StopRequest, account_id: str, fan_out: _FanOut, deadline: Deadline
+    ) -> TargetEnd | None:
+        """List the stream and stop what it lists, page by page as the pages come in. A request-level end when
+        the list cannot be read (or lists nothing); None when its campaigns are all in ``fan_out``.
+
+        The list is filtered by status, so a campaign stopped before a later page is read leaves the list and
+        shifts that page: a campaign could be passed over. Once the stops are done the list is read again from
+        page 1 (a sweep; its stops wait until it is read whole, so it shifts nothing itself), until a read finds
+        nothing new or nothing could shift it: a read of one page (nothing is read after it), a dry run (no stop
+        call), a platform seen to ignore the status filter (a stop changes a status, not a position)."""
+        key = {
+            "accountId": account_id, "streamId": request.stream_id, "campaignType": request.campaign_type.value,
+            "requestId": request.request_id, "dryRun": request.dry_run,
+        }
+        known: set[str] = set()
+        try:
+            for read in range(1, MAX_LIST_READS + 1):
+                paging = ListPaging(LIST_PAGE_SIZE)
+                new = self._read_list(request, account_id, key | {"read": read}, paging, fan_out, deadline, known)
+                if read == 1:
+                    logger.info("Resolved all-active campaigns", extra={"stream_id": request.stream_id,
+                                                                        "campaign_count": len(new)})
+                elif new:
+                    logger.info("A sweep of the list found campaigns the first read passed over",
+                                extra={"stream_id": request.stream_id, "campaign_count": len(new), "read": read})
+                if (read > 1 and not new) or request.dry_run or paging.pages == 1 or paging.unfiltered:
+                    break
+                fan_out.wait_for(request)  # the list is read again once what it listed is stopped
+        except StopDeferred as deferred:  # the list could not be read in time: the whole request continues
+            return TargetEnd(_placeholder(request), deferred=deferred)
+        except IdempotencyAlreadyInProgressError:  # a duplicate delivery is reading this very list right now
+            busy = TransientStopError(IN_PROGRESS, "the same list is being read by another invocation")
+            return TargetEnd(_placeholder(request), transient=busy)
+        except StopError as error:
+            return _request_level_end(request, error)
+        return None if known else _nothing_to_stop(request)
+
+    def _read_list(
+        self, request: StopRequest, account_id: str, key: dict[str, Any], paging: ListPaging, fan_out: _FanOut,
+        deadline: Deadline, known: set[str],
+    ) -> list[str]:
+        """One read of the whole list; the ids it found that ``known`` (earlier reads) did not, added to it.
+        Their stops start as their page comes in when page 1 told how long the list is, and this is the first
+        read; otherwise once the list is read to its end (a list too long is then never half stopped)."""
+        held: list[str] = []
+        found: list[str] = []
+        outstanding: dict[Future[PageRead], dict[str, int]] = {}
+
+        def take(fields: dict[str, int], page: PageRead) -> list[str]:
+            fresh = [campaign_id for campaign_id in paging.take(fields, page) if campaign_id not in known]
+            known.update(fresh)
+            found.extend(fresh)
+            return fresh
+
+        def stop(fresh: list[str]) -> None:
+            if key["read"] == 1 and paging.counted:
+                fan_out.start([StopTarget(request, campaign_id, account_id) for campaign_id in fresh])
+            else:
+                held.extend(fresh)
+
+        def ask(fields: dict[str, int]) -> threading.Event:
+            sending = threading.Event()
+            future = self._executor.submit(self._read_page, key, request, account_id, fields, deadline, sending)
+            future.add_done_callback(lambda _: sending.set())  # a replayed page is never sent
+            outstanding[future] = fields
+            return sending
+
+        try:
+            [first] = paging.requests()  # page 1, read on this thread: no hop before the first stops can start
+            on_first = take(first, self._read_page(key, request, account_id, first, deadline))
+            for sending in [ask(fields) for fields in paging.requests()]:
+                sending.wait()  # the later pages go out before page 1's stops, which would shift them
+            stop(on_first)
+            while outstanding:
+                done, _ = wait(outstanding, return_when=FIRST_COMPLETED)
+                for future in done:
+                    stop(take(outstanding.pop(future), future.result()))
+                for fields in paging.requests():
+                    ask(fields)
+        finally:
+            wait(outstanding)  # no page read left running behind an error
+        fan_out.start([StopTarget(request, campaign_id, account_id) for campaign_id in held])
+        return found
+
+    def _read_page(
+        self, key: dict[str, Any], request: StopRequest, account_id: str, fields: dict[str, int], deadline: Deadline,
+        sending: threading.Event | None = None,
+    ) -> PageRead:
+        return self._resolve_once(key=key | {"page": fields["page"]}, request=request, account_id=account_id,
+                                  paging=fields, deadline=deadline, sending=sending)
 
     def _stop_target(self, target: StopTarget, deadline: Deadline, started: float, gate: _Gate) -> TargetEnd:
         closed = gate.deferred_for(target.account_id)

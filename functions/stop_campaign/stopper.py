@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 
 from aws_lambda_powertools import Logger
 
@@ -18,7 +17,7 @@ from stop_campaign.kore_client import (
     KoreClient,
     Pacer,
 )
-from stop_campaign.listing import ListPaging
+from stop_campaign.listing import PageRead, read_page
 from stop_campaign.models import (
     STOPPABLE_STATUSES,
     ApiConfirmation,
@@ -116,33 +115,21 @@ class CampaignStopper:
             raise TransientStopError("api_unavailable", describe_refusal(status), refused.as_result_field())
         raise PermanentStopError("stop_refused", describe_refusal(refusal), refused.as_result_field())
 
-    def stoppable_campaigns(self, request: StopRequest, account_id: str, deadline: Deadline) -> list[str]:
-        """Every campaign of the stream that a stop can act on, across all pages of Get All Campaigns.
+    def list_page(
+        self, request: StopRequest, account_id: str, paging: dict[str, int], deadline: Deadline
+    ) -> PageRead:
+        """One page of Get All Campaigns (``paging``: its limit, skip and page), filtered to the statuses a stop
+        can act on. Paced, 401-rotated and bounded by the deadline like every other call."""
+        body = {"type": request.campaign_type.value, "filters": {"status": list(STOPPABLE_STATUSES)}, **paging}
 
-        Pages advance by what the platform served, never by what was asked: a platform that caps ``limit``
-        below ``LIST_PAGE_SIZE`` must not make the next page start past campaigns never seen.
-        """
-        pages = ListPaging(LIST_PAGE_SIZE)
-        more = True
-        while more:
-            body = {
-                "type": request.campaign_type.value,
-                "filters": {"status": list(STOPPABLE_STATUSES)},
-                **pages.next_request(),
-            }
+        def list_call(headers: HeadersFactory, pacer: Pacer | None) -> ApiResponse:
+            return self._client.list_campaigns(request.stream_id, account_id, body, headers, deadline, pacer)
 
-            def list_call(headers: HeadersFactory, pacer: Pacer | None, body: dict[str, Any] = body) -> ApiResponse:
-                return self._client.list_campaigns(request.stream_id, account_id, body, headers, deadline, pacer)
-
-            response = self._call(request, list_call)
-            if not response.ok:
-                error_type = TransientStopError if response.retryable else PermanentStopError
-                raise error_type("list_failed", describe_refusal(response), confirmation(response).as_result_field())
-            data = (response.body or {}).get("data")
-            if not isinstance(data, dict):
-                raise PermanentStopError("list_failed", "Get All Campaigns answered without data.results")
-            more = pages.take(data)
-        return pages.campaign_ids
+        response = self._call(request, list_call)
+        if not response.ok:
+            error_type = TransientStopError if response.retryable else PermanentStopError
+            raise error_type("list_failed", describe_refusal(response), confirmation(response).as_result_field())
+        return read_page((response.body or {}).get("data"))
 
     def _call(self, request: StopRequest, call: Callable[[HeadersFactory, Pacer | None], ApiResponse]) -> ApiResponse:
         """Make a call with fresh tokens; after a 401, re-read the secret once (rotation) and try again."""

@@ -199,7 +199,10 @@ def test_list_paginates_by_page_and_skip_with_a_status_filter(
     assert page2["status"] == "success"
     data = page2["data"]
     assert [r["id"] for r in data["results"]] == ["cd-list-2", "cd-list-4"]  # insertion order: cd-1 is first
-    assert data["results"][0] == {"id": "cd-list-2", "name": "List 2", "status": "Active", "type": "sms"}
+    assert data["results"][0] == {  # exactly the shape of the vendor's SMS sample
+        "id": "cd-list-2", "name": "List 2", "priority": 1,
+        "schedule": {"isSchedulingEnabled": False, "isRecurrenceEnabled": False}, "status": "Active",
+    }
     assert (data["skip"], data["limit"], data["hasMore"], data["totalPages"], data["totalResults"]) == (
         2,
         2,
@@ -209,7 +212,9 @@ def test_list_paginates_by_page_and_skip_with_a_status_filter(
     )
     assert [r["id"] for r in by_skip["data"]["results"]] == ["cd-list-5"] and not by_skip["data"]["hasMore"]
     voice = post(pool, list_path(), {"type": "voice"}).json()["data"]
-    assert [r["id"] for r in voice["results"]] == ["cd-voice"] and voice["limit"] == 10
+    assert [r["_id"] for r in voice["results"]] == ["cd-voice"] and voice["limit"] == 10
+    # the vendor's voice sample keys the campaign "_id", not "id"
+    assert set(voice["results"][0]) == {"_id", "name", "priority", "schedule", "status"}
 
 
 def test_list_clamps_the_limit_and_refuses_a_malformed_body(pool: urllib3.HTTPConnectionPool) -> None:

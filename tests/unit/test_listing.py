@@ -2,7 +2,8 @@
 
 Each test is a whole conversation: ListPaging asks for a page, a platform model (a function from the request's
 paging fields to the response's ``data``) answers, until ListPaging says it is done or refuses to go on.
-No sockets, no clock.
+ListPaging may ask for several pages at once (once page 1 told how long the list is); the conversation answers
+them in page order or, to stand for concurrent reads, in reverse. No sockets, no clock.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from stop_campaign.listing import MAX_LIST_PAGES, ListPaging
+from stop_campaign.listing import MAX_LIST_PAGES, ListPaging, read_page
 from stop_campaign.models import STOPPABLE_STATUSES, PermanentStopError
 
 ASKED = 100  # what the stopper asks for (stopper.LIST_PAGE_SIZE)
@@ -79,16 +80,20 @@ def platform(
     return answer
 
 
-def converse(answer: Platform, paging: ListPaging | None = None, bound: int = 1000) -> tuple[ListPaging, list[dict]]:
-    """Run the conversation to its end; the requests ListPaging made, in order."""
+def converse(
+    answer: Platform, paging: ListPaging | None = None, bound: int = 1000, reverse: bool = False
+) -> tuple[ListPaging, list[dict]]:
+    """Run the conversation to its end; the requests ListPaging made, in order. ``reverse``: the pages asked for
+    at once are answered last first (reads that run concurrently come back in any order)."""
     paging = paging or ListPaging(ASKED)
     requests: list[dict[str, int]] = []
-    more = True
-    while more:
-        request = paging.next_request()
-        requests.append(request)
+    while not paging.done:
+        batch = paging.requests()
+        assert batch, "ListPaging neither done nor asking for a page"
+        requests.extend(batch)
         assert len(requests) <= bound, "ListPaging never stopped asking"
-        more = paging.take(answer(request))
+        for request in reversed(batch) if reverse else batch:
+            paging.take(request, read_page(answer(request)))
     return paging, requests
 
 
@@ -203,10 +208,8 @@ def test_an_empty_stream_is_one_request(reports):
 def test_page_one_for_ever_fails_the_list_on_the_second_page(reports):
     campaigns = [{"id": f"cd-{n}", "status": "Active"} for n in range(40)]
     answer = platform(campaigns, page_size=10, honours="nothing", reports=reports)
-    paging = ListPaging(ASKED)
-    assert paging.take(answer(paging.next_request())) is True
     with pytest.raises(PermanentStopError) as raised:
-        paging.take(answer(paging.next_request()))
+        converse(answer)
     assert raised.value.code == "list_failed"
     assert "does not advance" in raised.value.message
 
@@ -222,27 +225,32 @@ def test_page_one_for_ever_with_campaigns_we_do_not_stop_on_it_fails_the_list_on
 
     with pytest.raises(PermanentStopError) as raised:
         converse(counted)
-    assert (raised.value.code, len(requests)) == ("list_failed", 2)
+    assert (raised.value.code, [r["page"] for r in requests]) == ("list_failed", [1, 2])  # pages 2-4 asked at once
 
 
 # -- (h) too many pages ------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("honours", ["skip", "page"])
-def test_more_than_max_list_pages_fails_loudly_and_never_half_done(honours):
+@pytest.mark.parametrize("reports", [REPORTS, ("hasMore",)], ids=["counted", "hasMore-only"])
+def test_more_than_max_list_pages_fails_loudly_and_never_half_done(honours, reports):
     campaigns = [{"id": f"cd-{n:05}", "status": "Active"} for n in range(MAX_LIST_PAGES * 10 + 1)]
     requests: list[dict[str, int]] = []
-    answer = platform(campaigns, page_size=10, honours=honours)
+    answer = platform(campaigns, page_size=10, honours=honours, reports=reports)
 
     def counted(request: dict[str, int]) -> dict[str, Any]:
         requests.append(request)
         return answer(request)
 
+    paging = ListPaging(ASKED)
     with pytest.raises(PermanentStopError) as raised:
-        converse(counted)
+        converse(counted, paging)
     assert raised.value.code == "list_too_long"
     assert f"more than {MAX_LIST_PAGES} pages" in raised.value.message
-    assert len(requests) == MAX_LIST_PAGES  # never a 51st call
+    # Told by page 1, it fails there; page by page, at the last page allowed: never a 51st call. Not counted,
+    # nothing may be stopped before the end (the stopper holds the stops), so it is never half done.
+    assert len(requests) == (1 if reports == REPORTS else MAX_LIST_PAGES)
+    assert not paging.counted  # no stop may have started
 
 
 @pytest.mark.parametrize("reports", [REPORTS, ("totalPages",), ("totalResults",)])
@@ -320,13 +328,105 @@ def test_a_whole_page_of_unusable_ids_does_not_look_like_a_repeated_page():
 # -- answers without a list --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("data", [{}, {"results": None}, {"results": {"id": "cd-1"}}, {"hasMore": True}])
+@pytest.mark.parametrize("data", [None, [], {}, {"results": None}, {"results": {"id": "cd-1"}}, {"hasMore": True}])
 def test_an_answer_without_data_results_fails_the_list(data):
     with pytest.raises(PermanentStopError) as raised:
-        ListPaging(ASKED).take(data)
+        read_page(data)
     assert raised.value.code == "list_failed"
 
 
 def test_the_first_request_asks_for_the_first_page():
-    assert ListPaging(ASKED).next_request() == {"limit": 100, "skip": 0, "page": 1}
-    assert ListPaging(40).next_request() == {"limit": 40, "skip": 0, "page": 1}
+    assert ListPaging(ASKED).requests() == [{"limit": 100, "skip": 0, "page": 1}]
+    assert ListPaging(40).requests() == [{"limit": 40, "skip": 0, "page": 1}]
+
+
+# -- the vendor's own samples -----------------------------------------------------------------------------
+
+
+def sample_row(key: str, number: int, status: str = "Active") -> dict[str, Any]:
+    """A row exactly as the vendor's Get All Campaigns v2 samples show one (voice: "_id", SMS: "id")."""
+    return {key: f"cd-{number:03}", "name": f"Campaign {number}", "priority": 1,
+            "schedule": {"isSchedulingEnabled": False, "isRecurrenceEnabled": False}, "status": status}
+
+
+@pytest.mark.parametrize("key", ["_id", "id"], ids=["voice-sample", "sms-sample"])
+def test_rows_keyed_as_in_the_vendor_samples_are_all_found(key):
+    campaigns = [sample_row(key, n, ALL_STATUSES[n % len(ALL_STATUSES)]) for n in range(25)]
+    paging, requests = converse(platform(campaigns, page_size=10))
+    assert paging.campaign_ids == [c[key] for c in campaigns if c["status"] in STOPPABLE_STATUSES]
+    assert len(requests) == 3
+
+
+def test_a_row_with_both_keys_is_read_by_id_and_a_bad_id_falls_back_to_the_other():
+    page = read_page({"results": [{"id": "cd-1", "_id": "cd-x", "status": "Active"},
+                                  {"id": "bad/1", "_id": "cd-2", "status": "Active"},
+                                  {"_id": 7, "status": "Active"}], "hasMore": False})
+    assert page["ids"] == ["cd-1", "cd-2"] and page["served"] == 3
+
+
+# -- several pages at once ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("reports", [REPORTS, ("totalResults",), ("totalPages",), ("hasMore", "totalResults")])
+def test_once_page_one_tells_the_count_every_other_page_is_asked_for_at_once(reports):
+    campaigns = stream(95)
+    paging = ListPaging(ASKED)
+    [first] = paging.requests()
+    paging.take(first, read_page(platform(campaigns, page_size=10, reports=reports)(first)))
+    assert paging.counted
+    assert paging.requests() == [{"limit": ASKED, "skip": 10 * n, "page": n + 1} for n in range(1, 10)]
+    assert paging.requests() == []  # each asked for once
+
+
+@pytest.mark.parametrize("reports", [("hasMore",), ()])
+def test_without_a_count_pages_are_asked_for_one_at_a_time(reports):
+    campaigns = stream(45)
+    paging = ListPaging(ASKED)
+    answer = platform(campaigns, page_size=10, reports=reports)
+    [first] = paging.requests()
+    paging.take(first, read_page(answer(first)))
+    assert not paging.counted
+    assert paging.requests() == [{"limit": ASKED, "skip": 10, "page": 2}]
+
+
+def test_a_total_pages_counted_by_the_asked_limit_is_not_taken_for_the_count():
+    paging = ListPaging(ASKED)
+    answer = platform(stream(60), page_size=10, echo_limit=True, reports=("hasMore", "totalPages"))
+    [first] = paging.requests()
+    paging.take(first, read_page(answer(first)))
+    assert not paging.counted and len(paging.requests()) == 1
+
+
+@pytest.mark.parametrize("filtered", [False, True], ids=["status-filter-ignored", "status-filter-applied"])
+@pytest.mark.parametrize("honours", ["skip", "page"])
+@pytest.mark.parametrize("reports", [REPORTS, ("totalPages",), ("totalResults",)])
+def test_pages_answered_in_any_order_find_every_campaign(honours, reports, filtered):
+    campaigns = stream(230)
+    paging, requests = converse(platform(campaigns, page_size=10, honours=honours, reports=reports,
+                                         filtered=filtered), reverse=True)
+    assert set(paging.campaign_ids) == set(stoppable(campaigns))
+    assert len(paging.campaign_ids) == 143
+    assert requests == consecutive(requests, 10)
+    assert paging.unfiltered is not filtered
+
+
+def test_a_count_that_falls_short_is_followed_by_reading_on():
+    campaigns = stream(60)
+    # totalResults counts 30 while hasMore says more: the list grew after page 1, or the total is wrong
+    answer = platform(campaigns, page_size=10)
+
+    def short(request: dict[str, int]) -> dict[str, Any]:
+        data = answer(request)
+        return {**data, "totalResults": 30, "totalPages": 3} if request["page"] == 1 else data
+
+    paging, requests = converse(short, reverse=True)
+    assert paging.campaign_ids and set(paging.campaign_ids) == set(stoppable(campaigns))
+    assert [r["page"] for r in requests] == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_page_too_big_to_keep_for_a_redelivery_fails_loudly():
+    rows = [{"id": f"cd-{n:05}-" + "x" * 118, "status": "Active"} for n in range(3000)]  # ignores limit
+    with pytest.raises(PermanentStopError) as raised:
+        read_page({"results": rows, "hasMore": False})
+    assert raised.value.code == "list_too_long"
+    assert len(read_page({"results": rows[:100], "hasMore": False})["ids"]) == 100
