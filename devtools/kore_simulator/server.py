@@ -356,6 +356,9 @@ def _parse_json(raw: bytes) -> Any:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default listen backlog is 5: a burst of new connections beyond it waits for the client's
+    # SYN retry (1 s), which a real API front end does not make anyone wait.
+    request_queue_size = 128
 
     def __init__(self, port: int, sim: SimulatorState) -> None:
         self.sim = sim
