@@ -203,7 +203,8 @@ def test_stops_of_page_one_start_while_the_later_pages_are_read(invoke, stack, k
     first, *rest = list_calls(kore)[:4]
     assert sorted(call.body["page"] for call in rest) == [2, 3, 4]
     later_pages_sent = max(call.at for call in rest)
-    assert max(call.at for call in rest) - first.at < 0.2 + 0.15  # all asked for at once, one round trip in
+    # All asked for at once, one round trip in (and a ledger write for their grants); one by one would be 0.8 s.
+    assert max(call.at for call in rest) - first.at < 2 * 0.2 + 0.1
     page_one_stops = [call.at for call in kore.stop_calls() if call.path.rsplit("/", 1)[1] < "cd-early-10"]
     assert min(page_one_stops) < later_pages_sent + 0.2  # before the later pages answered
 
