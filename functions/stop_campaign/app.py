@@ -59,7 +59,8 @@ if TYPE_CHECKING:
 
 logger = Logger(json_serializer=log_line)  # a lone surrogate in a log field must not lose the line
 metrics = Metrics()
-SETTLE_SECONDS = 2.0  # the rate ledger's end-of-invocation write: one read and one write, well inside this
+SETTLE_SECONDS = 2.0  # the rate ledger's end-of-invocation write: one conditional write, well inside this
+NORMAL_HORIZON_SECONDS = 1.0  # how far ahead a routine call may hold a grant (rate_budget.AccountBudgets)
 telemetry = Telemetry(metrics)
 
 
@@ -138,7 +139,8 @@ def container() -> Container:
 
     pacing = settings.kore_rate_limit.paced()
     budgets = AccountBudgets(
-        pacing, RateLedger(settings.idempotency_table_name, dynamodb, pacing, ttl_attribute=IDEMPOTENCY_TTL_ATTRIBUTE)
+        pacing, RateLedger(settings.idempotency_table_name, dynamodb, pacing, ttl_attribute=IDEMPOTENCY_TTL_ATTRIBUTE),
+        normal_horizon=NORMAL_HORIZON_SECONDS,
     )
     stopper = CampaignStopper(
         KoreClient(

@@ -265,9 +265,13 @@ class AccountBudgets:
         *,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        normal_horizon: float = math.inf,
     ) -> None:
         self._limit = limit
         self._ledger = ledger
+        # Routine calls take grants at most this far ahead and wait as booked places beyond it: the future is then
+        # queue, which a kill switch can overtake, not grants already handed to other containers' callers.
+        self._normal_horizon = normal_horizon
         self._clock = clock
         self._sleep = sleep
         # A granted slot this late is still used; older ones go back (a caller sending on a long-gone grant
@@ -425,7 +429,8 @@ class AccountBudgets:
         busy: LedgerBusy | None = None
         try:
             applied = self._ledger.update(
-                account.account_id, Change(released=released, reserve=demand, book=bookings, not_after=not_after)
+                account.account_id, Change(released=released, reserve=demand, book=bookings, not_after=not_after,
+                                           normal_horizon=self._normal_horizon)
             )
         except LedgerBusy as contended:
             busy = contended

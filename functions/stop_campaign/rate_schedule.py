@@ -84,6 +84,7 @@ class Change:
     reserve: dict[str, int] = field(default_factory=dict)  # lane (URGENT, NORMAL or a ticket) -> calls wanted now
     book: dict[str, int] = field(default_factory=dict)  # ticket -> places it should hold (no fewer, no more)
     not_after: float = math.inf  # grants later than this are of no use to the caller
+    normal_horizon: float = math.inf  # NORMAL grants at most this far ahead: later ones are booked places instead
 
     @property
     def writes(self) -> bool:
@@ -130,7 +131,7 @@ class Schedule:
             if lane == URGENT:
                 got = self.grant_urgent(wanted, start, change.not_after, limit)
             elif lane == NORMAL:
-                got = self.grant(wanted, start, change.not_after, limit)
+                got = self.grant(wanted, start, min(change.not_after, now + change.normal_horizon), limit)
             else:
                 got = self.claim(lane, wanted, start, change.not_after, limit)
             grants[lane] = got
