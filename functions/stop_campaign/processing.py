@@ -193,18 +193,18 @@ def handing_over(queue: StopQueue, budgets: AccountBudgets | None) -> Callable[.
         *, key: dict[str, Any], later: ContinueLater, book_by: float, waitable: float,
         redriven_from: str | None = None,
     ) -> str:
-        continuation, early = _with_places(later, key, budgets), 0
-        resume_at = later.resume_at
+        continuation = _with_places(later, key, budgets)
+        resume_at, early = later.resume_at, min(1.0, waitable)
         if continuation.request.ticket and budgets is not None:
             first = _book(budgets, later, continuation.request.ticket, book_by)
             if first is not None:
                 # Early enough to be there when the place is due, not so early that it cannot wait for it.
-                resume_at, early = first, math.floor(min(EARLY_ARRIVAL_SECONDS, waitable))
+                resume_at, early = first, min(EARLY_ARRIVAL_SECONDS, waitable)
             else:
                 continuation = Continuation(replace(continuation.request, ticket=None), continuation.progress)
-        # Rounded down: the continuation arrives up to a second early and its first call waits the rest for its
-        # slot, rather than a second late on every hand-over.
-        delay = min(MAX_DELAY_SECONDS, max(0, math.floor(resume_at - time.time()) - early))
+        # SQS delays in whole seconds: rounded up, the continuation arrives at most ``early`` ahead (never so early
+        # that it cannot wait for its slot and must be handed over again), and less than a second later than that.
+        delay = min(MAX_DELAY_SECONDS, max(0, math.ceil(resume_at - time.time() - early)))
         return queue.continue_later(continuation, delay, redriven_from)
 
     return continue_later

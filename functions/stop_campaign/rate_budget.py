@@ -222,6 +222,8 @@ class _Lane:
 
     waiting: int = 0  # callers in acquire()
     expected: int = 0  # calls announced by prepare() whose callers have not come yet
+    deadlines: list[float] = field(default_factory=list)  # not_after of each caller in acquire()
+    expected_by: float = 0.0  # the latest not_after of the calls announced by prepare()
     lease: list[float] = field(default_factory=list)  # granted, not yet handed to a caller
     answered: int = 0  # the last sync that asked for this lane
     exhausted: bool = False  # that sync got fewer grants than asked
@@ -252,7 +254,8 @@ class _Account:
         return found
 
 
-_SyncWork = tuple[int, dict[str, int], tuple[float, ...], dict[str, int]]  # sync, demand, released, bookings
+_Demand = dict[str, tuple[int, float]]  # lane -> calls wanted, and the latest they are of use
+_SyncWork = tuple[int, _Demand, tuple[float, ...], dict[str, int]]  # sync, demand, released, bookings
 
 
 class AccountBudgets:
@@ -348,7 +351,9 @@ class AccountBudgets:
 
     def _prepare(self, account: _Account, lane_name: str, calls: int, not_after: float) -> None:
         with account.changed:
-            account.lane(lane_name).expected += calls
+            lane = account.lane(lane_name)
+            lane.expected_by = not_after if lane.expected == 0 else max(lane.expected_by, not_after)
+            lane.expected += calls
             if account.syncing:
                 return  # the next sync asks for these too
             work = self._start_sync(account)
@@ -358,6 +363,7 @@ class AccountBudgets:
         with account.changed:
             lane = account.lane(lane_name)
             lane.waiting += 1
+            lane.deadlines.append(not_after)
             lane.expected = max(0, lane.expected - 1)
             since = account.syncs
         try:
@@ -365,6 +371,7 @@ class AccountBudgets:
         finally:
             with account.changed:
                 lane.waiting -= 1
+                lane.deadlines.remove(not_after)
 
     def _wait_for_grant(self, account: _Account, lane: _Lane, not_after: float, since: int) -> float:
         waited = 0.0
@@ -412,7 +419,7 @@ class AccountBudgets:
         account.syncing = True
         account.syncs += 1
         demand = {
-            name: wanted
+            name: (wanted, max([*lane.deadlines, *([lane.expected_by] if lane.expected else [])]))
             for name, lane in account.lanes.items()
             if (wanted := lane.waiting + lane.expected - len(lane.lease)) > 0
         }
@@ -421,7 +428,7 @@ class AccountBudgets:
         return account.syncs, demand, released, bookings
 
     def _sync(
-        self, account: _Account, sync: int, demand: dict[str, int], released: tuple[float, ...],
+        self, account: _Account, sync: int, demand: _Demand, released: tuple[float, ...],
         bookings: dict[str, int], not_after: float,
     ) -> None:
         applied: Applied | None = None
@@ -429,8 +436,11 @@ class AccountBudgets:
         busy: LedgerBusy | None = None
         try:
             applied = self._ledger.update(
-                account.account_id, Change(released=released, reserve=demand, book=bookings, not_after=not_after,
-                                           normal_horizon=self._normal_horizon)
+                account.account_id, Change(
+                    released=released, reserve={name: wanted for name, (wanted, _) in demand.items()},
+                    reserve_by={name: by for name, (_, by) in demand.items()}, book=bookings, not_after=not_after,
+                    normal_horizon=self._normal_horizon,
+                ),
             )
         except LedgerBusy as contended:
             busy = contended
@@ -449,7 +459,7 @@ class AccountBudgets:
                 for ticket in bookings:
                     first = applied.first_place.get(ticket) if applied is not None else None
                     account.booked[ticket] = (sync, first, error or busy)
-                for name, wanted in demand.items():
+                for name, (wanted, _) in demand.items():
                     lane = account.lane(name)
                     lane.answered, lane.failed = sync, error
                     if applied is not None:

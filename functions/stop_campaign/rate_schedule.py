@@ -12,8 +12,9 @@ The log has two kinds of entry:
   each comes back when its place is due instead of all of them at the next free slot.
 
 Three ways to ask for calls now: a ``ticket`` claims its booked places; ``normal`` takes the earliest free
-entry of the log (behind every booked place when the queue is long); ``urgent`` (kill switches, and holders
-whose place went by) takes the earliest booked place instead and pushes the queue one place back. Every
+entry of the log (behind every booked place when the queue is long); ``urgent`` (kill switches only) takes the
+earliest booked place instead and pushes the queue one place back. A holder whose place went by takes a free
+entry if one comes in time, else books again at the end. Every
 entry, of either kind, keeps the sliding log valid, so the calls made never exceed the limit in any window.
 
 Hand-written because no well-kept library schedules a shared sliding log with a booked queue; the token-bucket
@@ -84,6 +85,9 @@ class Change:
     reserve: dict[str, int] = field(default_factory=dict)  # lane (URGENT, NORMAL or a ticket) -> calls wanted now
     book: dict[str, int] = field(default_factory=dict)  # ticket -> places it should hold (no fewer, no more)
     not_after: float = math.inf  # grants later than this are of no use to the caller
+    # Per lane, when its callers' deadlines differ from the writer's (a kill switch with time to wait and routine
+    # callers with little share one trip to the ledger): grants later than this are of no use to that lane.
+    reserve_by: dict[str, float] = field(default_factory=dict)
     normal_horizon: float = math.inf  # NORMAL grants at most this far ahead: later ones are booked places instead
 
     @property
@@ -126,17 +130,20 @@ class Schedule:
         next_free: dict[str, float] = {}
         # Kill switches first, then holders of places, then everybody else.
         lanes = sorted(change.reserve, key=lambda lane: (lane != URGENT, lane == NORMAL))
+        queue_before = (list(self.places), list(self.tickets))
         for lane in lanes:
             wanted = change.reserve[lane]
+            not_after = change.reserve_by.get(lane, change.not_after)
             if lane == URGENT:
-                got = self.grant_urgent(wanted, start, change.not_after, limit)
+                got = self.grant_urgent(wanted, start, not_after, limit)
             elif lane == NORMAL:
-                got = self.grant(wanted, start, min(change.not_after, now + change.normal_horizon), limit)
+                got = self.grant(wanted, start, min(not_after, now + change.normal_horizon), limit)
             else:
-                got = self.claim(lane, wanted, start, change.not_after, limit)
+                got = self.claim(lane, wanted, start, not_after, limit)
             grants[lane] = got
             changed = changed or bool(got)
             next_free[lane] = self.next_free_for(lane, start, limit)
+        changed = changed or (self.places, self.tickets) != queue_before
         first_place: dict[str, float | None] = {}
         for ticket, places in change.book.items():
             changed = self.book(ticket, places, start, limit) or changed
@@ -197,8 +204,9 @@ class Schedule:
 
     def claim(self, ticket: str, count: int, start: float, not_after: float, limit: RateLimit) -> list[float]:
         """The ticket's places that are due by ``not_after``. A holder whose place went by (or who holds none:
-        its booking failed, the queue was full, or it needs one more call than it booked) is served ahead of the
-        queue, since it has waited its turn."""
+        its booking failed, the queue was full, or it needs one more call than it booked) takes a free entry in
+        time if there is one, else books again at the end of the queue: it never takes the place of a holder who
+        came on time (each such move made that holder late in turn, and the queue wasted place after place)."""
         held = self._positions(ticket)
         grants: list[float] = []
         late = max(0, count - len(held))
@@ -213,7 +221,7 @@ class Schedule:
             else:  # due before now (or before a pause ends): a call then is no longer possible
                 late += 1
         if late:
-            grants.extend(self.grant_urgent(late, start, not_after, limit))
+            grants.extend(self.grant(late, start, not_after, limit))
         return sorted(grants)
 
     def book(self, ticket: str, places: int, start: float, limit: RateLimit) -> bool:

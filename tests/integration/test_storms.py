@@ -89,7 +89,7 @@ def test_a_kill_switch_during_a_storm_is_served_ahead_of_it(stack, kore, cold_st
             break
     assert len(booked) >= 5  # the queue is ahead of the alarm
 
-    draining = threading.Thread(target=mapping.poll_until_empty, kwargs={"max_seconds": 60})
+    draining = threading.Thread(target=mapping.poll_until_empty, kwargs={"max_seconds": 120})
     arrived = time.time()
     alarm = json.loads((EVENTS / "eventbridge_alarm_state_change.json").read_text())
     alarm["detail"]["alarmName"] = "storm-kill-switch"

@@ -62,14 +62,13 @@ def test_tickets_are_served_in_the_order_they_were_booked() -> None:
     assert [schedule.first_place(ticket) for ticket in TICKETS] == [T0 + 10, T0 + 10, T0 + 20]
 
 
-def test_a_holder_whose_place_went_by_is_served_ahead_of_the_queue() -> None:
+def test_a_holder_whose_place_went_by_takes_a_free_entry_in_time() -> None:
     schedule = Schedule()
     schedule.apply(Change(reserve={NORMAL: 5}), T0, LIMIT)
-    schedule.apply(Change(book={TICKETS[0]: 1, TICKETS[1]: 9}), T0, LIMIT)
+    schedule.apply(Change(book={TICKETS[0]: 1, TICKETS[1]: 4}), T0, LIMIT)  # the window at T0 + 10, all booked
     late = T0 + 10 + LIMIT.place_grace + 0.5  # the places due at T0 + 10 went by unclaimed
     applied = schedule.apply(Change(reserve={TICKETS[0]: 1}, not_after=math.inf), late, LIMIT)
-    assert applied.grants[TICKETS[0]] == [T0 + 20]  # the next booked place, not the end of the queue (T0 + 30)
-    assert schedule.places == [T0 + 20] * 4 + [T0 + 30]  # the queue behind it moved one place back
+    assert applied.grants[TICKETS[0]] == [late]  # the unclaimed entries are free again: no queue to jump
 
 
 def test_a_ticket_holds_exactly_the_places_it_books_again() -> None:
@@ -80,3 +79,24 @@ def test_a_ticket_holds_exactly_the_places_it_books_again() -> None:
     assert schedule.tickets.count(TICKETS[0]) == 4
     schedule.apply(Change(book={TICKETS[0]: 1}), T0, LIMIT)
     assert schedule.tickets == [TICKETS[0]]
+
+
+def test_a_late_holder_that_cannot_be_served_in_time_books_again_and_takes_no_place_from_those_on_time() -> None:
+    schedule = Schedule()
+    schedule.apply(Change(reserve={NORMAL: 5}), T0, LIMIT)
+    schedule.apply(Change(book={TICKETS[0]: 1, TICKETS[1]: 9}), T0, LIMIT)
+    late = T0 + 10.5  # its place (T0 + 10) went by a moment ago; the next free entry is beyond its deadline
+    applied = schedule.apply(Change(reserve={TICKETS[0]: 1}, not_after=late + 1), late, LIMIT)
+    assert applied.grants[TICKETS[0]] == [] and applied.changed  # the ledger is written: the place is gone
+    assert schedule.first_place(TICKETS[0]) is None
+    assert schedule.tickets == [TICKETS[1]] * 9 and schedule.places == [T0 + 10] * 4 + [T0 + 20] * 5  # unmoved
+    applied = schedule.apply(Change(book={TICKETS[0]: 1}), late, LIMIT)  # its hand-over books again
+    assert applied.first_place[TICKETS[0]] == T0 + 30  # at the end
+
+
+def test_each_lane_is_granted_within_its_own_deadline_on_a_shared_trip_to_the_ledger() -> None:
+    schedule = Schedule()
+    schedule.apply(Change(reserve={NORMAL: 5}), T0, LIMIT)  # the window is spent until T0 + 10
+    change = Change(reserve={NORMAL: 1, URGENT: 1}, not_after=T0 + 1, reserve_by={URGENT: T0 + 30})
+    applied = schedule.apply(change, T0, LIMIT)
+    assert applied.grants == {URGENT: [T0 + 10], NORMAL: []}  # the kill switch can wait; the routine caller cannot
