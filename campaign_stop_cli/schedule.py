@@ -519,48 +519,13 @@ def create(
 ) -> None:
     """Create a schedule that sends a stop request to the stop queue, once (--at) or on a cron (--cron)."""
     mode = output_format(ctx, output)
-    if no_dlq and dlq_url:
-        _fail("give --dlq-url or --no-dlq, not both", EXIT_USAGE, mode)
     campaigns = list(dict.fromkeys(campaign or []))
-    if bool(campaigns) == all_active:
-        _fail("give either --campaign (one or more) or --all-active", EXIT_USAGE, mode)
-    if (at is None) == (cron is None):
-        _fail("give either --at (one time, local wall time) or --cron (recurring)", EXIT_USAGE, mode)
-    if not NAME_PATTERN.fullmatch(name):
-        _fail(f"invalid schedule name {name!r}: 1 to 64 letters, digits, '-', '_' or '.'", EXIT_USAGE, mode)
+    _check_create_options(name, campaigns, all_active, at, cron, no_dlq, dlq_url, mode)
     try:
         zone = parse_zone(timezone)
     except ValueError as error:
         _fail(str(error), EXIT_USAGE, mode)
-
-    now = datetime.now(UTC)
-    if at is not None:
-        try:
-            local = parse_local_time(at)
-        except ValueError as error:
-            _fail(f"--at: {error}", EXIT_USAGE, mode)
-        if not _exists(local, zone):
-            _fail(f"--at {local:%Y-%m-%dT%H:%M} does not exist in {timezone}: the clocks skip it (daylight saving "
-                 "time starts)", EXIT_USAGE, mode)
-        first = local.replace(tzinfo=zone)
-        if first <= now:
-            _fail(f"--at {local:%Y-%m-%dT%H:%M} in {timezone} is in the past (it is now "
-                 f"{now.astimezone(zone):%Y-%m-%d %H:%M %Z} there)", EXIT_USAGE, mode)
-        if _ambiguous(local, zone):
-            error_console().print(f"[yellow]warning:[/] {local:%Y-%m-%dT%H:%M} happens twice in {timezone} (the "
-                                  "clocks fall back); the first is shown", highlight=False)
-        expression = f"at({local:%Y-%m-%dT%H:%M:%S})"
-    else:
-        assert cron is not None
-        try:
-            parsed = parse_cron(cron)
-        except CronError as error:
-            _fail(f"--cron: {error}", EXIT_USAGE, mode)
-        expression = parsed.expression
-        upcoming = parsed.next_after(now, zone)
-        if upcoming is None:
-            _fail(f"--cron: {expression} never fires from now on in {timezone}", EXIT_USAGE, mode)
-        first = upcoming
+    expression, first = _first_run(at, cron, timezone, zone, mode)
 
     group = resource("schedule_group", schedule_group, mode)
     if not NAME_PATTERN.fullmatch(group):
@@ -575,43 +540,15 @@ def create(
         dry_run=dry_run_request,
     )
     payload = json.dumps(template, separators=(",", ":"))
-    arn_placeholder = f"arn:aws:scheduler:::schedule/{group}/{name}"
-    try:  # as Scheduler will deliver it at its first firing
-        example = check_request(substitute(payload, scheduled_time=first, schedule_arn=arn_placeholder))
-    except InvalidRequest as error:
-        _fail(f"invalid stop request: {error.message}", EXIT_USAGE, mode)
-
-    queue_arn, fifo = _queue_target(stop_queue_url, mode)
-    target: dict[str, Any] = {
-        "Arn": queue_arn, "RoleArn": role_arn, "Input": payload,
-        "RetryPolicy": {"MaximumEventAgeInSeconds": max_event_age, "MaximumRetryAttempts": MAX_RETRY_ATTEMPTS},
-    }
-    if fifo:
-        target["SqsParameters"] = {"MessageGroupId": stream}  # one group per stream, as `stop` sends
-    dead_letter_queue_url = None if no_dlq else find_resource("dead_letter_queue_url", dlq_url, mode)
-    if dead_letter_queue_url:  # a delivery that keeps failing is kept with the other dead letters, to redrive
-        dead_letter_arn = _dead_letter_target(dead_letter_queue_url, mode)
-        if dead_letter_arn:
-            target["DeadLetterConfig"] = {"Arn": dead_letter_arn}
-    elif not no_dlq:
-        error_console().print("[yellow]warning:[/] no dead-letter queue (--dlq-url, DEAD_LETTER_QUEUE_URL): a "
-                              "delivery Scheduler gives up on is dropped (--no-dlq: no warning)", highlight=False)
+    example = _first_request(payload, group, name, first, mode)
+    target = _schedule_target(stop_queue_url, role_arn, payload, max_event_age, stream, mode)
+    _add_dead_letter_queue(target, no_dlq, dlq_url, mode)
     what = "all active campaigns" if all_active else ", ".join(campaigns)
     text = description if description is not None else f"campaign-stop: stop {what} of {stream} ({campaign_type})"
-    try:
-        created = client("scheduler").create_schedule(
-            Name=name, GroupName=group, ScheduleExpression=expression, ScheduleExpressionTimezone=timezone,
-            FlexibleTimeWindow={"Mode": "OFF"}, State="ENABLED", Description=text[:512],
-            ActionAfterCompletion="DELETE" if at is not None else "NONE", Target=target,
-        )
-    except ClientError as error:
-        code = _client_error_code(error)
-        if code == "ConflictException":
-            _fail(f"a schedule {name!r} already exists in group {group!r}: delete it first", EXIT_USAGE, mode)
-        usage = code in ("ValidationException", "ResourceNotFoundException")
-        _fail(f"could not create the schedule: {error}", EXIT_USAGE if usage else EXIT_FAILED, mode)
-    except BotoCoreError as error:
-        _fail(f"could not create the schedule: {error}", EXIT_FAILED, mode)
+    created = _create_schedule(
+        name=name, group=group, expression=expression, timezone=timezone, description=text, once=at is not None,
+        target=target, mode=mode,
+    )
 
     if mode is OutputFormat.JSON:
         print_json({
@@ -628,6 +565,113 @@ def create(
         out.print(f"Stops: {campaigns_text} of {stream_text} ({kind}); request id {example['requestId']}",
                   highlight=False)
     raise typer.Exit(EXIT_OK)
+
+
+def _check_create_options(name: str, campaigns: list[str], all_active: bool, at: str | None, cron: str | None,
+                          no_dlq: bool, dlq_url: str | None, mode: OutputFormat) -> None:
+    """The options `create` takes one of, or not together; the schedule's name."""
+    if no_dlq and dlq_url:
+        _fail("give --dlq-url or --no-dlq, not both", EXIT_USAGE, mode)
+    if bool(campaigns) == all_active:
+        _fail("give either --campaign (one or more) or --all-active", EXIT_USAGE, mode)
+    if (at is None) == (cron is None):
+        _fail("give either --at (one time, local wall time) or --cron (recurring)", EXIT_USAGE, mode)
+    if not NAME_PATTERN.fullmatch(name):
+        _fail(f"invalid schedule name {name!r}: 1 to 64 letters, digits, '-', '_' or '.'", EXIT_USAGE, mode)
+
+
+def _first_run(at: str | None, cron: str | None, timezone: str, zone: ZoneInfo,
+               mode: OutputFormat) -> tuple[str, datetime]:
+    """The schedule expression and its first firing, from --at or --cron (exactly one is given)."""
+    now = datetime.now(UTC)
+    if at is not None:
+        return _first_run_once(at, timezone, zone, now, mode)
+    assert cron is not None
+    return _first_run_cron(cron, timezone, zone, now, mode)
+
+
+def _first_run_once(at: str, timezone: str, zone: ZoneInfo, now: datetime,
+                    mode: OutputFormat) -> tuple[str, datetime]:
+    try:
+        local = parse_local_time(at)
+    except ValueError as error:
+        _fail(f"--at: {error}", EXIT_USAGE, mode)
+    if not _exists(local, zone):
+        _fail(f"--at {local:%Y-%m-%dT%H:%M} does not exist in {timezone}: the clocks skip it (daylight saving "
+             "time starts)", EXIT_USAGE, mode)
+    first = local.replace(tzinfo=zone)
+    if first <= now:
+        _fail(f"--at {local:%Y-%m-%dT%H:%M} in {timezone} is in the past (it is now "
+             f"{now.astimezone(zone):%Y-%m-%d %H:%M %Z} there)", EXIT_USAGE, mode)
+    if _ambiguous(local, zone):
+        error_console().print(f"[yellow]warning:[/] {local:%Y-%m-%dT%H:%M} happens twice in {timezone} (the "
+                              "clocks fall back); the first is shown", highlight=False)
+    return f"at({local:%Y-%m-%dT%H:%M:%S})", first
+
+
+def _first_run_cron(cron: str, timezone: str, zone: ZoneInfo, now: datetime,
+                    mode: OutputFormat) -> tuple[str, datetime]:
+    try:
+        parsed = parse_cron(cron)
+    except CronError as error:
+        _fail(f"--cron: {error}", EXIT_USAGE, mode)
+    upcoming = parsed.next_after(now, zone)
+    if upcoming is None:
+        _fail(f"--cron: {parsed.expression} never fires from now on in {timezone}", EXIT_USAGE, mode)
+    return parsed.expression, upcoming
+
+
+def _first_request(payload: str, group: str, name: str, first: datetime, mode: OutputFormat) -> dict[str, Any]:
+    """The request as Scheduler will deliver it at its first firing, checked by the function's parser."""
+    arn_placeholder = f"arn:aws:scheduler:::schedule/{group}/{name}"
+    try:
+        return check_request(substitute(payload, scheduled_time=first, schedule_arn=arn_placeholder))
+    except InvalidRequest as error:
+        _fail(f"invalid stop request: {error.message}", EXIT_USAGE, mode)
+
+
+def _schedule_target(stop_queue_url: str, role_arn: str, payload: str, max_event_age: int, stream: str,
+                     mode: OutputFormat) -> dict[str, Any]:
+    """The schedule's Target: the stop queue, the role Scheduler assumes, the input and the retry policy."""
+    queue_arn, fifo = _queue_target(stop_queue_url, mode)
+    target: dict[str, Any] = {
+        "Arn": queue_arn, "RoleArn": role_arn, "Input": payload,
+        "RetryPolicy": {"MaximumEventAgeInSeconds": max_event_age, "MaximumRetryAttempts": MAX_RETRY_ATTEMPTS},
+    }
+    if fifo:
+        target["SqsParameters"] = {"MessageGroupId": stream}  # one group per stream, as `stop` sends
+    return target
+
+
+def _add_dead_letter_queue(target: dict[str, Any], no_dlq: bool, dlq_url: str | None, mode: OutputFormat) -> None:
+    """The target's DeadLetterConfig, unless --no-dlq, none is found (a warning) or it is FIFO (a warning)."""
+    dead_letter_queue_url = None if no_dlq else find_resource("dead_letter_queue_url", dlq_url, mode)
+    if dead_letter_queue_url:  # a delivery that keeps failing is kept with the other dead letters, to redrive
+        dead_letter_arn = _dead_letter_target(dead_letter_queue_url, mode)
+        if dead_letter_arn:
+            target["DeadLetterConfig"] = {"Arn": dead_letter_arn}
+    elif not no_dlq:
+        error_console().print("[yellow]warning:[/] no dead-letter queue (--dlq-url, DEAD_LETTER_QUEUE_URL): a "
+                              "delivery Scheduler gives up on is dropped (--no-dlq: no warning)", highlight=False)
+
+
+def _create_schedule(*, name: str, group: str, expression: str, timezone: str, description: str, once: bool,
+                     target: dict[str, Any], mode: OutputFormat) -> dict[str, Any]:
+    """CreateSchedule; a one-time schedule deletes itself after its firing."""
+    try:
+        return dict(client("scheduler").create_schedule(
+            Name=name, GroupName=group, ScheduleExpression=expression, ScheduleExpressionTimezone=timezone,
+            FlexibleTimeWindow={"Mode": "OFF"}, State="ENABLED", Description=description[:512],
+            ActionAfterCompletion="DELETE" if once else "NONE", Target=target,
+        ))
+    except ClientError as error:
+        code = _client_error_code(error)
+        if code == "ConflictException":
+            _fail(f"a schedule {name!r} already exists in group {group!r}: delete it first", EXIT_USAGE, mode)
+        usage = code in ("ValidationException", "ResourceNotFoundException")
+        _fail(f"could not create the schedule: {error}", EXIT_USAGE if usage else EXIT_FAILED, mode)
+    except BotoCoreError as error:
+        _fail(f"could not create the schedule: {error}", EXIT_FAILED, mode)
 
 
 @app.command("list")
