@@ -130,25 +130,35 @@ def check_map(alarm_map: dict[str, Any], report: Report) -> None:
             continue
         for index, entry in enumerate(entries):
             where = f"{key}[{index}]" if isinstance(value, list) else key
-            unknown = _unknown_fields(entry) if isinstance(entry, dict) else []
-            if isinstance(entry, dict):
-                ignored = [name for name in ALARM_OWNED_FIELDS if name in entry]
-                if ignored:
-                    report.warnings.append((where, f"{', '.join(ignored)} ignored: the alarm sets it"))
-            try:
-                requests_for_alarm(_fake_alarm(_alarm_name_for(key)), {key: entry})
-            except RequestRejected as error:
-                message = error.message
-                prefix = f"alarm map entry for {_alarm_name_for(key)!r}: "
-                message = message.removeprefix(prefix)
-                if not isinstance(entry, dict):
-                    message = "a target must be a JSON object (or a list of them)"
-                if unknown:
-                    message = f"{message}; {'; '.join(unknown)}"
-                report.problems.append((where, message))
-            else:
-                if unknown:
-                    report.warnings.append((where, "; ".join(unknown) + ": the function ignores it"))
+            _check_entry(key, where, entry, report)
+    _check_shadowing(alarm_map, report)
+
+
+def _check_entry(key: str, where: str, entry: Any, report: Report) -> None:
+    """One target of the entry ``key`` (shown as ``where``): what the function would reject, or ignore."""
+    unknown = _unknown_fields(entry) if isinstance(entry, dict) else []
+    if isinstance(entry, dict):
+        ignored = [name for name in ALARM_OWNED_FIELDS if name in entry]
+        if ignored:
+            report.warnings.append((where, f"{', '.join(ignored)} ignored: the alarm sets it"))
+    try:
+        requests_for_alarm(_fake_alarm(_alarm_name_for(key)), {key: entry})
+    except RequestRejected as error:
+        message = error.message
+        prefix = f"alarm map entry for {_alarm_name_for(key)!r}: "
+        message = message.removeprefix(prefix)
+        if not isinstance(entry, dict):
+            message = "a target must be a JSON object (or a list of them)"
+        if unknown:
+            message = f"{message}; {'; '.join(unknown)}"
+        report.problems.append((where, message))
+    else:
+        if unknown:
+            report.warnings.append((where, "; ".join(unknown) + ": the function ignores it"))
+
+
+def _check_shadowing(alarm_map: dict[str, Any], report: Report) -> None:
+    """A prefix entry (name*) that a longer prefix or an exact name takes over for some alarms."""
     prefixes = [key for key in alarm_map if key.endswith("*")]
     for key in alarm_map:
         for prefix in prefixes:

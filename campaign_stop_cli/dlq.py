@@ -521,21 +521,7 @@ def redrive(
     stop_queue_arn = _queue_arn(sqs, stop_queue, mode)  # also checks the stop queue exists before anything moves
     confirmed = yes
     if all_letters and not dry_run:
-        if visible == 0 and in_flight == 0:
-            _report(_Moves(), dlq, stop_queue, mode, [])
-            raise typer.Exit(EXIT_OK)
-        if visible > 0:
-            if not confirmed:
-                typer.confirm(f"Move all dead letters (about {visible}) from {_queue_name(dlq)} back to "
-                              f"{_queue_name(stop_queue)}?", abort=True, err=True)
-                confirmed = True
-            moves = _with_move_task(sqs, _queue_arn(sqs, dlq, mode), stop_queue_arn, visible, mode)
-            if moves is not None:
-                held = _queue_counts(sqs, dlq, mode)[1]
-                if held:  # a move task moves what it can receive: what another reader held stayed behind
-                    moves.may_remain = {"inFlight": held, "unread": 0}
-                _report(moves, dlq, stop_queue, mode, [])
-                raise typer.Exit(moves.exit_code())
+        confirmed = _redrive_all_by_move_task(sqs, dlq, stop_queue, stop_queue_arn, visible, in_flight, yes, mode)
 
     def chosen(letter: DeadLetter) -> bool:
         return all_letters or letter.message_id in ids or (letter.error_code or "") in codes
@@ -568,6 +554,29 @@ def redrive(
             moves.may_remain = {"inFlight": in_flight, "unread": 0}
     _report(moves, dlq, stop_queue, mode, snapshot)
     raise typer.Exit(moves.exit_code())
+
+
+def _redrive_all_by_move_task(sqs: Any, dlq: str, stop_queue: str, stop_queue_arn: str, visible: int,
+                              in_flight: int, confirmed: bool, mode: OutputFormat) -> bool:
+    """--all: with SQS's own message move task where the service offers it, then exit (as with an empty queue).
+    Otherwise returns whether the move was confirmed (asked here when there is something to move), for the
+    message by message move."""
+    if visible == 0 and in_flight == 0:
+        _report(_Moves(), dlq, stop_queue, mode, [])
+        raise typer.Exit(EXIT_OK)
+    if visible > 0:
+        if not confirmed:
+            typer.confirm(f"Move all dead letters (about {visible}) from {_queue_name(dlq)} back to "
+                          f"{_queue_name(stop_queue)}?", abort=True, err=True)
+            confirmed = True
+        moves = _with_move_task(sqs, _queue_arn(sqs, dlq, mode), stop_queue_arn, visible, mode)
+        if moves is not None:
+            held = _queue_counts(sqs, dlq, mode)[1]
+            if held:  # a move task moves what it can receive: what another reader held stayed behind
+                moves.may_remain = {"inFlight": held, "unread": 0}
+            _report(moves, dlq, stop_queue, mode, [])
+            raise typer.Exit(moves.exit_code())
+    return confirmed
 
 
 def _sent_before(letter: DeadLetter, moment_ms: int) -> bool:

@@ -18,16 +18,27 @@ import hashlib
 import json
 import re
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from enum import StrEnum
 from functools import cache
 from typing import Annotated, Any, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import boto3
 import typer
+from aws_cron_expression_validator.validator import (
+    AWSCronExpressionDayOfMonthError,
+    AWSCronExpressionDayOfWeekError,
+    AWSCronExpressionError,
+    AWSCronExpressionHourError,
+    AWSCronExpressionMinuteError,
+    AWSCronExpressionMonthError,
+    AWSCronExpressionValidator,
+    AWSCronExpressionYearError,
+)
 from botocore.exceptions import BotoCoreError, ClientError
+from cronsim import CronSim, CronSimError
 from rich.markup import escape
 from rich.table import Table
 
@@ -48,7 +59,7 @@ from campaign_stop_cli.common import (
     resource,
 )
 from stop_campaign.intake import InvalidRequest, Origin, parse_stop_request
-from stop_campaign.models import Source
+from stop_campaign.models import CampaignType, Source
 
 app = typer.Typer(
     help="Stop campaigns at a set local time (quiet hours) with EventBridge Scheduler: create, list, delete, fire.",
@@ -71,11 +82,6 @@ OutputOption = Annotated[OutputFormat | None, typer.Option("--output", "-o", hel
 GroupOption = Annotated[
     str | None, typer.Option("--schedule-group", help="Schedule group (env SCHEDULE_GROUP_NAME).")
 ]
-
-
-class CampaignType(StrEnum):
-    SMS = "sms"
-    VOICE = "voice"
 
 
 def _fail(message: str, code: int, mode: OutputFormat) -> NoReturn:
@@ -143,76 +149,76 @@ def _shown_text(moment: datetime | None, zone: ZoneInfo) -> str:
 
 # ---------------------------------------------------------------------------------------------------------------
 # Cron expressions, in EventBridge's syntax: minutes hours day-of-month month day-of-week year
+#
+# Checked by aws-cron-expression-validator (EventBridge's grammar: 6 fields, ?, L, W, #, the year); evaluated by
+# cronsim (5-field cron with L, LW, nL and #) on the schedule's wall clock. The adapter below only translates
+# what cronsim lacks: EventBridge's day-of-week numbers (1 = SUN, cronsim's 0), the year field and nW (the
+# weekday nearest day n), which cronsim does not evaluate; the zone's gaps and overlaps are Scheduler's rule.
 
 
-MONTH_NAMES = {name: number for number, name in enumerate(
-    ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), start=1)}
-DAY_NAMES = {name: number for number, name in enumerate(("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"), start=1)}
 FIELD_NAMES = ("minutes", "hours", "day-of-month", "month", "day-of-week", "year")
+# Each field's error class in the validator, and what the field allows (EventBridge's table), for the message.
+FIELD_RULES: tuple[tuple[type[AWSCronExpressionError], int, int, str], ...] = (
+    (AWSCronExpressionMinuteError, 0, 59, ", - * /"),
+    (AWSCronExpressionHourError, 0, 23, ", - * /"),
+    (AWSCronExpressionDayOfMonthError, 1, 31, ", - * ? / L W"),
+    (AWSCronExpressionMonthError, 1, 12, ", - * / (or JAN-DEC)"),
+    (AWSCronExpressionDayOfWeekError, 1, 7, ", - * ? L # (or SUN-SAT)"),
+    (AWSCronExpressionYearError, 1970, LAST_YEAR, ", - * /"),
+)
+NEAREST_WEEKDAY = re.compile(r"(\d{1,2})W")  # day-of-month nW (EventBridge allows it alone in the field)
 
 
 class CronError(ValueError):
     pass
 
 
-def _cron_day_of_week(day: date) -> int:
-    """EventBridge numbers the days 1 (SUN) to 7 (SAT)."""
-    return (day.weekday() + 1) % 7 + 1
+def _field_error(index: int, value: str) -> CronError:
+    """The validator's verdict on one field, said with the field's name and, for a number, its range."""
+    name, (_, low, high, wildcards) = FIELD_NAMES[index], FIELD_RULES[index]
+    for number in re.findall(r"(?<![#/\d])\d+", value):
+        if not low <= int(number) <= high:
+            return CronError(f"the {name} field: {int(number)} is outside {low}-{high}")
+    return CronError(f"the {name} field {value!r} is not valid EventBridge cron: {low}-{high} with {wildcards}")
 
 
-def _value(text: str, field: str, low: int, high: int, names: dict[str, int]) -> int:
-    upper = text.upper()
-    if upper in names:
-        return names[upper]
-    if not text.isdigit():
-        raise CronError(f"the {field} field: {text!r} is not a number" + (" or a name" if names else ""))
-    number = int(text)
-    if not low <= number <= high:
-        named = f" (or {min(names, key=names.__getitem__)}-{max(names, key=names.__getitem__)})" if names else ""
-        raise CronError(f"the {field} field: {number} is outside {low}-{high}{named}")
-    return number
+def _validate(fields: tuple[str, ...]) -> None:
+    try:
+        AWSCronExpressionValidator.validate(" ".join(fields))
+    except AWSCronExpressionError as error:
+        for index, (error_class, *_rest) in enumerate(FIELD_RULES):
+            if isinstance(error, error_class):
+                raise _field_error(index, fields[index]) from None
+        raise CronError("exactly one of day-of-month and day-of-week must be '?': e.g. '55 20 * * ? *' "
+                        "(every day) or '55 20 ? * MON-FRI *' (weekdays)") from None
 
 
-def _values(item: str, field: str, low: int, high: int, names: dict[str, int] | None = None) -> set[int]:
-    """One comma-separated item: *, a value, a range a-b, each with an optional /step."""
-    names = names or {}
-    base, slash, step_text = item.partition("/")
-    step = 1
-    if slash:
-        if not step_text.isdigit() or int(step_text) < 1:
-            raise CronError(f"the {field} field: the step in {item!r} must be a whole number of at least 1")
-        step = int(step_text)
-    if base == "*":
-        start, end = low, high
-    elif "-" in base:
-        first, _, last = base.partition("-")
-        start, end = _value(first, field, low, high, names), _value(last, field, low, high, names)
-        if start > end:
-            raise CronError(f"the {field} field: the range {base!r} runs backwards; split it, e.g. 22-23,0-2")
-    else:
-        start = _value(base, field, low, high, names)
-        end = high if slash else start
-    return set(range(start, end + 1, step))
+def _years(text: str) -> frozenset[int]:
+    """The year field (already validated): items of *, y, a-b (either end may be *), each with an optional /step.
+    Adapter: cronsim has no year field."""
+    years: set[int] = set()
+    for item in text.split(","):
+        base, slash, step = item.partition("/")
+        first, dash, last = base.partition("-")
+        start = 1970 if first == "*" else int(first)
+        end = (LAST_YEAR if last == "*" else int(last)) if dash else (LAST_YEAR if slash or base == "*" else start)
+        years.update(range(start, end + 1, int(step) if slash else 1))
+    return frozenset(years)
 
 
-@dataclass(frozen=True)
-class DayOfMonth:
-    days: frozenset[int] = frozenset()
-    last: bool = False  # L
-    last_weekday: bool = False  # LW
-    nearest_weekday: frozenset[int] = frozenset()  # 15W
-
-    def matches(self, day: date) -> bool:
-        month_days = calendar.monthrange(day.year, day.month)[1]
-        if day.day in self.days or (self.last and day.day == month_days):
-            return True
-        if self.last_weekday and day.day == _weekday_near(day.year, day.month, month_days, backwards_only=True):
-            return True
-        return any(day.day == _weekday_near(day.year, day.month, n) for n in self.nearest_weekday)
+def _cronsim_day_of_week(text: str) -> str:
+    """Adapter: EventBridge numbers the days 1 (SUN) to 7 (SAT), cronsim 0 to 6, and L alone is the week's last
+    day (SAT); names, nL and n#k keep their meaning once the numbers are shifted (the k after # is not a day)."""
+    if text == "?":
+        return "*"
+    if text == "L":
+        return "SAT"
+    return re.sub(r"(?<![#\d])\d+", lambda match: str(int(match[0]) - 1), text)
 
 
-def _weekday_near(year: int, month: int, n: int, backwards_only: bool = False) -> int | None:
-    """The weekday (Monday to Friday) nearest to day n of the month, never leaving the month (Quartz's W)."""
+def _weekday_near(year: int, month: int, n: int) -> int | None:
+    """Adapter for nW, which cronsim lacks: the weekday (Monday to Friday) nearest to day n, never leaving the
+    month (Quartz's W, as EventBridge documents it); None in a month without day n."""
     month_days = calendar.monthrange(year, month)[1]
     if n > month_days:
         return None
@@ -220,117 +226,52 @@ def _weekday_near(year: int, month: int, n: int, backwards_only: bool = False) -
     if weekday == 5:  # Saturday: the Friday before, unless that is last month
         return n - 1 if n > 1 else n + 2
     if weekday == 6:  # Sunday: the Monday after, unless that is next month
-        return n - 2 if backwards_only or n == month_days else n + 1
+        return n - 2 if n == month_days else n + 1
     return n
-
-
-@dataclass(frozen=True)
-class DayOfWeek:
-    days: frozenset[int] = frozenset()
-    last_of: frozenset[int] = frozenset()  # 6L: the last Friday of the month
-    nth: tuple[int, int] | None = None  # 3#2: the second Tuesday
-
-    def matches(self, day: date) -> bool:
-        weekday = _cron_day_of_week(day)
-        if weekday in self.days:
-            return True
-        if weekday in self.last_of and day.day + 7 > calendar.monthrange(day.year, day.month)[1]:
-            return True
-        return self.nth is not None and self.nth == (weekday, (day.day - 1) // 7 + 1)
 
 
 @dataclass(frozen=True)
 class CronExpression:
     fields: tuple[str, ...]
-    minutes: frozenset[int]
-    hours: frozenset[int]
-    day_of_month: DayOfMonth | None  # None: ? (the day of the week decides)
-    months: frozenset[int]
-    day_of_week: DayOfWeek | None  # None: ?
+    simulated: str  # the first five fields in cronsim's syntax
     years: frozenset[int]
+    nearest_weekday: int | None  # n of a day-of-month nW
 
     @property
     def expression(self) -> str:
         return f"cron({' '.join(self.fields)})"
 
-    def matches_day(self, day: date) -> bool:
-        if self.day_of_month is not None:
-            return self.day_of_month.matches(day)
-        return self.day_of_week is not None and self.day_of_week.matches(day)
+    def _wall_times(self, start: datetime) -> Iterator[datetime]:
+        """Every wall time the expression names after ``start`` (naive, no zone), year and nW applied."""
+        while start.year <= LAST_YEAR:
+            try:
+                candidate = next(CronSim(self.simulated, start))
+            except (StopIteration, CronSimError):  # nothing for 50 years, or a day no month has (31 2)
+                return
+            if candidate.year not in self.years:
+                later = [year for year in self.years if year > candidate.year]
+                if not later:
+                    return
+                start = datetime(min(later), 1, 1) - timedelta(seconds=1)
+                continue
+            if self.nearest_weekday is not None and candidate.day != _weekday_near(
+                    candidate.year, candidate.month, self.nearest_weekday):
+                start = datetime.combine(candidate.date(), time()) + timedelta(days=1, seconds=-1)
+                continue
+            yield candidate
+            start = candidate
 
     def next_after(self, after: datetime, zone: ZoneInfo) -> datetime | None:
         """The first firing strictly after ``after``, evaluated in ``zone`` as Scheduler does: a wall time the
         clocks skip (spring forward) does not fire; one that happens twice (fall back) fires once, the first."""
         after = after.astimezone(UTC)
-        day = after.astimezone(zone).date()
-        times = [time(hour, minute) for hour in sorted(self.hours) for minute in sorted(self.minutes)]
-        while day.year <= LAST_YEAR:
-            if day.year not in self.years:
-                later = [year for year in self.years if year > day.year]
-                if not later:
-                    return None
-                day = date(min(later), 1, 1)
+        for local in self._wall_times(after.astimezone(zone).replace(tzinfo=None, fold=0)):
+            if not _exists(local, zone):
                 continue
-            if day.month not in self.months:
-                later = [month for month in self.months if month > day.month]
-                day = date(day.year, min(later), 1) if later else date(day.year + 1, 1, 1)
-                continue
-            if self.matches_day(day):
-                for moment in times:
-                    local = datetime.combine(day, moment)
-                    if not _exists(local, zone):
-                        continue
-                    aware = local.replace(tzinfo=zone)
-                    if aware > after:
-                        return aware
-            day += timedelta(days=1)
+            aware = local.replace(tzinfo=zone)
+            if aware > after:
+                return aware
         return None
-
-
-def _day_of_month(text: str) -> DayOfMonth | None:
-    field = "day-of-month"
-    if text == "?":
-        return None
-    days: set[int] = set()
-    last = last_weekday = False
-    nearest: set[int] = set()
-    for item in text.split(","):
-        upper = item.upper()
-        if upper == "L":
-            last = True
-        elif upper == "LW":
-            last_weekday = True
-        elif upper.endswith("W") and upper[:-1].isdigit():
-            nearest.add(_value(upper[:-1], field, 1, 31, {}))
-        else:
-            days |= _values(item, field, 1, 31)
-    return DayOfMonth(frozenset(days), last, last_weekday, frozenset(nearest))
-
-
-def _day_of_week(text: str) -> DayOfWeek | None:
-    field = "day-of-week"
-    if text == "?":
-        return None
-    items = text.split(",")
-    if any("#" in item for item in items):
-        if len(items) != 1:
-            raise CronError("the day-of-week field: with '#' it can hold only one expression (e.g. 3#2)")
-        weekday_text, _, nth_text = text.partition("#")
-        weekday = _value(weekday_text, field, 1, 7, DAY_NAMES)
-        if not nth_text.isdigit() or not 1 <= int(nth_text) <= 5:
-            raise CronError(f"the day-of-week field: in {text!r} the week must be 1 to 5")
-        return DayOfWeek(nth=(weekday, int(nth_text)))
-    days: set[int] = set()
-    last_of: set[int] = set()
-    for item in items:
-        upper = item.upper()
-        if upper == "L":
-            days.add(DAY_NAMES["SAT"])  # the last day of the week
-        elif len(upper) > 1 and upper.endswith("L"):
-            last_of.add(_value(upper[:-1], field, 1, 7, DAY_NAMES))
-        else:
-            days |= _values(item, field, 1, 7, DAY_NAMES)
-    return DayOfWeek(frozenset(days), frozenset(last_of))
 
 
 def parse_cron(text: str) -> CronExpression:
@@ -344,36 +285,22 @@ def parse_cron(text: str) -> CronExpression:
             f"a cron expression has 6 fields (minutes hours day-of-month month day-of-week year), "
             f"found {len(fields)}: e.g. '55 20 * * ? *' is 20:55 every day"
         )
-    allowed = {
-        "minutes": r"[0-9,\-*/]+", "hours": r"[0-9,\-*/]+", "day-of-month": r"[0-9,\-*/?LWlw]+",
-        "month": r"[0-9A-Za-z,\-*/]+", "day-of-week": r"[0-9A-Za-z,\-*?L#]+", "year": r"[0-9,\-*/]+",
-    }
-    for name, value in zip(FIELD_NAMES, fields, strict=True):
-        if not re.fullmatch(allowed[name], value):
-            raise CronError(f"the {name} field {value!r} has a character EventBridge does not allow there")
-        if "?" in value and (value != "?" or name not in ("day-of-month", "day-of-week")):
-            raise CronError(f"the {name} field: '?' stands alone, and only in day-of-month or day-of-week")
-        if any(not item for item in value.split(",")):
-            raise CronError(f"the {name} field {value!r} has an empty item")
-    if (fields[2] == "?") == (fields[4] == "?"):
-        raise CronError("exactly one of day-of-month and day-of-week must be '?': e.g. '55 20 * * ? *' "
-                        "(every day) or '55 20 ? * MON-FRI *' (weekdays)")
-    return CronExpression(
-        fields=fields,
-        minutes=frozenset(_union(fields[0], "minutes", 0, 59)),
-        hours=frozenset(_union(fields[1], "hours", 0, 23)),
-        day_of_month=_day_of_month(fields[2]),
-        months=frozenset(_union(fields[3], "month", 1, 12, MONTH_NAMES)),
-        day_of_week=_day_of_week(fields[4]),
-        years=frozenset(_union(fields[5], "year", 1970, LAST_YEAR)),
-    )
-
-
-def _union(text: str, field: str, low: int, high: int, names: dict[str, int] | None = None) -> set[int]:
-    values: set[int] = set()
-    for item in text.split(","):
-        values |= _values(item, field, low, high, names)
-    return values
+    _validate(fields)
+    minutes, hours, day_of_month, month, day_of_week, year = fields
+    nearest = NEAREST_WEEKDAY.fullmatch(day_of_month)
+    days = "*" if day_of_month == "?" or nearest else day_of_month
+    simulated = f"{minutes} {hours} {days} {month} {_cronsim_day_of_week(day_of_week)}"
+    try:  # what the validator's grammar lets through and cronsim cannot read; any month, so 31 is a day here
+        CronSim(f"{minutes} {hours} {days} * {_cronsim_day_of_week(day_of_week)}", datetime(2000, 1, 1))
+        CronSim(f"0 0 1 {month} *", datetime(2000, 1, 1))
+    except CronSimError:
+        for index, value in enumerate(fields):
+            for first, last in re.findall(r"(\d+)-(\d+)", value):
+                if int(first) > int(last):
+                    raise CronError(f"the {FIELD_NAMES[index]} field: the range {first}-{last} runs backwards; "
+                                    "split it, e.g. 22-23,0-2") from None
+        raise CronError(f"cron({' '.join(fields)}) is not an expression this tool can evaluate") from None
+    return CronExpression(fields, simulated, _years(year), int(nearest[1]) if nearest else None)
 
 
 def next_run(expression: str, zone: ZoneInfo, after: datetime) -> datetime | None:
@@ -592,48 +519,13 @@ def create(
 ) -> None:
     """Create a schedule that sends a stop request to the stop queue, once (--at) or on a cron (--cron)."""
     mode = output_format(ctx, output)
-    if no_dlq and dlq_url:
-        _fail("give --dlq-url or --no-dlq, not both", EXIT_USAGE, mode)
     campaigns = list(dict.fromkeys(campaign or []))
-    if bool(campaigns) == all_active:
-        _fail("give either --campaign (one or more) or --all-active", EXIT_USAGE, mode)
-    if (at is None) == (cron is None):
-        _fail("give either --at (one time, local wall time) or --cron (recurring)", EXIT_USAGE, mode)
-    if not NAME_PATTERN.fullmatch(name):
-        _fail(f"invalid schedule name {name!r}: 1 to 64 letters, digits, '-', '_' or '.'", EXIT_USAGE, mode)
+    _check_create_options(name, campaigns, all_active, at, cron, no_dlq, dlq_url, mode)
     try:
         zone = parse_zone(timezone)
     except ValueError as error:
         _fail(str(error), EXIT_USAGE, mode)
-
-    now = datetime.now(UTC)
-    if at is not None:
-        try:
-            local = parse_local_time(at)
-        except ValueError as error:
-            _fail(f"--at: {error}", EXIT_USAGE, mode)
-        if not _exists(local, zone):
-            _fail(f"--at {local:%Y-%m-%dT%H:%M} does not exist in {timezone}: the clocks skip it (daylight saving "
-                 "time starts)", EXIT_USAGE, mode)
-        first = local.replace(tzinfo=zone)
-        if first <= now:
-            _fail(f"--at {local:%Y-%m-%dT%H:%M} in {timezone} is in the past (it is now "
-                 f"{now.astimezone(zone):%Y-%m-%d %H:%M %Z} there)", EXIT_USAGE, mode)
-        if _ambiguous(local, zone):
-            error_console().print(f"[yellow]warning:[/] {local:%Y-%m-%dT%H:%M} happens twice in {timezone} (the "
-                                  "clocks fall back); the first is shown", highlight=False)
-        expression = f"at({local:%Y-%m-%dT%H:%M:%S})"
-    else:
-        assert cron is not None
-        try:
-            parsed = parse_cron(cron)
-        except CronError as error:
-            _fail(f"--cron: {error}", EXIT_USAGE, mode)
-        expression = parsed.expression
-        upcoming = parsed.next_after(now, zone)
-        if upcoming is None:
-            _fail(f"--cron: {expression} never fires from now on in {timezone}", EXIT_USAGE, mode)
-        first = upcoming
+    expression, first = _first_run(at, cron, timezone, zone, mode)
 
     group = resource("schedule_group", schedule_group, mode)
     if not NAME_PATTERN.fullmatch(group):
@@ -648,43 +540,15 @@ def create(
         dry_run=dry_run_request,
     )
     payload = json.dumps(template, separators=(",", ":"))
-    arn_placeholder = f"arn:aws:scheduler:::schedule/{group}/{name}"
-    try:  # as Scheduler will deliver it at its first firing
-        example = check_request(substitute(payload, scheduled_time=first, schedule_arn=arn_placeholder))
-    except InvalidRequest as error:
-        _fail(f"invalid stop request: {error.message}", EXIT_USAGE, mode)
-
-    queue_arn, fifo = _queue_target(stop_queue_url, mode)
-    target: dict[str, Any] = {
-        "Arn": queue_arn, "RoleArn": role_arn, "Input": payload,
-        "RetryPolicy": {"MaximumEventAgeInSeconds": max_event_age, "MaximumRetryAttempts": MAX_RETRY_ATTEMPTS},
-    }
-    if fifo:
-        target["SqsParameters"] = {"MessageGroupId": stream}  # one group per stream, as `stop` sends
-    dead_letter_queue_url = None if no_dlq else find_resource("dead_letter_queue_url", dlq_url, mode)
-    if dead_letter_queue_url:  # a delivery that keeps failing is kept with the other dead letters, to redrive
-        dead_letter_arn = _dead_letter_target(dead_letter_queue_url, mode)
-        if dead_letter_arn:
-            target["DeadLetterConfig"] = {"Arn": dead_letter_arn}
-    elif not no_dlq:
-        error_console().print("[yellow]warning:[/] no dead-letter queue (--dlq-url, DEAD_LETTER_QUEUE_URL): a "
-                              "delivery Scheduler gives up on is dropped (--no-dlq: no warning)", highlight=False)
+    example = _first_request(payload, group, name, first, mode)
+    target = _schedule_target(stop_queue_url, role_arn, payload, max_event_age, stream, mode)
+    _add_dead_letter_queue(target, no_dlq, dlq_url, mode)
     what = "all active campaigns" if all_active else ", ".join(campaigns)
     text = description if description is not None else f"campaign-stop: stop {what} of {stream} ({campaign_type})"
-    try:
-        created = client("scheduler").create_schedule(
-            Name=name, GroupName=group, ScheduleExpression=expression, ScheduleExpressionTimezone=timezone,
-            FlexibleTimeWindow={"Mode": "OFF"}, State="ENABLED", Description=text[:512],
-            ActionAfterCompletion="DELETE" if at is not None else "NONE", Target=target,
-        )
-    except ClientError as error:
-        code = _client_error_code(error)
-        if code == "ConflictException":
-            _fail(f"a schedule {name!r} already exists in group {group!r}: delete it first", EXIT_USAGE, mode)
-        usage = code in ("ValidationException", "ResourceNotFoundException")
-        _fail(f"could not create the schedule: {error}", EXIT_USAGE if usage else EXIT_FAILED, mode)
-    except BotoCoreError as error:
-        _fail(f"could not create the schedule: {error}", EXIT_FAILED, mode)
+    created = _create_schedule(
+        name=name, group=group, expression=expression, timezone=timezone, description=text, once=at is not None,
+        target=target, mode=mode,
+    )
 
     if mode is OutputFormat.JSON:
         print_json({
@@ -701,6 +565,113 @@ def create(
         out.print(f"Stops: {campaigns_text} of {stream_text} ({kind}); request id {example['requestId']}",
                   highlight=False)
     raise typer.Exit(EXIT_OK)
+
+
+def _check_create_options(name: str, campaigns: list[str], all_active: bool, at: str | None, cron: str | None,
+                          no_dlq: bool, dlq_url: str | None, mode: OutputFormat) -> None:
+    """The options `create` takes one of, or not together; the schedule's name."""
+    if no_dlq and dlq_url:
+        _fail("give --dlq-url or --no-dlq, not both", EXIT_USAGE, mode)
+    if bool(campaigns) == all_active:
+        _fail("give either --campaign (one or more) or --all-active", EXIT_USAGE, mode)
+    if (at is None) == (cron is None):
+        _fail("give either --at (one time, local wall time) or --cron (recurring)", EXIT_USAGE, mode)
+    if not NAME_PATTERN.fullmatch(name):
+        _fail(f"invalid schedule name {name!r}: 1 to 64 letters, digits, '-', '_' or '.'", EXIT_USAGE, mode)
+
+
+def _first_run(at: str | None, cron: str | None, timezone: str, zone: ZoneInfo,
+               mode: OutputFormat) -> tuple[str, datetime]:
+    """The schedule expression and its first firing, from --at or --cron (exactly one is given)."""
+    now = datetime.now(UTC)
+    if at is not None:
+        return _first_run_once(at, timezone, zone, now, mode)
+    assert cron is not None
+    return _first_run_cron(cron, timezone, zone, now, mode)
+
+
+def _first_run_once(at: str, timezone: str, zone: ZoneInfo, now: datetime,
+                    mode: OutputFormat) -> tuple[str, datetime]:
+    try:
+        local = parse_local_time(at)
+    except ValueError as error:
+        _fail(f"--at: {error}", EXIT_USAGE, mode)
+    if not _exists(local, zone):
+        _fail(f"--at {local:%Y-%m-%dT%H:%M} does not exist in {timezone}: the clocks skip it (daylight saving "
+             "time starts)", EXIT_USAGE, mode)
+    first = local.replace(tzinfo=zone)
+    if first <= now:
+        _fail(f"--at {local:%Y-%m-%dT%H:%M} in {timezone} is in the past (it is now "
+             f"{now.astimezone(zone):%Y-%m-%d %H:%M %Z} there)", EXIT_USAGE, mode)
+    if _ambiguous(local, zone):
+        error_console().print(f"[yellow]warning:[/] {local:%Y-%m-%dT%H:%M} happens twice in {timezone} (the "
+                              "clocks fall back); the first is shown", highlight=False)
+    return f"at({local:%Y-%m-%dT%H:%M:%S})", first
+
+
+def _first_run_cron(cron: str, timezone: str, zone: ZoneInfo, now: datetime,
+                    mode: OutputFormat) -> tuple[str, datetime]:
+    try:
+        parsed = parse_cron(cron)
+    except CronError as error:
+        _fail(f"--cron: {error}", EXIT_USAGE, mode)
+    upcoming = parsed.next_after(now, zone)
+    if upcoming is None:
+        _fail(f"--cron: {parsed.expression} never fires from now on in {timezone}", EXIT_USAGE, mode)
+    return parsed.expression, upcoming
+
+
+def _first_request(payload: str, group: str, name: str, first: datetime, mode: OutputFormat) -> dict[str, Any]:
+    """The request as Scheduler will deliver it at its first firing, checked by the function's parser."""
+    arn_placeholder = f"arn:aws:scheduler:::schedule/{group}/{name}"
+    try:
+        return check_request(substitute(payload, scheduled_time=first, schedule_arn=arn_placeholder))
+    except InvalidRequest as error:
+        _fail(f"invalid stop request: {error.message}", EXIT_USAGE, mode)
+
+
+def _schedule_target(stop_queue_url: str, role_arn: str, payload: str, max_event_age: int, stream: str,
+                     mode: OutputFormat) -> dict[str, Any]:
+    """The schedule's Target: the stop queue, the role Scheduler assumes, the input and the retry policy."""
+    queue_arn, fifo = _queue_target(stop_queue_url, mode)
+    target: dict[str, Any] = {
+        "Arn": queue_arn, "RoleArn": role_arn, "Input": payload,
+        "RetryPolicy": {"MaximumEventAgeInSeconds": max_event_age, "MaximumRetryAttempts": MAX_RETRY_ATTEMPTS},
+    }
+    if fifo:
+        target["SqsParameters"] = {"MessageGroupId": stream}  # one group per stream, as `stop` sends
+    return target
+
+
+def _add_dead_letter_queue(target: dict[str, Any], no_dlq: bool, dlq_url: str | None, mode: OutputFormat) -> None:
+    """The target's DeadLetterConfig, unless --no-dlq, none is found (a warning) or it is FIFO (a warning)."""
+    dead_letter_queue_url = None if no_dlq else find_resource("dead_letter_queue_url", dlq_url, mode)
+    if dead_letter_queue_url:  # a delivery that keeps failing is kept with the other dead letters, to redrive
+        dead_letter_arn = _dead_letter_target(dead_letter_queue_url, mode)
+        if dead_letter_arn:
+            target["DeadLetterConfig"] = {"Arn": dead_letter_arn}
+    elif not no_dlq:
+        error_console().print("[yellow]warning:[/] no dead-letter queue (--dlq-url, DEAD_LETTER_QUEUE_URL): a "
+                              "delivery Scheduler gives up on is dropped (--no-dlq: no warning)", highlight=False)
+
+
+def _create_schedule(*, name: str, group: str, expression: str, timezone: str, description: str, once: bool,
+                     target: dict[str, Any], mode: OutputFormat) -> dict[str, Any]:
+    """CreateSchedule; a one-time schedule deletes itself after its firing."""
+    try:
+        return dict(client("scheduler").create_schedule(
+            Name=name, GroupName=group, ScheduleExpression=expression, ScheduleExpressionTimezone=timezone,
+            FlexibleTimeWindow={"Mode": "OFF"}, State="ENABLED", Description=description[:512],
+            ActionAfterCompletion="DELETE" if once else "NONE", Target=target,
+        ))
+    except ClientError as error:
+        code = _client_error_code(error)
+        if code == "ConflictException":
+            _fail(f"a schedule {name!r} already exists in group {group!r}: delete it first", EXIT_USAGE, mode)
+        usage = code in ("ValidationException", "ResourceNotFoundException")
+        _fail(f"could not create the schedule: {error}", EXIT_USAGE if usage else EXIT_FAILED, mode)
+    except BotoCoreError as error:
+        _fail(f"could not create the schedule: {error}", EXIT_FAILED, mode)
 
 
 @app.command("list")

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from campaign_stop_cli.common import RESOURCES, STACK_VARIABLE
 from devtools.kore_simulator import KoreSimulator
-from devtools.local_stack import FAKE_AWS_CREDENTIALS, LocalStack, MotoServer, create_stack
+from devtools.local_stack import FAKE_AWS_CREDENTIALS, LocalStack
 from devtools.poller import SqsEventSourceMapping
 from stop_campaign import app, settings
 
@@ -39,28 +39,17 @@ def isolated_from_the_developers_environment(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/campaign-stop-tests/credentials")
 
 
-@pytest.fixture(scope="session")
-def moto_server() -> Iterator[MotoServer]:
-    with MotoServer() as server:
-        yield server
+@pytest.fixture
+def kore_credentials() -> dict[str, str]:
+    """The credentials secret's value and the simulator's app (tests/conftest.py: stack, kore)."""
+    return CREDENTIALS
 
 
 @pytest.fixture
-def stack(moto_server: MotoServer) -> LocalStack:
-    moto_server.reset()
-    created = create_stack(moto_server.endpoint_url)
-    created.put_secret(CREDENTIALS)
-    return created
-
-
-@pytest.fixture
-def kore() -> Iterator[KoreSimulator]:
-    with KoreSimulator(enforce_jti=True) as sim:
-        sim.add_app(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, account_id=ACCOUNT_ID)
-        for number in range(1, 4):
-            sim.add_campaign(STREAM_ID, f"cd-{number}", campaign_type="sms", status="Active")
-        sim.add_campaign(STREAM_ID, "cd-done", campaign_type="sms", status="Completed")
-        yield sim
+def kore_campaigns() -> list[tuple[str, str, str, str]]:
+    """The simulator's campaigns (stream, id, type, status): three active SMS campaigns and a completed one."""
+    active = [(STREAM_ID, f"cd-{number}", "sms", "Active") for number in range(1, 4)]
+    return [*active, (STREAM_ID, "cd-done", "sms", "Completed")]
 
 
 @pytest.fixture

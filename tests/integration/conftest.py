@@ -11,7 +11,7 @@ import pytest
 from devtools.event_source import sqs_event, sqs_record
 from devtools.kore_simulator import KoreSimulator
 from devtools.lambda_runtime import LocalLambdaContext
-from devtools.local_stack import LocalStack, MotoServer, create_stack
+from devtools.local_stack import LocalStack
 from stop_campaign import app, settings
 
 CLIENT_ID = "cs-test-app"
@@ -23,29 +23,17 @@ CREDENTIALS = {"clientId": CLIENT_ID, "clientSecret": CLIENT_SECRET, "accountId"
 Invoke = Callable[..., Any]
 
 
-@pytest.fixture(scope="session")
-def moto_server() -> Iterator[MotoServer]:
-    with MotoServer() as server:
-        yield server
+@pytest.fixture
+def kore_credentials() -> dict[str, str]:
+    """The credentials secret's value and the simulator's app (tests/conftest.py: stack, kore)."""
+    return CREDENTIALS
 
 
 @pytest.fixture
-def stack(moto_server: MotoServer) -> LocalStack:
-    moto_server.reset()
-    created = create_stack(moto_server.endpoint_url)
-    created.put_secret(CREDENTIALS)
-    return created
-
-
-@pytest.fixture
-def kore() -> Iterator[KoreSimulator]:
-    with KoreSimulator(enforce_jti=True) as sim:
-        sim.add_app(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, account_id=ACCOUNT_ID)
-        for number in range(1, 6):
-            sim.add_campaign(STREAM_ID, f"cd-{number}", campaign_type="sms", status="Active")
-        sim.add_campaign(STREAM_ID, "cd-voice-1", campaign_type="voice", status="Active")
-        sim.add_campaign(STREAM_ID, "cd-done", campaign_type="sms", status="Completed")
-        yield sim
+def kore_campaigns() -> list[tuple[str, str, str, str]]:
+    """The simulator's campaigns (stream, id, type, status): five active SMS, an active voice, a completed one."""
+    active = [(STREAM_ID, f"cd-{number}", "sms", "Active") for number in range(1, 6)]
+    return [*active, (STREAM_ID, "cd-voice-1", "voice", "Active"), (STREAM_ID, "cd-done", "sms", "Completed")]
 
 
 @pytest.fixture

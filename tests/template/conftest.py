@@ -7,19 +7,15 @@ per session.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-# `pip install -e .` makes stop_campaign and devtools importable; a bare checkout needs the paths.
-for _path in (REPO_ROOT / "functions", REPO_ROOT):
-    if str(_path) not in sys.path:
-        sys.path.append(str(_path))
+# devtools and (in a bare checkout) stop_campaign come from pytest's pythonpath (pyproject.toml).
+from devtools.template_loader import load_template, resolve_static, transform_template
 
-from devtools.template_loader import load_template, resolve_static, transform_template  # noqa: E402
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 TEMPLATE_PATH = REPO_ROOT / "template.yaml"
 LINT_REGIONS = ["us-east-1", "eu-west-1"]
