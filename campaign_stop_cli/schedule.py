@@ -47,8 +47,8 @@ from campaign_stop_cli.common import (
     print_json,
     resource,
 )
-from stop_campaign.intake import InvalidRequest, Origin, parse_stop_request
-from stop_campaign.models import Source
+from stop_campaign.domain.intake import InvalidRequest, Origin, parse_stop_request
+from stop_campaign.domain.models import Source
 
 app = typer.Typer(
     help="Stop campaigns at a set local time (quiet hours) with EventBridge Scheduler: create, list, delete, fire.",

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any, cast
 
@@ -28,13 +29,18 @@ from aws_lambda_powertools.utilities.idempotency.serialization.dataclass import 
 from aws_lambda_powertools.utilities.parameters import SecretsProvider, SSMProvider
 from botocore.config import Config
 
-from stop_campaign.alarm_targets import AlarmTargets
-from stop_campaign.credentials import CredentialStore
-from stop_campaign.dead_letter import DeadLetterQueue
-from stop_campaign.intake import Origin, event_records, redrive_marker, usable_id
-from stop_campaign.kore_client import ClientSettings, Deadline, KoreClient
-from stop_campaign.models import ResultEvent, Source, StopOutcome, utc_now
-from stop_campaign.processing import (
+from stop_campaign.adapters.alarm_targets import AlarmTargets
+from stop_campaign.adapters.credentials import CredentialStore
+from stop_campaign.adapters.dead_letter import DeadLetterQueue
+from stop_campaign.adapters.kore_client import ClientSettings, Deadline, KoreClient
+from stop_campaign.adapters.results import ResultsPublisher
+from stop_campaign.adapters.stop_queue import StopQueue
+from stop_campaign.domain.intake import Origin, event_records, redrive_marker, usable_id
+from stop_campaign.domain.models import ResultEvent, Source, StopOutcome, utc_now
+from stop_campaign.domain.sendable import log_line, sendable_json
+from stop_campaign.pacing.account_budgets import AccountBudgets
+from stop_campaign.pacing.rate_ledger import RateLedger
+from stop_campaign.service.processing import (
     InboundMessage,
     MessageProcessor,
     RetryLater,
@@ -46,13 +52,8 @@ from stop_campaign.processing import (
     sending_dead_letters,
     stop_and_observe,
 )
-from stop_campaign.rate_budget import AccountBudgets, RateLedger
-from stop_campaign.records import Record
-from stop_campaign.results import ResultsPublisher
-from stop_campaign.sendable import log_line, sendable_json
+from stop_campaign.service.stopper import CampaignStopper
 from stop_campaign.settings import IDEMPOTENCY_TTL_ATTRIBUTE, get_settings
-from stop_campaign.stop_queue import StopQueue
-from stop_campaign.stopper import CampaignStopper
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -60,7 +61,7 @@ if TYPE_CHECKING:
 logger = Logger(json_serializer=log_line)  # a lone surrogate in a log field must not lose the line
 metrics = Metrics()
 SETTLE_SECONDS = 2.0  # the rate ledger's end-of-invocation write: one conditional write, well inside this
-NORMAL_HORIZON_SECONDS = 1.0  # how far ahead a routine call may hold a grant (rate_budget.AccountBudgets)
+NORMAL_HORIZON_SECONDS = 1.0  # how far ahead a routine call may hold a grant (pacing.account_budgets.AccountBudgets)
 telemetry = Telemetry(metrics)
 
 
@@ -74,7 +75,8 @@ def traced(handler: Callable[..., Any]) -> Callable[..., Any]:
     return Tracer().capture_lambda_handler(handler)
 
 
-class Container(Record):
+@dataclass(frozen=True, slots=True)
+class Container:
     """What one Lambda container builds once and reuses: clients, pools, caches."""
 
     processor: MessageProcessor

@@ -23,8 +23,8 @@ from campaign_stop_cli.main import app
 from devtools.kore_simulator import KoreSimulator
 from devtools.local_stack import LocalStack
 from devtools.poller import SqsEventSourceMapping
-from stop_campaign.dead_letter import DeadLetterQueue
-from stop_campaign.models import ResultError
+from stop_campaign.adapters.dead_letter import DeadLetterQueue
+from stop_campaign.domain.models import ResultError
 
 from .conftest import STREAM_ID
 

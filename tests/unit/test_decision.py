@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
-from stop_campaign.decision import IN_PROGRESS, TargetEnd, decide, result_for
-from stop_campaign.intake import InvalidRequest, Origin, parse_sqs_body
-from stop_campaign.models import (
+from stop_campaign.domain.decision import IN_PROGRESS, TargetEnd, decide, result_for
+from stop_campaign.domain.intake import InvalidRequest, Origin, parse_sqs_body
+from stop_campaign.domain.models import (
     CampaignType,
     Continuation,
     Outcome,
@@ -20,8 +21,7 @@ from stop_campaign.models import (
     StopTarget,
     TransientStopError,
 )
-from stop_campaign.planning import PlannedRequest
-from stop_campaign.records import replace
+from stop_campaign.domain.planning import PlannedRequest
 
 NOW = "2026-11-28T10:00:05.000Z"
 ORIGIN = Origin(Source.SQS, "msg-1", "2026-11-28T10:00:00.000Z", attempt=1)

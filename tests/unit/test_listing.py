@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from stop_campaign.listing import MAX_LIST_PAGES, ListPaging, read_page
-from stop_campaign.models import STOPPABLE_STATUSES, PermanentStopError
+from stop_campaign.domain.listing import MAX_LIST_PAGES, ListPaging, read_page
+from stop_campaign.domain.models import STOPPABLE_STATUSES, PermanentStopError
 
 ASKED = 100  # what the stopper asks for (stopper.LIST_PAGE_SIZE)
 ALL_STATUSES = ("Active", "Completed", "Ready", "Paused", "Preparing", "Stopped", "Scheduled", "Rescheduled")

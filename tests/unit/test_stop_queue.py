@@ -7,8 +7,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from stop_campaign.models import CampaignType, Continuation, Progress, Source, StopRequest
-from stop_campaign.stop_queue import StopQueue
+from stop_campaign.adapters.stop_queue import StopQueue
+from stop_campaign.domain.models import CampaignType, Continuation, Progress, Source, StopRequest
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
@@ -12,8 +13,7 @@ import urllib3
 from urllib3.exceptions import HTTPError, InvalidHeader, MaxRetryError
 from urllib3.util import Retry, Timeout
 
-from stop_campaign.models import CampaignType, StopDeferred
-from stop_campaign.records import Record
+from stop_campaign.domain.models import CampaignType, StopDeferred
 
 # Path templates exactly as Kore.ai documents them (the double slash in the SMS stop path included).
 STOP_PATHS: dict[CampaignType, str] = {
@@ -40,7 +40,7 @@ class ApiUnavailable(Exception):
 
 
 class Pacer(Protocol):
-    """The rate budget of the account a call is made for (stop_campaign.rate_budget.AccountPacer)."""
+    """The rate budget of the account a call is made for (stop_campaign.pacing.account_budgets.AccountPacer)."""
 
     def acquire(self, not_after: float) -> float:
         """Block until one call may be sent; raise StopDeferred when that is after ``not_after``."""
@@ -51,7 +51,8 @@ class Pacer(Protocol):
         ...
 
 
-class ApiResponse(Record):
+@dataclass(frozen=True, slots=True)
+class ApiResponse:
     status: int
     body: dict[str, Any] | None
     latency_ms: float
@@ -90,7 +91,8 @@ class Deadline:
         return time.time() + self.seconds_left() - DEADLINE_MARGIN_SECONDS - call_seconds
 
 
-class ClientSettings(Record):
+@dataclass(frozen=True, slots=True)
+class ClientSettings:
     base_url: str
     connect_timeout: float
     read_timeout: float

@@ -21,8 +21,8 @@ from typing import Any, TypedDict
 
 from aws_lambda_powertools import Logger
 
-from stop_campaign.models import ID_PATTERN, STOPPABLE_STATUSES, PermanentStopError
-from stop_campaign.outcomes import scrubbed
+from stop_campaign.domain.models import ID_PATTERN, STOPPABLE_STATUSES, PermanentStopError
+from stop_campaign.domain.outcomes import scrubbed
 
 logger = Logger(child=True)
 

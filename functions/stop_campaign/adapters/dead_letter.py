@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from stop_campaign.models import ResultError
-from stop_campaign.sendable import sendable
+from stop_campaign.domain.models import ResultError
+from stop_campaign.domain.sendable import sendable
 
 
 class DeadLetterQueue:

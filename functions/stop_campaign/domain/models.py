@@ -14,8 +14,6 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from stop_campaign.records import Record
-
 
 class Outcome(StrEnum):
     STOPPED = "stopped"
@@ -58,7 +56,8 @@ STOPPABLE_STATUSES: tuple[str, ...] = ("Active", "Scheduled", "Rescheduled", "Pr
 FINISHED_STATUSES: frozenset[str] = frozenset({"Stopped", "Completed"})
 
 
-class StopRequest(Record):
+@dataclass(frozen=True, slots=True)
+class StopRequest:
     """A validated stop request (v1), whatever shape it arrived in."""
 
     stream_id: str
@@ -78,7 +77,8 @@ class StopRequest(Record):
     ticket: str | None = None  # a continuation's places in its account's queue (rate_schedule); in no result
 
 
-class StopTarget(Record):
+@dataclass(frozen=True, slots=True)
+class StopTarget:
     """One campaign of one request: the unit that is stopped, made idempotent and reported."""
 
     request: StopRequest
@@ -95,7 +95,8 @@ class StopTarget(Record):
         }
 
 
-class ApiConfirmation(Record):
+@dataclass(frozen=True, slots=True)
+class ApiConfirmation:
     """What the platform said about a stop (copied into the result's ``api`` field)."""
 
     http_status: int
@@ -128,7 +129,8 @@ class StopOutcome:
     api_latency_ms: float | None = None
 
 
-class ResultError(Record):
+@dataclass(frozen=True, slots=True)
+class ResultError:
     code: str
     message: str
     retryable: bool = False
@@ -137,7 +139,8 @@ class ResultError(Record):
         return {"code": self.code, "message": self.message, "retryable": self.retryable}
 
 
-class ResultEvent(Record):
+@dataclass(frozen=True, slots=True)
+class ResultEvent:
     """Result event v1: one per campaign per request, published to the results topic."""
 
     outcome: Outcome
@@ -254,7 +257,8 @@ class StopDeferred(Exception):
         self.budget = budget
 
 
-class Progress(Record):
+@dataclass(frozen=True, slots=True)
+class Progress:
     """What the earlier invocations of one request did, carried from each to the next (see Continuation)."""
 
     segment: int = 1  # which hand-over this is: 1 for the request as it arrived
@@ -274,7 +278,8 @@ class Progress(Record):
         }
 
 
-class Continuation(Record):
+@dataclass(frozen=True, slots=True)
+class Continuation:
     """The rest of a request that one invocation could not finish, sent back to the stop queue.
 
     ``request.campaign_ids`` holds only the campaigns still to do; every other field is the original
@@ -305,7 +310,8 @@ class Continuation(Record):
 CONTINUATION_VERSION = "1"
 
 
-class SummaryEvent(Record):
+@dataclass(frozen=True, slots=True)
+class SummaryEvent:
     """Summary event v1: one per multi-campaign request (stop-all, ``campaignIds``, alarm), when it has ended."""
 
     request: StopRequest

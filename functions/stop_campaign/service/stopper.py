@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 from aws_lambda_powertools import Logger
 
-from stop_campaign.credentials import CredentialStore, SecretUnreadable, StreamCredentials, auth_headers
-from stop_campaign.kore_client import (
+from stop_campaign.adapters.credentials import CredentialStore, SecretUnreadable, StreamCredentials, auth_headers
+from stop_campaign.adapters.kore_client import (
     MIN_CALL_SECONDS,
     ApiResponse,
     ApiUnavailable,
@@ -17,8 +17,8 @@ from stop_campaign.kore_client import (
     KoreClient,
     Pacer,
 )
-from stop_campaign.listing import PageRead, read_page
-from stop_campaign.models import (
+from stop_campaign.domain.listing import PageRead, read_page
+from stop_campaign.domain.models import (
     STOPPABLE_STATUSES,
     ApiConfirmation,
     PermanentStopError,
@@ -29,9 +29,10 @@ from stop_campaign.models import (
     TransientStopError,
     utc_now,
 )
-from stop_campaign.outcomes import StopVerdict, confirmation, describe_refusal, finished_status, judge_stop
-from stop_campaign.rate_budget import AccountBudgets, LedgerUnavailable
-from stop_campaign.rate_schedule import NORMAL, URGENT
+from stop_campaign.domain.outcomes import StopVerdict, confirmation, describe_refusal, finished_status, judge_stop
+from stop_campaign.pacing.account_budgets import AccountBudgets
+from stop_campaign.pacing.rate_ledger import LedgerUnavailable
+from stop_campaign.pacing.rate_schedule import NORMAL, URGENT
 
 logger = Logger(child=True)
 

@@ -6,7 +6,7 @@ import hashlib
 import json
 from typing import Any
 
-from stop_campaign.models import Continuation
+from stop_campaign.domain.models import Continuation
 
 
 class StopQueue:

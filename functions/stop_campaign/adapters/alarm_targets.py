@@ -7,7 +7,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.parameters import SSMProvider
 
-from stop_campaign.models import RequestRejected, TransientStopError
+from stop_campaign.domain.models import RequestRejected, TransientStopError
 
 
 class AlarmTargets:
