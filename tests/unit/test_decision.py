@@ -277,3 +277,18 @@ def test_a_request_waiting_longer_than_max_wait_ends_failed_waited_too_long():
     assert decision.dead_letter is not None and decision.dead_letter.code == "waited_too_long"
     [summary] = decision.summaries
     assert summary.outcomes == {"stopped": 1, "failed": 1}
+
+
+@pytest.mark.parametrize("final_attempt", [True, False])
+def test_decide_leaves_its_inputs_as_they_were(final_attempt):
+    """Pure: what it ends (a final attempt's transient failure, a request that waited too long) it ends in copies."""
+    stop, waiting = request("cd-1", "cd-2"), replace(request("cd-3", "cd-4"), request_id="req-2")
+    first, second = targets(stop)
+    third, fourth = targets(waiting)
+    planned = [PlannedRequest(stop), PlannedRequest(waiting, Progress(segment=3, campaigns=2))]
+    ends = [stopped(first), transient(second), stopped(third), waiting_turn(fourth)]
+    before_planned, before_ends = list(planned), [replace(end) for end in ends]
+    decide(planned, ends, Origin(Source.SQS, "msg-1", ORIGIN.received_at, attempt=5), final_attempt=final_attempt,
+           now="2026-11-28T16:00:01.000Z", max_wait_seconds=21600)
+    assert planned == before_planned and ends == before_ends
+    assert ends[1].result is None and ends[3].deferred is not None and ends[3].result is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stop_campaign.adapters.kore_client import ApiResponse
+from stop_campaign.domain.models import ApiResponse
 from stop_campaign.domain.outcomes import StopVerdict, confirmation, describe_refusal, finished_status, judge_stop
 
 

@@ -13,7 +13,7 @@ import urllib3
 from urllib3.exceptions import HTTPError, InvalidHeader, MaxRetryError
 from urllib3.util import Retry, Timeout
 
-from stop_campaign.domain.models import CampaignType, StopDeferred
+from stop_campaign.domain.models import RETRYABLE_STATUSES, ApiResponse, CampaignType, StopDeferred
 
 # Path templates exactly as Kore.ai documents them (the double slash in the SMS stop path included).
 STOP_PATHS: dict[CampaignType, str] = {
@@ -23,8 +23,6 @@ STOP_PATHS: dict[CampaignType, str] = {
 STATUS_PATH = "/campaign/api/v2/public/{stream_id}/campaign/{campaign_id}/status"
 LIST_PATH = "/campaign/api/v2/public/{stream_id}/campaign/getAllCampaignDetails"
 
-# Worth another try: timeouts, rate limits and every server-side error (520-529 from CDNs included).
-RETRYABLE_STATUSES = frozenset({408, 429, *range(500, 600)})
 # Never start an attempt that cannot finish before Lambda's own timeout, leaving room for what follows the
 # last call: the idempotency update, the result and, on a final attempt, the dead letter.
 DEADLINE_MARGIN_SECONDS = 3.0
@@ -49,21 +47,6 @@ class Pacer(Protocol):
     def throttled(self, retry_after: float | None) -> None:
         """The platform answered 429: every caller of the account waits."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class ApiResponse:
-    status: int
-    body: dict[str, Any] | None
-    latency_ms: float
-
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.status < 300
-
-    @property
-    def retryable(self) -> bool:
-        return self.status in RETRYABLE_STATUSES
 
 
 class Deadline:

@@ -95,6 +95,27 @@ class StopTarget:
         }
 
 
+# Worth another try: timeouts, rate limits and every server-side error (520-529 from CDNs included).
+RETRYABLE_STATUSES = frozenset({408, 429, *range(500, 600)})
+
+
+@dataclass(frozen=True, slots=True)
+class ApiResponse:
+    """One answer of the Kore.ai API, as the HTTP adapter (adapters.kore_client) read it."""
+
+    status: int
+    body: dict[str, Any] | None
+    latency_ms: float
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def retryable(self) -> bool:
+        return self.status in RETRYABLE_STATUSES
+
+
 @dataclass(frozen=True, slots=True)
 class ApiConfirmation:
     """What the platform said about a stop (copied into the result's ``api`` field)."""

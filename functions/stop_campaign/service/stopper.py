@@ -10,17 +10,17 @@ from aws_lambda_powertools import Logger
 from stop_campaign.adapters.credentials import CredentialStore, SecretUnreadable, StreamCredentials, auth_headers
 from stop_campaign.adapters.kore_client import (
     MIN_CALL_SECONDS,
-    ApiResponse,
     ApiUnavailable,
     Deadline,
     HeadersFactory,
     KoreClient,
     Pacer,
 )
-from stop_campaign.domain.listing import PageRead, read_page
+from stop_campaign.domain.listing import PageRead, read_page, unusable_items
 from stop_campaign.domain.models import (
     STOPPABLE_STATUSES,
     ApiConfirmation,
+    ApiResponse,
     PermanentStopError,
     Source,
     StopOutcome,
@@ -130,7 +130,11 @@ class CampaignStopper:
         if not response.ok:
             error_type = TransientStopError if response.retryable else PermanentStopError
             raise error_type("list_failed", describe_refusal(response), confirmation(response).as_result_field())
-        return read_page((response.body or {}).get("data"))
+        data = (response.body or {}).get("data")
+        page = read_page(data)
+        for item in unusable_items(data):
+            logger.warning("Skipping a listed campaign with no usable id", extra={"item": item})
+        return page
 
     def _call(self, request: StopRequest, call: Callable[[HeadersFactory, Pacer | None], ApiResponse]) -> ApiResponse:
         """Make a call with fresh tokens; after a 401, re-read the secret once (rotation) and try again."""
