@@ -31,7 +31,7 @@ def rest_of(stream_id: str) -> Continuation:
 
 def test_an_alarm_over_two_streams_continues_both_on_a_fifo_queue(fifo_queue):
     sqs, url = fifo_queue
-    queue = StopQueue(url, sqs)
+    queue = StopQueue(url, lambda: sqs)
     queue.continue_later(rest_of("st-a"), 5)
     queue.continue_later(rest_of("st-b"), 5)
     queue.continue_later(rest_of("st-a"), 5)  # a repeat of the first is one message
