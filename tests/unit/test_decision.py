@@ -8,10 +8,11 @@ from dataclasses import replace
 import pytest
 
 from stop_campaign.domain.decision import IN_PROGRESS, TargetEnd, decide, result_for
-from stop_campaign.domain.intake import InvalidRequest, Origin, parse_sqs_body
+from stop_campaign.domain.intake import InvalidRequest, parse_sqs_body
 from stop_campaign.domain.models import (
     CampaignType,
     Continuation,
+    Origin,
     Outcome,
     PermanentStopError,
     Progress,

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from stop_campaign.domain.intake import AlarmStateChange, Origin
-from stop_campaign.domain.models import CampaignType, Continuation, Outcome, Progress, Source, StopRequest, StopTarget
+from stop_campaign.domain.intake import AlarmStateChange
+from stop_campaign.domain.models import (
+    CampaignType,
+    Continuation,
+    Origin,
+    Outcome,
+    Progress,
+    Source,
+    StopRequest,
+    StopTarget,
+)
 from stop_campaign.domain.planning import ignored_alarm, needs_alarm_map, planned_requests, unique_targets
 
 

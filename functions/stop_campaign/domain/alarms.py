@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from stop_campaign.domain.intake import AlarmStateChange, InvalidRequest, Origin, parse_stop_request
-from stop_campaign.domain.models import RequestRejected, Source, StopRequest
+from stop_campaign.domain.intake import AlarmStateChange, InvalidRequest, parse_stop_request
+from stop_campaign.domain.models import Origin, RequestRejected, Source, StopRequest
 
 ALARM_STATE = "ALARM"
 

@@ -23,9 +23,9 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from stop_campaign.domain.intake import Origin
 from stop_campaign.domain.models import (
     Continuation,
+    Origin,
     Outcome,
     Progress,
     ResultError,

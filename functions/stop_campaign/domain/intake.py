@@ -29,6 +29,7 @@ from stop_campaign.domain.models import (
     ID_PATTERN,
     CampaignType,
     Continuation,
+    Origin,
     Outcome,
     Progress,
     RequestRejected,
@@ -44,17 +45,6 @@ SQS_EVENT_SOURCE = "aws:sqs"  # Lambda's SQS event records ("eventSource")
 MAX_BODY_BYTES = 1024 * 1024  # SQS's own message limit (1 MiB); anything larger is not ours
 CAMPAIGN_SELECTORS = ("campaignId", "campaignIds", "campaigns")
 MAX_CONTINUED_CAMPAIGNS = 5000  # what listing can find (50 pages of 100); ~150 KiB of ids, far below 1 MiB
-
-
-@dataclass(frozen=True, slots=True)
-class Origin:
-    """Where a message came from: sets the request id default, the source and the attempt count."""
-
-    source: Source
-    message_id: str
-    received_at: str
-    attempt: int = 1
-    redriven_from: str | None = None  # this delivery is a dead letter sent back: see ``redrive_marker``
 
 
 @dataclass(frozen=True, slots=True)

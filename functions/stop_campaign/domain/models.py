@@ -57,6 +57,17 @@ FINISHED_STATUSES: frozenset[str] = frozenset({"Stopped", "Completed"})
 
 
 @dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a message came from: sets the request id default, the source and the attempt count."""
+
+    source: Source
+    message_id: str
+    received_at: str
+    attempt: int = 1
+    redriven_from: str | None = None  # this delivery is a dead letter sent back: see ``intake.redrive_marker``
+
+
+@dataclass(frozen=True, slots=True)
 class StopRequest:
     """A validated stop request (v1), whatever shape it arrived in."""
 

@@ -10,9 +10,10 @@ import json
 from dataclasses import dataclass, field, replace
 
 from stop_campaign.domain.alarms import requests_for_alarm, should_stop
-from stop_campaign.domain.intake import AlarmStateChange, Origin
+from stop_campaign.domain.intake import AlarmStateChange
 from stop_campaign.domain.models import (
     Continuation,
+    Origin,
     Outcome,
     Progress,
     ResultEvent,

@@ -32,10 +32,11 @@ from stop_campaign.adapters.dead_letter import DeadLetterQueue
 from stop_campaign.adapters.kore_client import DEADLINE_MARGIN_SECONDS, Deadline
 from stop_campaign.adapters.stop_queue import StopQueue
 from stop_campaign.domain.decision import IN_PROGRESS, ContinueLater, Decision, TargetEnd, decide, result_for
-from stop_campaign.domain.intake import AlarmStateChange, InvalidRequest, Origin, parse_event, parse_sqs_body
+from stop_campaign.domain.intake import AlarmStateChange, InvalidRequest, parse_event, parse_sqs_body
 from stop_campaign.domain.listing import ListPaging, PageRead
 from stop_campaign.domain.models import (
     Continuation,
+    Origin,
     Outcome,
     PermanentStopError,
     RequestRejected,

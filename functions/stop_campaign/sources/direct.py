@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from stop_campaign.domain.intake import Origin, usable_id
-from stop_campaign.domain.models import Source
+from stop_campaign.domain.intake import usable_id
+from stop_campaign.domain.models import Origin, Source
 from stop_campaign.service.processing import InboundMessage, MessageProcessor
 from stop_campaign.sources.invocation import Invocation, answer, as_text
 

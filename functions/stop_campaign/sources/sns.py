@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stop_campaign.domain.intake import Origin
-from stop_campaign.domain.models import ResultEvent, Source
+from stop_campaign.domain.models import Origin, ResultEvent, Source
 from stop_campaign.service.processing import InboundMessage, MessageProcessor
 from stop_campaign.sources.invocation import Invocation, answer, as_text
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from stop_campaign.domain.intake import Origin, redrive_marker, usable_id
-from stop_campaign.domain.models import Source
+from stop_campaign.domain.intake import redrive_marker, usable_id
+from stop_campaign.domain.models import Origin, Source
 from stop_campaign.service.processing import InboundMessage, MessageProcessor, RetryLater
 from stop_campaign.sources.invocation import Invocation, as_text
 
