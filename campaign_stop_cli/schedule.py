@@ -20,7 +20,6 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from enum import StrEnum
 from functools import cache
 from typing import Annotated, Any, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -48,7 +47,7 @@ from campaign_stop_cli.common import (
     resource,
 )
 from stop_campaign.domain.intake import InvalidRequest, Origin, parse_stop_request
-from stop_campaign.domain.models import Source
+from stop_campaign.domain.models import CampaignType, Source
 
 app = typer.Typer(
     help="Stop campaigns at a set local time (quiet hours) with EventBridge Scheduler: create, list, delete, fire.",
@@ -71,11 +70,6 @@ OutputOption = Annotated[OutputFormat | None, typer.Option("--output", "-o", hel
 GroupOption = Annotated[
     str | None, typer.Option("--schedule-group", help="Schedule group (env SCHEDULE_GROUP_NAME).")
 ]
-
-
-class CampaignType(StrEnum):
-    SMS = "sms"
-    VOICE = "voice"
 
 
 def _fail(message: str, code: int, mode: OutputFormat) -> NoReturn:

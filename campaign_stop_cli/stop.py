@@ -36,17 +36,12 @@ from campaign_stop_cli.common import (
 )
 from campaign_stop_cli.subscription import ResultsQueue, results_subscription
 from stop_campaign.domain.intake import InvalidRequest, Origin, parse_stop_request
-from stop_campaign.domain.models import Source
+from stop_campaign.domain.models import CampaignType, Source
 
 DETAIL_TYPE = "Stop Campaign Request"  # what the bus rule StopRequestsToQueue routes to the stop queue
 EVENT_SOURCE = "campaign-stop.cli"
 FALLBACK_REQUESTED_BY = "campaign-stop-cli"
 SUCCESSFUL_OUTCOMES = frozenset({"stopped", "already_stopped", "dry_run"})
-
-
-class CampaignType(StrEnum):
-    SMS = "sms"
-    VOICE = "voice"
 
 
 class Via(StrEnum):
