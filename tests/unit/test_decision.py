@@ -293,3 +293,17 @@ def test_decide_leaves_its_inputs_as_they_were(final_attempt):
            now="2026-11-28T16:00:01.000Z", max_wait_seconds=21600)
     assert planned == before_planned and ends == before_ends
     assert ends[1].result is None and ends[3].deferred is not None and ends[3].result is None
+
+
+def test_a_target_end_is_exactly_one_kind():
+    target = targets(request("cd-1"))[0]
+    assert [end.kind for end in (stopped(target), failed(target), transient(target), deferred(target))] == [
+        "ended", "ended", "transient", "deferred"]
+    with pytest.raises(ValueError, match="exactly one"):
+        TargetEnd(target)
+    with pytest.raises(ValueError, match="exactly one"):
+        TargetEnd(target, transient=TransientStopError("api_unavailable", "503"),
+                  deferred=StopDeferred(1.0, "the budget"))
+    with pytest.raises(ValueError, match="permanent"):
+        TargetEnd(target, transient=TransientStopError("api_unavailable", "503"),
+                  permanent=PermanentStopError("stop_refused", "no such campaign"))

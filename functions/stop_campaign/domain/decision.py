@@ -22,6 +22,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Literal
 
 from stop_campaign.domain.models import (
     Continuation,
@@ -46,16 +47,33 @@ IN_PROGRESS = "in_progress"
 MAX_STALLED_INVOCATIONS = 5
 
 
+EndKind = Literal["ended", "transient", "deferred"]
+
+
 @dataclass(frozen=True, slots=True)
 class TargetEnd:
-    """How one campaign ended in this invocation. A request that failed before its campaigns were known
-    (credentials, listing) or found none has one end whose target has campaign id ""."""
+    """How one campaign ended in this invocation: exactly one of ``result``, ``transient`` or ``deferred`` is set
+    (``kind`` says which; a ``permanent`` error only comes with a result), checked when it is made. A request that
+    failed before its campaigns were known (credentials, listing) or found none has one end whose target has
+    campaign id ""."""
 
     target: StopTarget
-    result: ResultEvent | None = None  # final for the request (permanent failures included)
-    transient: StopError | None = None  # not stopped, another attempt may succeed
+    result: ResultEvent | None = None  # "ended": final for the request (permanent failures included)
+    transient: StopError | None = None  # "transient": not stopped, another attempt may succeed
     permanent: StopError | None = None  # comes with a failed or rejected ``result``
-    deferred: StopDeferred | None = None  # not attempted; continues in a later invocation
+    deferred: StopDeferred | None = None  # "deferred": not attempted; continues in a later invocation
+
+    def __post_init__(self) -> None:
+        if sum(part is not None for part in (self.result, self.transient, self.deferred)) != 1:
+            raise ValueError("a TargetEnd has exactly one of result, transient and deferred")
+        if self.permanent is not None and self.result is None:
+            raise ValueError("a TargetEnd's permanent error comes with its result")
+
+    @property
+    def kind(self) -> EndKind:
+        if self.result is not None:
+            return "ended"
+        return "transient" if self.transient is not None else "deferred"
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +107,7 @@ def decide(
     # request is that invocation's to report, so this copy says nothing of it. The caller's ends are not changed:
     # ended ones are new copies.
     ends = [
-        replace(end, result=gave_up(end.target, end.transient, origin, now))
+        replace(end, result=gave_up(end.target, end.transient, origin, now), transient=None)
         if end.transient is not None and end.transient.code != IN_PROGRESS else end
         for end in ends
     ]
