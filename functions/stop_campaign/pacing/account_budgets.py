@@ -3,7 +3,8 @@
 Every call is granted by the account's ledger, one DynamoDB item per account in the idempotency table, changed
 only by a write conditional on the version read (optimistic locking). No container ever calls on a guess: a cold
 container, a warm one with an old view, and a contended ledger all wait for a grant, so no window of the limit's
-length ever holds more calls than the limit (the schedule itself is ``rate_schedule.Schedule``).
+length ever holds more calls than the limit (the schedule itself is ``rate_schedule.Schedule``, the ledger
+``rate_ledger.RateLedger``; this module is the container's part: its threads and how they take turns).
 
 What keeps the lone stop fast: its grant is asked for while its idempotency record is being written
 (``AccountPacer.prepare``, on a background thread), and a warm container writes the ledger from the item it last
@@ -30,18 +31,15 @@ from dataclasses import dataclass, field
 from aws_lambda_powertools import Logger
 
 from stop_campaign.domain.models import StopDeferred
-from stop_campaign.pacing.rate_ledger import (
-    _BACKOFF_JITTER,
-    _BUSY_RETRY_SECONDS,
-    _MAX_BACKOFF_STEP,
-    _SETTLE_SECONDS,
-    LedgerBusy,
-    LedgerUnavailable,
-    RateLedger,
-)
+from stop_campaign.pacing.rate_ledger import LedgerBusy, LedgerUnavailable, RateLedger
 from stop_campaign.pacing.rate_schedule import NORMAL, Applied, Change, RateLimit
 
 logger = Logger(child=True)
+
+_BACKOFF_JITTER = 0.1  # up to 10 % on top of a backoff step, so paused callers do not all come back at once
+_MAX_BACKOFF_STEP = 30  # 2**30 s is beyond any period; keeps 2.0**step finite
+_BUSY_RETRY_SECONDS = 1.0  # a caller whose deadline came during write conflicts tries again this much later
+_SETTLE_SECONDS = 1.0  # giving slots back at the end of an invocation: worth a try, not the invocation's timeout
 
 # ---- The container's part: threads ------------------------------------------------------------------------
 

@@ -12,19 +12,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
 from stop_campaign.pacing.rate_schedule import Applied, Change, RateLimit, Schedule
 
-logger = Logger(child=True)
-
 LEDGER_KEY_PREFIX = "rate#"
-_BACKOFF_JITTER = 0.1  # up to 10 % on top of a backoff step, so paused callers do not all come back at once
-_MAX_BACKOFF_STEP = 30  # 2**30 s is beyond any period; keeps 2.0**step finite
 _CONTENDED_SECONDS = 5.0  # how long a write without a deadline of its own keeps trying against other writers
-_BUSY_RETRY_SECONDS = 1.0  # a caller whose deadline came during write conflicts tries again this much later
-_SETTLE_SECONDS = 1.0  # giving slots back at the end of an invocation: worth a try, not the invocation's timeout
 
 
 class LedgerUnavailable(Exception):
