@@ -32,10 +32,10 @@ from campaign_stop_cli.common import (
     print_json,
     resource,
 )
-from stop_campaign.alarms import UnmappedAlarm, map_entries_for, requests_for_alarm
-from stop_campaign.credentials import CredentialStore, CredentialsUnavailable, SecretUnreadable
-from stop_campaign.intake import AlarmStateChange
-from stop_campaign.models import RequestRejected, StopRequest
+from stop_campaign.adapters.credentials import CredentialStore, CredentialsUnavailable, SecretUnreadable
+from stop_campaign.domain.alarms import UnmappedAlarm, map_entries_for, requests_for_alarm
+from stop_campaign.domain.intake import AlarmStateChange
+from stop_campaign.domain.models import RequestRejected, StopRequest
 
 app = typer.Typer(help="Check, show, write and try the alarm map (CloudWatch alarms as kill switches).",
                   no_args_is_help=True)

@@ -1,6 +1,6 @@
 """`campaign-stop dlq`: look at the dead-letter queue and send its messages back to the stop queue.
 
-Dead letters come from four writers: the function (stop_campaign.dead_letter: the original body with the
+Dead letters come from four writers: the function (stop_campaign.adapters.dead_letter: the original body with the
 attributes errorCode, errorMessage, requestId, source, retryable), EventBridge (ERROR_CODE, ERROR_MESSAGE,
 RULE_ARN, TARGET_ARN…), EventBridge Scheduler (ERROR_CODE, ERROR_MESSAGE, SCHEDULE_ARN…) and the stop queue's own
 redrive policy (the message as it was, without a reason).

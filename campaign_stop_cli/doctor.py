@@ -33,17 +33,17 @@ from campaign_stop_cli.common import (
     print_json,
     stack_name,
 )
-from stop_campaign.credentials import (
+from stop_campaign.adapters.credentials import (
     CredentialStore,
     CredentialsUnavailable,
     StreamCredentials,
     auth_headers,
     mint_token,
 )
-from stop_campaign.intake import InvalidRequest, Origin, parse_stop_request
-from stop_campaign.kore_client import ApiUnavailable, ClientSettings, Deadline, KoreClient
-from stop_campaign.models import Source, StopDeferred
-from stop_campaign.outcomes import describe_refusal
+from stop_campaign.adapters.kore_client import ApiUnavailable, ClientSettings, Deadline, KoreClient
+from stop_campaign.domain.intake import InvalidRequest, Origin, parse_stop_request
+from stop_campaign.domain.models import Source, StopDeferred
+from stop_campaign.domain.outcomes import describe_refusal
 from stop_campaign.settings import IDEMPOTENCY_TTL_ATTRIBUTE, OPTIONAL_ENV_VARS, ConfigurationError, validate_base_url
 
 JWT_TTL_SECONDS = int(OPTIONAL_ENV_VARS["JWT_TTL_SECONDS"])

@@ -27,7 +27,7 @@ from campaign_stop_cli.common import (
     resource,
 )
 from campaign_stop_cli.subscription import Delivery, ResultsQueue, results_subscription
-from stop_campaign.models import Outcome
+from stop_campaign.domain.models import Outcome
 
 DEFAULT_WINDOW_SECONDS = 10.0  # without --follow: how long to collect at most
 QUIET_SECONDS = 3.0  # without --follow: stop early once nothing new arrived for this long after a first event

@@ -58,8 +58,8 @@ from campaign_stop_cli.common import (
     print_json,
     resource,
 )
-from stop_campaign.intake import InvalidRequest, Origin, parse_stop_request
-from stop_campaign.models import CampaignType, Source
+from stop_campaign.domain.intake import InvalidRequest, Origin, parse_stop_request
+from stop_campaign.domain.models import CampaignType, Source
 
 app = typer.Typer(
     help="Stop campaigns at a set local time (quiet hours) with EventBridge Scheduler: create, list, delete, fire.",

@@ -35,7 +35,7 @@ from campaign_stop_cli.common import (
 
 # The function's own metrics: Powertools EMF in template.yaml's POWERTOOLS_METRICS_NAMESPACE, with the default
 # dimension service = POWERTOOLS_SERVICE_NAME (tests compare both with template.yaml). Metric names: the outcome
-# counters of stop_campaign.processing.OUTCOME_METRICS and its TimeToStop (milliseconds).
+# counters of stop_campaign.service.processing.OUTCOME_METRICS and its TimeToStop (milliseconds).
 NAMESPACE = "CampaignStop"
 SERVICE = "campaign-stop"
 OUTCOME_METRICS = {

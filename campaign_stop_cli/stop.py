@@ -35,8 +35,8 @@ from campaign_stop_cli.common import (
     resource,
 )
 from campaign_stop_cli.subscription import ResultsQueue, results_subscription
-from stop_campaign.intake import InvalidRequest, Origin, parse_stop_request
-from stop_campaign.models import CampaignType, Source
+from stop_campaign.domain.intake import InvalidRequest, Origin, parse_stop_request
+from stop_campaign.domain.models import CampaignType, Source
 
 DETAIL_TYPE = "Stop Campaign Request"  # what the bus rule StopRequestsToQueue routes to the stop queue
 EVENT_SOURCE = "campaign-stop.cli"
@@ -139,7 +139,7 @@ def _caller_identity() -> str:
 
 
 def _validate(request: dict[str, Any], mode: OutputFormat) -> None:
-    """The function's own parser and schema (stop_campaign.intake): what passes here passes there."""
+    """The function's own parser and schema (stop_campaign.domain.intake): what passes here passes there."""
     origin = Origin(Source.SQS, request["requestId"], request["requestedAt"])
     try:
         parse_stop_request(request, origin, request["requestId"])

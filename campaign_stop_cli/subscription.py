@@ -30,7 +30,7 @@ from campaign_stop_cli.common import (
 )
 
 QUEUE_PREFIX = "campaign-stop-cli-"  # the queues this CLI creates (and removes), recognisable in list-queues
-EVENT_TYPE_ATTRIBUTE = "eventType"  # "result" or "summary" (stop_campaign.results.EVENT_TYPE)
+EVENT_TYPE_ATTRIBUTE = "eventType"  # "result" or "summary" (stop_campaign.adapters.results.EVENT_TYPE)
 RETENTION_SECONDS = 3600  # results are read within seconds; a queue left behind holds an hour's worth at most
 CREATED_BY = "campaign-stop-cli"  # tag created-by on every temporary queue (created-at: when, in UTC)
 

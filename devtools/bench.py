@@ -95,7 +95,7 @@ def ledger_updates() -> Iterator[list[tuple[float, str]]]:
     """Every RateLedger.update (one conditional write, with a read first only when the container has not seen the
     item), as (time.monotonic(), thread name): "rate-budget…" threads ask for grants in parallel with the
     idempotency write."""
-    from stop_campaign.rate_budget import RateLedger
+    from stop_campaign.pacing.rate_ledger import RateLedger
 
     original = RateLedger.update
     seen: list[tuple[float, str]] = []
@@ -203,7 +203,7 @@ def warm_container(bench: Bench) -> None:
 def budget_schedule(admitted: int, calls: int, period: float) -> float:
     """When the function's own budget lets the last of ``admitted`` calls go: it paces by a slightly longer
     period than the limit's (RateLimit.paced: room for a call's grant-to-arrival lag)."""
-    from stop_campaign.rate_budget import RateLimit
+    from stop_campaign.pacing.rate_schedule import RateLimit
 
     return ((admitted - 1) // calls) * RateLimit(calls, period).paced().period_seconds
 

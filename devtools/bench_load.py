@@ -220,6 +220,29 @@ def busiest_window(run: LoadRun, window: float = PERIOD) -> tuple[int, str, floa
     return best
 
 
+def _collect_last_reports(
+    processes: list[Any], reports: Any, collected: list[dict[str, Any]], alarm_report: dict[str, Any] | None,
+) -> tuple[int, dict[str, Any] | None]:
+    """After the stop: the reports of processes still running (into ``collected``), then every process ended.
+    How many never reported, and the alarm's report."""
+    waiting = len(processes) - len(collected)
+    give_up = time.monotonic() + FUNCTION_TIMEOUT + 10
+    while waiting > 0 and time.monotonic() < give_up:
+        try:
+            item = reports.get(timeout=0.5)
+        except queue.Empty:
+            continue
+        collected.append(item)
+        alarm_report = item if item.get("alarm") else alarm_report
+        waiting -= 1
+    for process in processes:
+        process.join(timeout=2)
+        if process.is_alive():
+            process.terminate()
+            process.join(timeout=5)
+    return waiting, alarm_report
+
+
 def run_load(
     *, containers: int, campaigns: list[str], messages: list[dict[str, Any]], max_seconds: float,
     alarm: dict[str, Any] | None = None, alarm_campaigns: list[str] | None = None,
@@ -301,21 +324,7 @@ def run_load(
         wall = (empty_since if not timed_out and empty_since else time.monotonic()) - started
         stop.set()
         fire.set()  # an alarm process still waiting (a timed-out run) must end too
-        waiting = len(processes) - len(collected)
-        give_up = time.monotonic() + FUNCTION_TIMEOUT + 10
-        while waiting > 0 and time.monotonic() < give_up:
-            try:
-                item = reports.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            collected.append(item)
-            alarm_report = item if item.get("alarm") else alarm_report
-            waiting -= 1
-        for process in processes:
-            process.join(timeout=2)
-            if process.is_alive():
-                process.terminate()
-                process.join(timeout=5)
+        waiting, alarm_report = _collect_last_reports(processes, reports, collected, alarm_report)
         time.sleep(0.5)  # moto delivers what was published last to the subscriber queue
         errors = [item["error"] for item in collected if item.get("error")]
         if waiting:

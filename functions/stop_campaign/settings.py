@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import urlsplit
 
-from stop_campaign.rate_schedule import RateLimit
-from stop_campaign.records import Record
+from stop_campaign.pacing.rate_schedule import RateLimit
 
 # Names the deployed template must set; tests compare them with template.yaml.
 REQUIRED_ENV_VARS: tuple[str, ...] = (
@@ -49,7 +49,8 @@ class ConfigurationError(RuntimeError):
     """The function's environment is wrong; no request can be served until it is fixed."""
 
 
-class Settings(Record):
+@dataclass(frozen=True, slots=True)
+class Settings:
     kore_base_url: str
     credentials_secret_id: str
     results_topic_arn: str

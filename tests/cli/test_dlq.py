@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import botocore.client
@@ -23,8 +24,8 @@ from campaign_stop_cli.main import app
 from devtools.kore_simulator import KoreSimulator
 from devtools.local_stack import LocalStack
 from devtools.poller import SqsEventSourceMapping
-from stop_campaign.dead_letter import DeadLetterQueue
-from stop_campaign.models import ResultError
+from stop_campaign.adapters.dead_letter import DeadLetterQueue
+from stop_campaign.domain.models import ResultError
 
 from .conftest import STREAM_ID
 
@@ -69,7 +70,7 @@ def letters(stack: LocalStack, cli_env: dict[str, str]) -> Letters:
     """Two stop_refused and one invalid_request dead letter as the function writes them (its own writer; the
     last test has the handler write one), plus one without attributes, as the redrive policy moves a message."""
     sqs = stack.client("sqs")
-    writer = DeadLetterQueue(stack.dead_letter_queue_url, sqs)
+    writer = DeadLetterQueue(stack.dead_letter_queue_url, lambda: sqs)
     refused = ResultError("stop_refused", "Kore.ai API answered HTTP 404: Campaign not found")
     bodies = {}
     for request_id, campaign_id in (("req-refused-1", "cd-unknown-1"), ("req-refused-2", "cd-unknown-2")):
@@ -112,7 +113,7 @@ def test_list_shows_every_dead_letter_and_leaves_them_visible(
 
 def test_list_reads_past_the_first_ten_messages(runner: CliRunner, stack: LocalStack, cli_env: dict[str, str]) -> None:
     # moto answers in queue order: a scan that only let messages go at once would see the first ten for ever.
-    writer = DeadLetterQueue(stack.dead_letter_queue_url, stack.client("sqs"))
+    writer = DeadLetterQueue(stack.dead_letter_queue_url, cache(lambda: stack.client("sqs")))
     sent = {writer.send(_request(f"req-{n}", f"cd-{n}"), ResultError("stop_refused", "gone"), f"req-{n}", "sqs")
             for n in range(23)}
     result = runner.invoke(app, ["-o", "json", "dlq", "list", "--limit", "100"])
@@ -169,7 +170,7 @@ def _dead_letter_ids(stack: LocalStack, queue_url: str | None = None) -> list[st
 
 
 def _refused_letters(stack: LocalStack, count: int) -> set[str]:
-    writer = DeadLetterQueue(stack.dead_letter_queue_url, stack.client("sqs"))
+    writer = DeadLetterQueue(stack.dead_letter_queue_url, cache(lambda: stack.client("sqs")))
     return {writer.send(_request(f"req-{n}", f"cd-gone-{n}"), ResultError("stop_refused", "gone"), f"req-{n}", "sqs")
             for n in range(count)}
 
@@ -358,7 +359,7 @@ def test_a_copy_that_fails_again_during_the_run_waits_for_the_next_one(
 ) -> None:
     """Moving what matches while moving must not take a new dead letter of a request this run just sent back
     (the function failing it again at once): nothing is sent twice in one run."""
-    writer = DeadLetterQueue(stack.dead_letter_queue_url, stack.client("sqs"))
+    writer = DeadLetterQueue(stack.dead_letter_queue_url, cache(lambda: stack.client("sqs")))
     make_api_call = botocore.client.BaseClient._make_api_call
     again: list[str] = []
 

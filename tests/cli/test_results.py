@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 from campaign_stop_cli.main import app
 from campaign_stop_cli.subscription import QUEUE_PREFIX
 from devtools.local_stack import LocalStack
-from stop_campaign.models import Outcome, ResultEvent, Source
-from stop_campaign.results import ResultsPublisher
+from stop_campaign.adapters.results import ResultsPublisher
+from stop_campaign.domain.models import Outcome, ResultEvent, Source
 
 from .conftest import STREAM_ID
 

@@ -16,8 +16,8 @@ from campaign_stop_cli.main import app
 from devtools.kore_simulator import KoreSimulator
 from devtools.local_stack import LocalStack
 from devtools.poller import SqsEventSourceMapping
-from stop_campaign.intake import Origin, parse_stop_request
-from stop_campaign.models import Source
+from stop_campaign.domain.intake import Origin, parse_stop_request
+from stop_campaign.domain.models import Source
 
 from .conftest import SCHEDULE_GROUP, STREAM_ID
 

@@ -13,7 +13,7 @@ from campaign_stop_cli import status
 from campaign_stop_cli.main import app
 from devtools.local_stack import LocalStack
 from devtools.template_loader import local_stack_settings
-from stop_campaign.processing import OUTCOME_METRICS
+from stop_campaign.service.processing import OUTCOME_METRICS
 
 FUNCTION_NAME = "campaign-stop-StopCampaignFunction-abc123"
 DASHBOARD = "https://console.aws.amazon.com/cloudwatch/home?region=us-east-1#dashboards:name=campaign-stop"

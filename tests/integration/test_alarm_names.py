@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from devtools.poller import SqsEventSourceMapping
 from stop_campaign import app
-from stop_campaign.intake import REQUEST_ID_PATTERN
+from stop_campaign.domain.intake import REQUEST_ID_PATTERN
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMED_STREAM = "st-named"

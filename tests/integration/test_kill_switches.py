@@ -207,7 +207,7 @@ def test_every_outcome_carries_who_why_when_and_validates_against_the_schema(inv
 
 def test_an_alarm_that_failed_every_async_retry_ends_through_the_stop_queue(invoke, stack, kore, sqs, monkeypatch,
                                                                            alarm_map):
-    from stop_campaign.processing import RetryLater
+    from stop_campaign.service.processing import RetryLater
 
     monkeypatch.setenv("HTTP_MAX_RETRIES", "0")
     kore.inject(kind="stop_sms", campaign_id="cd-2", status=503, times=100)

@@ -13,8 +13,8 @@ import pytest
 from conftest import STREAM_ID
 
 from devtools.kore_simulator import state as simulator_state
-from stop_campaign.listing import MAX_LIST_PAGES
-from stop_campaign.models import STOPPABLE_STATUSES
+from stop_campaign.domain.listing import MAX_LIST_PAGES
+from stop_campaign.domain.models import STOPPABLE_STATUSES
 
 STREAM = "st-paging"
 STATUSES = ("Active", "Completed", "Ready", "Paused", "Preparing", "Stopped", "Scheduled", "Rescheduled")

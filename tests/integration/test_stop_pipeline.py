@@ -18,7 +18,7 @@ import jwt
 import pytest
 from conftest import ACCOUNT_ID, CLIENT_ID, CLIENT_SECRET, CREDENTIALS, STREAM_ID
 
-from stop_campaign.processing import RetryLater
+from stop_campaign.service.processing import RetryLater
 from stop_campaign.settings import ConfigurationError
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -83,7 +83,7 @@ def test_result_message_attributes_let_subscribers_filter(invoke, stack):
 
 def test_a_repeated_result_has_the_same_result_id_and_another_outcome_another(invoke, stack, kore, sqs):
     """SNS delivers at least once: a subscriber drops a copy by resultId, and never drops a different result."""
-    from stop_campaign.models import Outcome, ResultEvent, Source
+    from stop_campaign.domain.models import Outcome, ResultEvent, Source
 
     invoke(sqs({"streamId": STREAM_ID, "campaignId": "cd-1", "requestId": "req-id-1"}))
     invoke(sqs({"streamId": STREAM_ID, "campaignId": "cd-1", "requestId": "req-id-2"}))  # already stopped now

@@ -18,7 +18,7 @@ import fastjsonschema
 import pytest
 from conftest import STREAM_ID
 
-from stop_campaign.processing import RetryLater
+from stop_campaign.service.processing import RetryLater
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"

@@ -440,7 +440,7 @@ def _emitted_metric_names() -> set[str]:
     names: set[str] = set()
     dynamic: list[str] = []
     add_metric_calls = 0
-    for path in sorted(FUNCTION_SOURCE.glob("*.py")):
+    for path in sorted(FUNCTION_SOURCE.rglob("*.py")):
         text = path.read_text(encoding="utf-8")
         add_metric_calls += text.count(".add_metric(")
         for argument in re.findall(r"telemetry\.(?:count|milliseconds)\(\s*([^,)]+)", text):
@@ -460,7 +460,7 @@ def _emitted_metric_names() -> set[str]:
 def emitted_metrics() -> set[str]:
     names = _emitted_metric_names()
     assert len(names) >= 12, names  # the grep found the metrics
-    from stop_campaign.processing import OUTCOME_METRICS
+    from stop_campaign.service.processing import OUTCOME_METRICS
 
     assert set(OUTCOME_METRICS.values()) <= names
     return names

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from stop_campaign.alarms import UnmappedAlarm, requests_for_alarm, should_stop
-from stop_campaign.intake import AlarmStateChange
-from stop_campaign.models import CampaignType, RequestRejected, Source
+from stop_campaign.domain.alarms import UnmappedAlarm, requests_for_alarm, should_stop
+from stop_campaign.domain.intake import AlarmStateChange
+from stop_campaign.domain.models import CampaignType, RequestRejected, Source
 
 ALARM_MAP = json.loads((Path(__file__).resolve().parents[2] / "events" / "alarm_map.json").read_text())
 

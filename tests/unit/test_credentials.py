@@ -12,7 +12,7 @@ import pytest
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
-from stop_campaign.credentials import (
+from stop_campaign.adapters.credentials import (
     CredentialStore,
     CredentialsUnavailable,
     SecretUnreadable,

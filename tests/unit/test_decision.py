@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
-from stop_campaign.decision import IN_PROGRESS, TargetEnd, decide, result_for
-from stop_campaign.intake import InvalidRequest, Origin, parse_sqs_body
-from stop_campaign.models import (
+from stop_campaign.domain.decision import IN_PROGRESS, TargetEnd, decide, result_for
+from stop_campaign.domain.intake import InvalidRequest, parse_sqs_body
+from stop_campaign.domain.models import (
     CampaignType,
     Continuation,
+    Origin,
     Outcome,
     PermanentStopError,
     Progress,
@@ -20,8 +22,7 @@ from stop_campaign.models import (
     StopTarget,
     TransientStopError,
 )
-from stop_campaign.planning import PlannedRequest
-from stop_campaign.records import replace
+from stop_campaign.domain.planning import PlannedRequest
 
 NOW = "2026-11-28T10:00:05.000Z"
 ORIGIN = Origin(Source.SQS, "msg-1", "2026-11-28T10:00:00.000Z", attempt=1)
@@ -277,3 +278,32 @@ def test_a_request_waiting_longer_than_max_wait_ends_failed_waited_too_long():
     assert decision.dead_letter is not None and decision.dead_letter.code == "waited_too_long"
     [summary] = decision.summaries
     assert summary.outcomes == {"stopped": 1, "failed": 1}
+
+
+@pytest.mark.parametrize("final_attempt", [True, False])
+def test_decide_leaves_its_inputs_as_they_were(final_attempt):
+    """Pure: what it ends (a final attempt's transient failure, a request that waited too long) it ends in copies."""
+    stop, waiting = request("cd-1", "cd-2"), replace(request("cd-3", "cd-4"), request_id="req-2")
+    first, second = targets(stop)
+    third, fourth = targets(waiting)
+    planned = [PlannedRequest(stop), PlannedRequest(waiting, Progress(segment=3, campaigns=2))]
+    ends = [stopped(first), transient(second), stopped(third), waiting_turn(fourth)]
+    before_planned, before_ends = list(planned), [replace(end) for end in ends]
+    decide(planned, ends, Origin(Source.SQS, "msg-1", ORIGIN.received_at, attempt=5), final_attempt=final_attempt,
+           now="2026-11-28T16:00:01.000Z", max_wait_seconds=21600)
+    assert planned == before_planned and ends == before_ends
+    assert ends[1].result is None and ends[3].deferred is not None and ends[3].result is None
+
+
+def test_a_target_end_is_exactly_one_kind():
+    target = targets(request("cd-1"))[0]
+    assert [end.kind for end in (stopped(target), failed(target), transient(target), deferred(target))] == [
+        "ended", "ended", "transient", "deferred"]
+    with pytest.raises(ValueError, match="exactly one"):
+        TargetEnd(target)
+    with pytest.raises(ValueError, match="exactly one"):
+        TargetEnd(target, transient=TransientStopError("api_unavailable", "503"),
+                  deferred=StopDeferred(1.0, "the budget"))
+    with pytest.raises(ValueError, match="permanent"):
+        TargetEnd(target, transient=TransientStopError("api_unavailable", "503"),
+                  permanent=PermanentStopError("stop_refused", "no such campaign"))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stop_campaign.intake import (
+from stop_campaign.domain.intake import (
     ALARM_DETAIL_TYPE,
     REQUEST_ID_PATTERN,
     AlarmStateChange,
@@ -18,7 +18,7 @@ from stop_campaign.intake import (
     parse_sqs_body,
     redrive_marker,
 )
-from stop_campaign.models import CampaignType, Source, StopRequest
+from stop_campaign.domain.models import CampaignType, Source, StopRequest
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 SQS = Origin(Source.SQS, "sqs-message-id", "2026-11-28T10:00:01.000Z", attempt=2)
@@ -275,8 +275,8 @@ def test_the_same_state_change_has_one_request_id_whichever_way_it_arrives():
 
 @pytest.mark.parametrize("state", ["OK", "INSUFFICIENT_DATA"])
 def test_alarm_lambda_action_leaving_alarm_is_ignored(state):
-    from stop_campaign.models import Outcome
-    from stop_campaign.planning import ignored_alarm, needs_alarm_map
+    from stop_campaign.domain.models import Outcome
+    from stop_campaign.domain.planning import ignored_alarm, needs_alarm_map
 
     parsed = parse_event(alarm_action(value=state, timestamp="2026-11-28T10:20:00.000+0000"), DIRECT)
     assert isinstance(parsed, AlarmStateChange) and parsed.state == state

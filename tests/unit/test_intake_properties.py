@@ -13,8 +13,8 @@ from event_strategies import anything, notifications, stop_requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stop_campaign.intake import AlarmStateChange, InvalidRequest, Origin, parse_event, parse_sqs_body
-from stop_campaign.models import Continuation, RequestRejected, Source, StopRequest
+from stop_campaign.domain.intake import AlarmStateChange, InvalidRequest, parse_event, parse_sqs_body
+from stop_campaign.domain.models import Continuation, Origin, RequestRejected, Source, StopRequest
 
 ORIGIN = Origin(Source.SQS, "msg-1", "2026-11-28T10:00:00.000Z")
 PARSED = (StopRequest, AlarmStateChange, Continuation)

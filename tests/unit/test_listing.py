@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from stop_campaign.listing import MAX_LIST_PAGES, ListPaging, read_page
-from stop_campaign.models import STOPPABLE_STATUSES, PermanentStopError
+from stop_campaign.domain.listing import MAX_LIST_PAGES, ListPaging, read_page, unusable_items
+from stop_campaign.domain.models import STOPPABLE_STATUSES, PermanentStopError
 
 ASKED = 100  # what the stopper asks for (stopper.LIST_PAGE_SIZE)
 ALL_STATUSES = ("Active", "Completed", "Ready", "Paused", "Preparing", "Stopped", "Scheduled", "Rescheduled")
@@ -362,6 +362,13 @@ def test_a_row_with_both_keys_is_read_by_id_and_a_bad_id_falls_back_to_the_other
                                   {"id": "bad/1", "_id": "cd-2", "status": "Active"},
                                   {"_id": 7, "status": "Active"}], "hasMore": False})
     assert page["ids"] == ["cd-1", "cd-2"] and page["served"] == 3
+
+
+def test_the_rows_skipped_for_want_of_an_id_are_named_for_the_caller_to_log():
+    data = {"results": [{"id": "cd-1", "status": "Active"}, {"_id": 7, "status": "Active"}, "junk"], "hasMore": False}
+    assert read_page(data)["ids"] == ["cd-1"]
+    assert unusable_items(data) == ["{'_id': 7, 'status': 'Active'}", "'junk'"]
+    assert unusable_items({"results": "no list"}) == [] and unusable_items(None) == []
 
 
 # -- several pages at once ---------------------------------------------------------------------------------

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from stop_campaign.kore_client import ApiResponse
-from stop_campaign.outcomes import StopVerdict, confirmation, describe_refusal, finished_status, judge_stop
+from stop_campaign.domain.models import ApiResponse
+from stop_campaign.domain.outcomes import StopVerdict, confirmation, describe_refusal, finished_status, judge_stop
 
 
 def answer(status: int, body: dict | None = None) -> ApiResponse:

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from stop_campaign.intake import AlarmStateChange, Origin
-from stop_campaign.models import CampaignType, Continuation, Outcome, Progress, Source, StopRequest, StopTarget
-from stop_campaign.planning import ignored_alarm, needs_alarm_map, planned_requests, unique_targets
+from stop_campaign.domain.intake import AlarmStateChange
+from stop_campaign.domain.models import (
+    CampaignType,
+    Continuation,
+    Origin,
+    Outcome,
+    Progress,
+    Source,
+    StopRequest,
+    StopTarget,
+)
+from stop_campaign.domain.planning import ignored_alarm, needs_alarm_map, planned_requests, unique_targets
 
 
 def change(state: str = "ALARM") -> AlarmStateChange:

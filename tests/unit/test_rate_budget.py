@@ -19,9 +19,10 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 from moto import mock_aws
 
-from stop_campaign.models import StopDeferred
-from stop_campaign.rate_budget import AccountBudgets, BudgetStats, LedgerBusy, LedgerUnavailable, RateLedger
-from stop_campaign.rate_schedule import NORMAL, URGENT, Change, RateLimit, busiest_window
+from stop_campaign.domain.models import StopDeferred
+from stop_campaign.pacing.account_budgets import AccountBudgets, BudgetStats
+from stop_campaign.pacing.rate_ledger import LedgerBusy, LedgerUnavailable, RateLedger
+from stop_campaign.pacing.rate_schedule import NORMAL, URGENT, Change, RateLimit, busiest_window
 
 TABLE = "idempotency-table"
 ACCOUNT = "acc-1"

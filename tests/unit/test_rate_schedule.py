@@ -8,7 +8,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stop_campaign.rate_schedule import NORMAL, URGENT, Change, RateLimit, Schedule, busiest_window
+from stop_campaign.pacing.rate_schedule import NORMAL, URGENT, Change, RateLimit, Schedule, busiest_window
 
 LIMIT = RateLimit(5, 10.0)
 T0 = 1_700_000_000.0

@@ -7,8 +7,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from stop_campaign.models import CampaignType, Continuation, Progress, Source, StopRequest
-from stop_campaign.stop_queue import StopQueue
+from stop_campaign.adapters.stop_queue import StopQueue
+from stop_campaign.domain.models import CampaignType, Continuation, Progress, Source, StopRequest
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def rest_of(stream_id: str) -> Continuation:
 
 def test_an_alarm_over_two_streams_continues_both_on_a_fifo_queue(fifo_queue):
     sqs, url = fifo_queue
-    queue = StopQueue(url, sqs)
+    queue = StopQueue(url, lambda: sqs)
     queue.continue_later(rest_of("st-a"), 5)
     queue.continue_later(rest_of("st-b"), 5)
     queue.continue_later(rest_of("st-a"), 5)  # a repeat of the first is one message

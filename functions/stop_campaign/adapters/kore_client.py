@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
@@ -12,8 +13,7 @@ import urllib3
 from urllib3.exceptions import HTTPError, InvalidHeader, MaxRetryError
 from urllib3.util import Retry, Timeout
 
-from stop_campaign.models import CampaignType, StopDeferred
-from stop_campaign.records import Record
+from stop_campaign.domain.models import RETRYABLE_STATUSES, ApiResponse, CampaignType, StopDeferred
 
 # Path templates exactly as Kore.ai documents them (the double slash in the SMS stop path included).
 STOP_PATHS: dict[CampaignType, str] = {
@@ -23,8 +23,6 @@ STOP_PATHS: dict[CampaignType, str] = {
 STATUS_PATH = "/campaign/api/v2/public/{stream_id}/campaign/{campaign_id}/status"
 LIST_PATH = "/campaign/api/v2/public/{stream_id}/campaign/getAllCampaignDetails"
 
-# Worth another try: timeouts, rate limits and every server-side error (520-529 from CDNs included).
-RETRYABLE_STATUSES = frozenset({408, 429, *range(500, 600)})
 # Never start an attempt that cannot finish before Lambda's own timeout, leaving room for what follows the
 # last call: the idempotency update, the result and, on a final attempt, the dead letter.
 DEADLINE_MARGIN_SECONDS = 3.0
@@ -40,7 +38,7 @@ class ApiUnavailable(Exception):
 
 
 class Pacer(Protocol):
-    """The rate budget of the account a call is made for (stop_campaign.rate_budget.AccountPacer)."""
+    """The rate budget of the account a call is made for (stop_campaign.pacing.account_budgets.AccountPacer)."""
 
     def acquire(self, not_after: float) -> float:
         """Block until one call may be sent; raise StopDeferred when that is after ``not_after``."""
@@ -49,20 +47,6 @@ class Pacer(Protocol):
     def throttled(self, retry_after: float | None) -> None:
         """The platform answered 429: every caller of the account waits."""
         ...
-
-
-class ApiResponse(Record):
-    status: int
-    body: dict[str, Any] | None
-    latency_ms: float
-
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.status < 300
-
-    @property
-    def retryable(self) -> bool:
-        return self.status in RETRYABLE_STATUSES
 
 
 class Deadline:
@@ -90,7 +74,8 @@ class Deadline:
         return time.time() + self.seconds_left() - DEADLINE_MARGIN_SECONDS - call_seconds
 
 
-class ClientSettings(Record):
+@dataclass(frozen=True, slots=True)
+class ClientSettings:
     base_url: str
     connect_timeout: float
     read_timeout: float

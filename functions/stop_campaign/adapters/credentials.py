@@ -11,7 +11,7 @@ from typing import Any
 import jwt
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
-from stop_campaign.models import RequestRejected
+from stop_campaign.domain.models import RequestRejected
 
 
 class CredentialsUnavailable(RequestRejected):

@@ -7,20 +7,20 @@ from collections.abc import Callable
 
 from aws_lambda_powertools import Logger
 
-from stop_campaign.credentials import CredentialStore, SecretUnreadable, StreamCredentials, auth_headers
-from stop_campaign.kore_client import (
+from stop_campaign.adapters.credentials import CredentialStore, SecretUnreadable, StreamCredentials, auth_headers
+from stop_campaign.adapters.kore_client import (
     MIN_CALL_SECONDS,
-    ApiResponse,
     ApiUnavailable,
     Deadline,
     HeadersFactory,
     KoreClient,
     Pacer,
 )
-from stop_campaign.listing import PageRead, read_page
-from stop_campaign.models import (
+from stop_campaign.domain.listing import PageRead, read_page, unusable_items
+from stop_campaign.domain.models import (
     STOPPABLE_STATUSES,
     ApiConfirmation,
+    ApiResponse,
     PermanentStopError,
     Source,
     StopOutcome,
@@ -29,9 +29,10 @@ from stop_campaign.models import (
     TransientStopError,
     utc_now,
 )
-from stop_campaign.outcomes import StopVerdict, confirmation, describe_refusal, finished_status, judge_stop
-from stop_campaign.rate_budget import AccountBudgets, LedgerUnavailable
-from stop_campaign.rate_schedule import NORMAL, URGENT
+from stop_campaign.domain.outcomes import StopVerdict, confirmation, describe_refusal, finished_status, judge_stop
+from stop_campaign.pacing.account_budgets import AccountBudgets
+from stop_campaign.pacing.rate_ledger import LedgerUnavailable
+from stop_campaign.pacing.rate_schedule import NORMAL, URGENT
 
 logger = Logger(child=True)
 
@@ -129,7 +130,11 @@ class CampaignStopper:
         if not response.ok:
             error_type = TransientStopError if response.retryable else PermanentStopError
             raise error_type("list_failed", describe_refusal(response), confirmation(response).as_result_field())
-        return read_page((response.body or {}).get("data"))
+        data = (response.body or {}).get("data")
+        page = read_page(data)
+        for item in unusable_items(data):
+            logger.warning("Skipping a listed campaign with no usable id", extra={"item": item})
+        return page
 
     def _call(self, request: StopRequest, call: Callable[[HeadersFactory, Pacer | None], ApiResponse]) -> ApiResponse:
         """Make a call with fresh tokens; after a 401, re-read the secret once (rotation) and try again."""

@@ -7,12 +7,13 @@ and handed in; everything decided from it lives here, so it is unit-tested witho
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from stop_campaign.alarms import requests_for_alarm, should_stop
-from stop_campaign.intake import AlarmStateChange, Origin
-from stop_campaign.models import (
+from stop_campaign.domain.alarms import requests_for_alarm, should_stop
+from stop_campaign.domain.intake import AlarmStateChange
+from stop_campaign.domain.models import (
     Continuation,
+    Origin,
     Outcome,
     Progress,
     ResultEvent,
@@ -21,7 +22,6 @@ from stop_campaign.models import (
     StopTarget,
     utc_now,
 )
-from stop_campaign.records import replace
 
 
 @dataclass(slots=True)

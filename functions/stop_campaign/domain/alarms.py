@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from stop_campaign.intake import AlarmStateChange, InvalidRequest, Origin, parse_stop_request
-from stop_campaign.models import RequestRejected, Source, StopRequest
-from stop_campaign.records import replace
+from stop_campaign.domain.intake import AlarmStateChange, InvalidRequest, parse_stop_request
+from stop_campaign.domain.models import Origin, RequestRejected, Source, StopRequest
 
 ALARM_STATE = "ALARM"
 

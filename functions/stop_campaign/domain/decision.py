@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Literal
 
-from stop_campaign.intake import Origin
-from stop_campaign.models import (
+from stop_campaign.domain.models import (
     Continuation,
+    Origin,
     Outcome,
     Progress,
     ResultError,
@@ -37,8 +38,7 @@ from stop_campaign.models import (
     SummaryEvent,
     TransientStopError,
 )
-from stop_campaign.planning import PlannedRequest
-from stop_campaign.records import Record, replace
+from stop_campaign.domain.planning import PlannedRequest
 
 # A stop held by another invocation of the same request: that invocation reports it.
 IN_PROGRESS = "in_progress"
@@ -47,18 +47,37 @@ IN_PROGRESS = "in_progress"
 MAX_STALLED_INVOCATIONS = 5
 
 
-class TargetEnd(Record):
-    """How one campaign ended in this invocation. A request that failed before its campaigns were known
-    (credentials, listing) or found none has one end whose target has campaign id ""."""
+EndKind = Literal["ended", "transient", "deferred"]
+
+
+@dataclass(frozen=True, slots=True)
+class TargetEnd:
+    """How one campaign ended in this invocation: exactly one of ``result``, ``transient`` or ``deferred`` is set
+    (``kind`` says which; a ``permanent`` error only comes with a result), checked when it is made. A request that
+    failed before its campaigns were known (credentials, listing) or found none has one end whose target has
+    campaign id ""."""
 
     target: StopTarget
-    result: ResultEvent | None = None  # final for the request (permanent failures included)
-    transient: StopError | None = None  # not stopped, another attempt may succeed
+    result: ResultEvent | None = None  # "ended": final for the request (permanent failures included)
+    transient: StopError | None = None  # "transient": not stopped, another attempt may succeed
     permanent: StopError | None = None  # comes with a failed or rejected ``result``
-    deferred: StopDeferred | None = None  # not attempted; continues in a later invocation
+    deferred: StopDeferred | None = None  # "deferred": not attempted; continues in a later invocation
+
+    def __post_init__(self) -> None:
+        if sum(part is not None for part in (self.result, self.transient, self.deferred)) != 1:
+            raise ValueError("a TargetEnd has exactly one of result, transient and deferred")
+        if self.permanent is not None and self.result is None:
+            raise ValueError("a TargetEnd's permanent error comes with its result")
+
+    @property
+    def kind(self) -> EndKind:
+        if self.result is not None:
+            return "ended"
+        return "transient" if self.transient is not None else "deferred"
 
 
-class ContinueLater(Record):
+@dataclass(frozen=True, slots=True)
+class ContinueLater:
     continuation: Continuation
     resume_at: float  # epoch seconds: the earliest the rate budget allows the next call
     places: int = 0  # calls it waits for the budget to make: the places to book in the account's queue
@@ -85,10 +104,13 @@ def decide(
         return Decision(publish=final, retry=[end.transient for end in transient if end.transient is not None])
 
     # Final attempt: what still fails gets its `failed` result. A stop held by another invocation of this very
-    # request is that invocation's to report, so this copy says nothing of it.
-    for end in transient:
-        if end.transient is not None and end.transient.code != IN_PROGRESS:
-            end.result = gave_up(end.target, end.transient, origin, now)
+    # request is that invocation's to report, so this copy says nothing of it. The caller's ends are not changed:
+    # ended ones are new copies.
+    ends = [
+        replace(end, result=gave_up(end.target, end.transient, origin, now), transient=None)
+        if end.transient is not None and end.transient.code != IN_PROGRESS else end
+        for end in ends
+    ]
     # A stop-all whose list was not read to its end is listed again by its continuation, from the pages kept
     # for it: every campaign of it gets its result then. A stopped one may be published now (the same result
     # comes again and is dropped as a copy); a failure is decided again then, so no campaign gets two outcomes.
@@ -116,7 +138,8 @@ def decide(
         if why is not None:
             if id(plan.request) in relisted:  # it ends here after all: its failures too
                 decision.publish.extend(end.result for end in own if end.result is not None and end.result.error)
-            _give_up_waiting(decision, deferred, origin, now, why)
+            given_up = _give_up_waiting(decision, deferred, origin, now, why)
+            own = [given_up.get(id(end), end) for end in own]
             progress = advance(plan, own, origin)
             deferred = []
         if deferred:
@@ -154,16 +177,20 @@ def _why_give_up(request: StopRequest, progress: Progress, now: str, max_wait_se
 
 def _give_up_waiting(
     decision: Decision, deferred: list[TargetEnd], origin: Origin, now: str, why: StopError
-) -> None:
-    """End with ``failed`` rather than continue for ever."""
+) -> dict[int, TargetEnd]:
+    """End with ``failed`` rather than continue for ever: the ended copy of each deferred end, by the id of the
+    end it replaces (``decision`` gets their results)."""
+    given_up: dict[int, TargetEnd] = {}
     for end in deferred:
         assert end.deferred is not None
         stalled = TransientStopError(why.code, f"{why.message}: {end.deferred.why}")
-        end.result, end.deferred = gave_up(end.target, stalled, origin, now), None
-        decision.publish.append(end.result)
+        result = gave_up(end.target, stalled, origin, now)
+        given_up[id(end)] = replace(end, result=result, deferred=None)
+        decision.publish.append(result)
     if decision.dead_letter is None and decision.publish[-1].error is not None:
         decision.dead_letter = decision.publish[-1].error
         decision.dead_letter_request_id = decision.publish[-1].request_id
+    return given_up
 
 
 def advance(plan: PlannedRequest, ends: list[TargetEnd], origin: Origin, counted: bool = True) -> Progress:

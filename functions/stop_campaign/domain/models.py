@@ -14,8 +14,6 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from stop_campaign.records import Record
-
 
 class Outcome(StrEnum):
     STOPPED = "stopped"
@@ -58,7 +56,19 @@ STOPPABLE_STATUSES: tuple[str, ...] = ("Active", "Scheduled", "Rescheduled", "Pr
 FINISHED_STATUSES: frozenset[str] = frozenset({"Stopped", "Completed"})
 
 
-class StopRequest(Record):
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a message came from: sets the request id default, the source and the attempt count."""
+
+    source: Source
+    message_id: str
+    received_at: str
+    attempt: int = 1
+    redriven_from: str | None = None  # this delivery is a dead letter sent back: see ``intake.redrive_marker``
+
+
+@dataclass(frozen=True, slots=True)
+class StopRequest:
     """A validated stop request (v1), whatever shape it arrived in."""
 
     stream_id: str
@@ -78,7 +88,8 @@ class StopRequest(Record):
     ticket: str | None = None  # a continuation's places in its account's queue (rate_schedule); in no result
 
 
-class StopTarget(Record):
+@dataclass(frozen=True, slots=True)
+class StopTarget:
     """One campaign of one request: the unit that is stopped, made idempotent and reported."""
 
     request: StopRequest
@@ -95,7 +106,29 @@ class StopTarget(Record):
         }
 
 
-class ApiConfirmation(Record):
+# Worth another try: timeouts, rate limits and every server-side error (520-529 from CDNs included).
+RETRYABLE_STATUSES = frozenset({408, 429, *range(500, 600)})
+
+
+@dataclass(frozen=True, slots=True)
+class ApiResponse:
+    """One answer of the Kore.ai API, as the HTTP adapter (adapters.kore_client) read it."""
+
+    status: int
+    body: dict[str, Any] | None
+    latency_ms: float
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def retryable(self) -> bool:
+        return self.status in RETRYABLE_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class ApiConfirmation:
     """What the platform said about a stop (copied into the result's ``api`` field)."""
 
     http_status: int
@@ -128,7 +161,8 @@ class StopOutcome:
     api_latency_ms: float | None = None
 
 
-class ResultError(Record):
+@dataclass(frozen=True, slots=True)
+class ResultError:
     code: str
     message: str
     retryable: bool = False
@@ -137,7 +171,8 @@ class ResultError(Record):
         return {"code": self.code, "message": self.message, "retryable": self.retryable}
 
 
-class ResultEvent(Record):
+@dataclass(frozen=True, slots=True)
+class ResultEvent:
     """Result event v1: one per campaign per request, published to the results topic."""
 
     outcome: Outcome
@@ -254,7 +289,8 @@ class StopDeferred(Exception):
         self.budget = budget
 
 
-class Progress(Record):
+@dataclass(frozen=True, slots=True)
+class Progress:
     """What the earlier invocations of one request did, carried from each to the next (see Continuation)."""
 
     segment: int = 1  # which hand-over this is: 1 for the request as it arrived
@@ -274,7 +310,8 @@ class Progress(Record):
         }
 
 
-class Continuation(Record):
+@dataclass(frozen=True, slots=True)
+class Continuation:
     """The rest of a request that one invocation could not finish, sent back to the stop queue.
 
     ``request.campaign_ids`` holds only the campaigns still to do; every other field is the original
@@ -305,7 +342,8 @@ class Continuation(Record):
 CONTINUATION_VERSION = "1"
 
 
-class SummaryEvent(Record):
+@dataclass(frozen=True, slots=True)
+class SummaryEvent:
     """Summary event v1: one per multi-campaign request (stop-all, ``campaignIds``, alarm), when it has ended."""
 
     request: StopRequest

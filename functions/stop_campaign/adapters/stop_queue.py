@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
-from stop_campaign.models import Continuation
+from stop_campaign.domain.models import Continuation
 
 
 class StopQueue:
-    def __init__(self, queue_url: str, sqs_client: Any) -> None:
+    def __init__(self, queue_url: str, sqs_client: Callable[[], Any]) -> None:
+        """``sqs_client`` gives the SQS client, called at the first send (composition.AwsClients.sqs builds it
+        then: most invocations send nothing)."""
         self._queue_url = queue_url
         self._sqs = sqs_client
         self._fifo = queue_url.endswith(".fifo")
@@ -36,7 +39,7 @@ class StopQueue:
             extra = {"MessageGroupId": request.stream_id, "MessageDeduplicationId": digest}
         else:
             extra = {"DelaySeconds": delay_seconds}
-        response = self._sqs.send_message(
+        response = self._sqs().send_message(
             QueueUrl=self._queue_url, MessageBody=body, MessageAttributes=attributes, **extra
         )
         return str(response["MessageId"])

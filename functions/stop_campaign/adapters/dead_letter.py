@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from stop_campaign.models import ResultError
-from stop_campaign.sendable import sendable
+from stop_campaign.domain.models import ResultError
+from stop_campaign.domain.sendable import sendable
 
 
 class DeadLetterQueue:
-    def __init__(self, queue_url: str, sqs_client: Any) -> None:
+    def __init__(self, queue_url: str, sqs_client: Callable[[], Any]) -> None:
+        """``sqs_client`` gives the SQS client, called at the first send (composition.AwsClients.sqs builds it
+        then: most invocations send nothing)."""
         self._queue_url = queue_url
         self._sqs = sqs_client
 
@@ -24,7 +27,7 @@ class DeadLetterQueue:
             "source": source,
             "retryable": str(error.retryable).lower(),
         }
-        response = self._sqs.send_message(
+        response = self._sqs().send_message(
             QueueUrl=self._queue_url,
             MessageBody=sendable(original_body),
             MessageAttributes={

@@ -6,8 +6,7 @@ import re
 from enum import StrEnum
 from typing import Any
 
-from stop_campaign.kore_client import ApiResponse
-from stop_campaign.models import FINISHED_STATUSES, ApiConfirmation
+from stop_campaign.domain.models import FINISHED_STATUSES, ApiConfirmation, ApiResponse
 
 
 class StopVerdict(StrEnum):

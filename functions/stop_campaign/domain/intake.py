@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -22,21 +23,21 @@ from typing import Any
 
 import fastjsonschema
 
-from stop_campaign.models import (
+from stop_campaign.domain.models import (
     ALL_ACTIVE,
     CONTINUATION_VERSION,
     ID_PATTERN,
     CampaignType,
     Continuation,
+    Origin,
     Outcome,
     Progress,
     RequestRejected,
     Source,
     StopRequest,
 )
-from stop_campaign.records import Record
 
-SCHEMAS = Path(__file__).parent / "schemas"
+SCHEMAS = Path(__file__).parent.parent / "schemas"  # the published contracts, at the package root
 ALARM_DETAIL_TYPE = "CloudWatch Alarm State Change"
 ALARM_STATES = ("ALARM", "OK", "INSUFFICIENT_DATA")  # every state a CloudWatch alarm can be in
 SNS_EVENT_SOURCE = "aws:sns"  # Lambda's SNS event records ("EventSource")
@@ -46,17 +47,8 @@ CAMPAIGN_SELECTORS = ("campaignId", "campaignIds", "campaigns")
 MAX_CONTINUED_CAMPAIGNS = 5000  # what listing can find (50 pages of 100); ~150 KiB of ids, far below 1 MiB
 
 
-class Origin(Record):
-    """Where a message came from: sets the request id default, the source and the attempt count."""
-
-    source: Source
-    message_id: str
-    received_at: str
-    attempt: int = 1
-    redriven_from: str | None = None  # this delivery is a dead letter sent back: see ``redrive_marker``
-
-
-class AlarmStateChange(Record):
+@dataclass(frozen=True, slots=True)
+class AlarmStateChange:
     """A CloudWatch alarm changed state; the alarm map decides what, if anything, stops."""
 
     alarm_name: str

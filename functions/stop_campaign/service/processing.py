@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -27,14 +27,16 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyPersistenceLayerError,
 )
 
-from stop_campaign.alarm_targets import AlarmTargets
-from stop_campaign.dead_letter import DeadLetterQueue
-from stop_campaign.decision import IN_PROGRESS, ContinueLater, Decision, TargetEnd, decide, result_for
-from stop_campaign.intake import AlarmStateChange, InvalidRequest, Origin, parse_event, parse_sqs_body
-from stop_campaign.kore_client import DEADLINE_MARGIN_SECONDS, Deadline
-from stop_campaign.listing import ListPaging, PageRead
-from stop_campaign.models import (
+from stop_campaign.adapters.alarm_targets import AlarmTargets
+from stop_campaign.adapters.dead_letter import DeadLetterQueue
+from stop_campaign.adapters.kore_client import DEADLINE_MARGIN_SECONDS, Deadline
+from stop_campaign.adapters.stop_queue import StopQueue
+from stop_campaign.domain.decision import IN_PROGRESS, ContinueLater, Decision, TargetEnd, decide, result_for
+from stop_campaign.domain.intake import AlarmStateChange, InvalidRequest, parse_event, parse_sqs_body
+from stop_campaign.domain.listing import ListPaging, PageRead
+from stop_campaign.domain.models import (
     Continuation,
+    Origin,
     Outcome,
     PermanentStopError,
     RequestRejected,
@@ -51,7 +53,7 @@ from stop_campaign.models import (
     stable_id,
     utc_now,
 )
-from stop_campaign.planning import (
+from stop_campaign.domain.planning import (
     PlannedRequest,
     alarm_requester,
     ignored_alarm,
@@ -60,11 +62,10 @@ from stop_campaign.planning import (
     target_key,
     unique_targets,
 )
-from stop_campaign.rate_budget import AccountBudgets, LedgerBusy, LedgerUnavailable
-from stop_campaign.rate_schedule import URGENT
-from stop_campaign.records import Record, replace
-from stop_campaign.stop_queue import StopQueue
-from stop_campaign.stopper import LIST_PAGE_SIZE, CampaignStopper, lane
+from stop_campaign.pacing.account_budgets import AccountBudgets
+from stop_campaign.pacing.rate_ledger import LedgerBusy, LedgerUnavailable
+from stop_campaign.pacing.rate_schedule import URGENT
+from stop_campaign.service.stopper import LIST_PAGE_SIZE, CampaignStopper, lane
 
 logger = Logger(child=True)
 
@@ -83,7 +84,8 @@ BOOKING_SECONDS = 1.0  # the least time a hand-over may spend booking its places
 MAX_LIST_READS = 3
 
 
-class InboundMessage(Record):
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
     body: str  # the message exactly as it arrived: this is what the dead-letter queue receives
     origin: Origin
     payload: Any = None  # already decoded (direct invocations); None means parse ``body``
@@ -181,7 +183,8 @@ def remember_stoppable(stopper: CampaignStopper) -> Callable[..., PageRead]:
     return list_page
 
 
-class _EndedInPlanning(Record):
+@dataclass(frozen=True, slots=True)
+class _EndedInPlanning:
     results: list[ResultEvent]
 
 

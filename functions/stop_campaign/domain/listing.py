@@ -19,12 +19,8 @@ import json
 import math
 from typing import Any, TypedDict
 
-from aws_lambda_powertools import Logger
-
-from stop_campaign.models import ID_PATTERN, STOPPABLE_STATUSES, PermanentStopError
-from stop_campaign.outcomes import scrubbed
-
-logger = Logger(child=True)
+from stop_campaign.domain.models import ID_PATTERN, STOPPABLE_STATUSES, PermanentStopError
+from stop_campaign.domain.outcomes import scrubbed
 
 # 50 pages are read in one go: they must fit one invocation and one rate window (60 calls a minute), so that
 # the list is one snapshot. 5,000 campaigns at 100 a page; a stream beyond that fails loudly, never half done.
@@ -56,8 +52,7 @@ def read_page(data: Any) -> PageRead:
     for campaign in results:
         # The vendor's own samples key a voice campaign "_id" and an SMS campaign "id": read whichever it has.
         campaign_id = _campaign_id(campaign)
-        if campaign_id is None:
-            logger.warning("Skipping a listed campaign with no usable id", extra={"item": scrubbed(repr(campaign))})
+        if campaign_id is None:  # skipped: unusable_items says which, for the caller to log
             continue
         (ids if campaign.get("status") in STOPPABLE_STATUSES else others).append(campaign_id)
     has_more = data.get("hasMore")
@@ -72,6 +67,14 @@ def read_page(data: Any) -> PageRead:
             "for a redelivery; stop them in parts with campaignIds",
         )
     return page
+
+
+def unusable_items(data: Any) -> list[str]:
+    """The items of the page in ``data`` that ``read_page`` skips for want of a usable id, scrubbed for a log."""
+    results = data.get("results") if isinstance(data, dict) else None
+    if not isinstance(results, list):
+        return []
+    return [scrubbed(repr(campaign)) for campaign in results if _campaign_id(campaign) is None]
 
 
 def _campaign_id(campaign: Any) -> str | None:

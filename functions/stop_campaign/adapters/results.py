@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from stop_campaign.models import ResultEvent, SummaryEvent
-from stop_campaign.sendable import sendable, sendable_json
+from stop_campaign.domain.models import ResultEvent, SummaryEvent
+from stop_campaign.domain.sendable import sendable, sendable_json
 
 # Message attribute that tells the event kinds apart; summaries carry no `outcome`, so a subscription that
 # filters on outcome never receives them.

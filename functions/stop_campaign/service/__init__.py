@@ -1,0 +1,1 @@
+"""Orchestration: processes one message and stops campaigns, using the domain's rules and the adapters."""

@@ -1,0 +1,1 @@
+"""How events arrive: an SQS batch, SNS notifications, a direct invocation (or EventBridge)."""
