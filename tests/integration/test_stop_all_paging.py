@@ -258,7 +258,7 @@ def test_5000_campaigns_with_ids_of_128_characters_are_listed_and_kept_page_by_p
     assert {len(cid) for cid in ids} == {128}
     for cid in ids:
         kore.add_campaign(STREAM, cid, campaign_type="sms", status="Active")
-    response = invoke({"streamId": STREAM, "campaigns": "all-active", "requestId": "long-ids"}, timeout_seconds=20)
+    response = invoke({"streamId": STREAM, "campaigns": "all-active", "requestId": "long-ids"}, timeout_seconds=60)
     assert len(list_calls(kore)) == MAX_LIST_PAGES and {call.status for call in list_calls(kore)} == {200}
     stopped = [call.path.rsplit("/", 1)[1] for call in kore.stop_calls() if call.status == 200]
     assert len(stopped) == 5 and set(stopped) <= set(ids[:100])  # page 1's, while the other pages were read

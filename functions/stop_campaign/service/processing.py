@@ -279,12 +279,11 @@ class _FanOut:
         self._futures: list[tuple[StopTarget, Future[TargetEnd]]] = []
         self._keys: set[str] = set()
 
-    def start(self, targets: list[StopTarget], *, listed: bool = False) -> None:
+    def start(self, targets: list[StopTarget]) -> None:
         new = [target for target in targets if target_key(target) not in self._keys]
         # The same campaign twice in one message is one stop (planning.unique_targets).
         new = list({target_key(target): target for target in new}.values())
-        if not listed:  # listed campaigns ask as they go: the list's own pages come first
-            self._expect_calls(new, self._deadline)  # their grants come while the idempotency records are written
+        self._expect_calls(new, self._deadline)  # their grants come while the idempotency records are written
         for target in new:
             self._keys.add(target_key(target))
             future = self._executor.submit(self._stop, target, self._deadline, self._started, self._gate)
@@ -465,7 +464,7 @@ class MessageProcessor:
 
         def stop(fresh: list[str]) -> None:
             if key["read"] == 1 and paging.counted:
-                fan_out.start([StopTarget(request, campaign_id, account_id) for campaign_id in fresh], listed=True)
+                fan_out.start([StopTarget(request, campaign_id, account_id) for campaign_id in fresh])
             else:
                 held.extend(fresh)
 
@@ -490,7 +489,7 @@ class MessageProcessor:
                     ask(fields)
         finally:
             wait(outstanding)  # no page read left running behind an error
-        fan_out.start([StopTarget(request, campaign_id, account_id) for campaign_id in held], listed=True)
+        fan_out.start([StopTarget(request, campaign_id, account_id) for campaign_id in held])
         return found
 
     def _read_page(
