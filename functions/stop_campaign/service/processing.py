@@ -176,9 +176,8 @@ def remember_stoppable(stopper: CampaignStopper) -> Callable[..., PageRead]:
         *, key: dict[str, Any], request: StopRequest, account_id: str, paging: dict[str, int], deadline: Deadline,
         sending: threading.Event | None = None,
     ) -> PageRead:
-        if sending is not None:  # the page's record is written: its call goes out now (stops may follow it)
-            sending.set()
-        return stopper.list_page(request, account_id, paging, deadline)
+        # ``sending``: the page's call has its place in the account's budget (page 1's stops may follow it)
+        return stopper.list_page(request, account_id, paging, deadline, sending.set if sending is not None else None)
 
     return list_page
 
@@ -479,7 +478,7 @@ class MessageProcessor:
             [first] = paging.requests()  # page 1, read on this thread: no hop before the first stops can start
             on_first = take(first, self._read_page(key, request, account_id, first, deadline))
             for sending in [ask(fields) for fields in paging.requests()]:
-                sending.wait()  # the later pages go out before page 1's stops, which would shift them
+                sending.wait()  # the later pages go out (budget taken) before page 1's stops, which would shift them
             stop(on_first)
             while outstanding:
                 done, _ = wait(outstanding, return_when=FIRST_COMPLETED)
