@@ -200,12 +200,10 @@ def expiry(
     parsed: StopRequest | AlarmStateChange, now: datetime, max_age_seconds: float,
 ) -> RequestExpired | None:
     """Whether a request arrives too late to be served: past its own ``notAfter``, or older than ``max_age_seconds``
-    (its age runs from ``requestedAt``, else from when its message was first sent: the SQS SentTimestamp, kept
-    through a redrive, else the event's time; an alarm's from its state change). None when it may be served, or
-    when nothing tells its age. Judged when a request is first served, never on a continuation."""
+    (see ``age_basis``). None when it may be served, or when nothing tells its age. Judged when a request is first
+    served, never on a continuation."""
     if isinstance(parsed, AlarmStateChange):
         request_id, fields = parsed.request_id, {}
-        basis = [("its state change", parsed.changed_at), ("sent", parsed.sent_at)]
     else:
         request_id = parsed.request_id
         fields = {"streamId": parsed.stream_id, "campaignType": parsed.campaign_type.value,
@@ -215,11 +213,10 @@ def expiry(
         if deadline is not None and now > deadline:
             return RequestExpired(f"notAfter {parsed.not_after} has passed (served at {_text_of(now)})",
                                   request_id, fields)
-        basis = [("requestedAt", parsed.requested_at), ("sent", parsed.sent_at)]
-    named, moment = next(((name, when) for name, value in basis if (when := _moment(value)) is not None),
-                         ("", None))
-    if moment is None:
+    basis = age_basis(parsed)
+    if basis is None:
         return None
+    named, moment = basis
     age = (now - moment).total_seconds()
     if age <= max_age_seconds:
         return None
@@ -227,6 +224,22 @@ def expiry(
         f"the request is {age:.0f} s old (from {named} {_text_of(moment)}), older than MAX_REQUEST_AGE_SECONDS "
         f"({max_age_seconds:g} s)", request_id, fields,
     )
+
+
+def age_basis(parsed: StopRequest | AlarmStateChange) -> tuple[str, datetime] | None:
+    """What a request's age runs from, named, and when: ``requestedAt``, else when its message was first sent (the
+    SQS SentTimestamp, kept through a redrive, else the event's time); an alarm's from its state change, else when
+    it was sent. None when none of them is a time."""
+    candidates: tuple[tuple[str, str | None], ...]
+    if isinstance(parsed, AlarmStateChange):
+        candidates = (("its state change", parsed.changed_at), ("sent", parsed.sent_at))
+    else:
+        candidates = (("requestedAt", parsed.requested_at), ("sent", parsed.sent_at))
+    for named, value in candidates:
+        moment = _moment(value)
+        if moment is not None:
+            return named, moment
+    return None
 
 
 def _moment(value: str | None) -> datetime | None:
