@@ -176,7 +176,7 @@ def test_unknown_campaign_fails_and_goes_to_the_dead_letter_queue(invoke, stack,
     assert {k: v["StringValue"] for k, v in dead["MessageAttributes"].items()} == {
         "errorCode": "stop_refused", "errorMessage": "Kore.ai API answered HTTP 404: Campaign not found",
         "requestId": "r-unknown", "source": "sqs", "retryable": "false",
-        # when it was first sent: a redrive judges its age from this (see test_expiry.py)
+        # when it was first sent: a redrive judges its age from this (see test_request_expiry.py)
         "originalSentTimestamp": request["Records"][0]["attributes"]["SentTimestamp"],
     }
 
