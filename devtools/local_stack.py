@@ -22,6 +22,7 @@ import fastjsonschema
 import urllib3
 
 from devtools.template_loader import load_template, local_stack_settings
+from stop_campaign.settings import NO_AGE_LIMIT_SECONDS
 
 REGION = "us-east-1"
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # devtools/ importable from a -c child
@@ -176,6 +177,8 @@ class LocalStack:
             "POWERTOOLS_SERVICE_NAME": "campaign-stop",
             "POWERTOOLS_METRICS_NAMESPACE": "CampaignStop",
             "POWERTOOLS_TRACE_DISABLED": "true",
+            # The sample events (events/) carry fixed times: served however old they get. Expiry's tests set theirs.
+            "MAX_REQUEST_AGE_SECONDS": str(NO_AGE_LIMIT_SECONDS),
             **overrides,
         }
 

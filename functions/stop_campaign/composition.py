@@ -40,6 +40,7 @@ from stop_campaign.service.processing import (
     observed,
     observed_summary,
     remember_stoppable,
+    republishing,
     sending_dead_letters,
     stop_and_observe,
 )
@@ -205,6 +206,8 @@ def container() -> Container:
             executor=ThreadPoolExecutor(settings.stop_concurrency, thread_name_prefix="stop"),
             telemetry=telemetry,
             max_wait_seconds=settings.max_wait_seconds,
+            republish_once=once(republishing(publisher.republish), "identity", "republish"),
+            max_request_age_seconds=settings.max_request_age_seconds,
         ),
         idempotency=idempotency,
         record_workers=ThreadPoolExecutor(settings.stop_concurrency, thread_name_prefix="record"),

@@ -35,12 +35,16 @@ OPTIONAL_ENV_VARS: dict[str, str] = {
     # A request still waiting for its account's budget this long after it arrived ends `failed` (waited_too_long);
     # at most the idempotency TTL, so a stop is never called twice because its record expired while it waited.
     "MAX_WAIT_SECONDS": "21600",
+    # A request older than this when first served (from requestedAt, else when its message was first sent) is
+    # rejected as expired: a message that waited days in a queue stops nothing started since.
+    "MAX_REQUEST_AGE_SECONDS": "86400",
     # AWS calls (DynamoDB, SNS, SQS, Secrets Manager, SSM) must fit the deadline's margin (a few seconds), not
     # botocore's 60 s defaults: a slow call must not run the invocation into Lambda's timeout.
     "AWS_CONNECT_TIMEOUT_SECONDS": "1",
     "AWS_READ_TIMEOUT_SECONDS": "2",
     "AWS_MAX_ATTEMPTS": "4",
 }
+NO_AGE_LIMIT_SECONDS = 100 * 365 * 86400  # MAX_REQUEST_AGE_SECONDS's highest value: in effect, no limit
 # The idempotency table's TTL attribute (Powertools' default name); the template must match it.
 IDEMPOTENCY_TTL_ATTRIBUTE = "expiration"
 
@@ -72,6 +76,7 @@ class Settings:
     aws_read_timeout_seconds: float
     aws_max_attempts: int
     max_wait_seconds: int
+    max_request_age_seconds: int = 86400
 
 
 def _number(env: dict[str, str], name: str, kind: type[int] | type[float], low: float, high: float) -> float:
@@ -134,6 +139,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         aws_read_timeout_seconds=_number(env, "AWS_READ_TIMEOUT_SECONDS", float, 0.1, 30),
         aws_max_attempts=int(_number(env, "AWS_MAX_ATTEMPTS", int, 1, 10)),
         max_wait_seconds=_max_wait(env),
+        max_request_age_seconds=int(_number(env, "MAX_REQUEST_AGE_SECONDS", int, 60, NO_AGE_LIMIT_SECONDS)),
     )
 
 

@@ -108,8 +108,9 @@ def test_environment_variable_names_are_the_required_ones_plus_known_extras(func
         "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL", "POWERTOOLS_TRACE_DISABLED"
     }
     assert set(REQUIRED_ENV_VARS) <= names
-    assert names - set(REQUIRED_ENV_VARS) == powertools | {"STOP_CONCURRENCY", "KORE_RATE_LIMIT"}
-    assert {"STOP_CONCURRENCY", "KORE_RATE_LIMIT"} <= set(OPTIONAL_ENV_VARS)
+    tuned = {"STOP_CONCURRENCY", "KORE_RATE_LIMIT", "MAX_REQUEST_AGE_SECONDS"}
+    assert names - set(REQUIRED_ENV_VARS) == powertools | tuned
+    assert tuned <= set(OPTIONAL_ENV_VARS)
 
 
 def test_environment_is_wired_to_the_stack_resources(function):
@@ -123,6 +124,7 @@ def test_environment_is_wired_to_the_stack_resources(function):
     assert variables["STOP_CONCURRENCY"] == _ref("StopConcurrency")
     assert variables["STOP_QUEUE_URL"] == _ref("StopQueue")  # continuations go back to the stop queue
     assert variables["KORE_RATE_LIMIT"] == _ref("KoreRateLimit")
+    assert variables["MAX_REQUEST_AGE_SECONDS"] == _ref("MaxRequestAgeSeconds")
     assert variables["POWERTOOLS_SERVICE_NAME"] == "campaign-stop"
     assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "CampaignStop"
     assert variables["POWERTOOLS_LOG_LEVEL"] == _ref("LogLevel")

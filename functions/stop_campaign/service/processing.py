@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -32,7 +33,7 @@ from stop_campaign.adapters.dead_letter import DeadLetterQueue
 from stop_campaign.adapters.kore_client import DEADLINE_MARGIN_SECONDS, Deadline
 from stop_campaign.adapters.stop_queue import StopQueue
 from stop_campaign.domain.decision import IN_PROGRESS, ContinueLater, Decision, TargetEnd, decide, result_for
-from stop_campaign.domain.intake import AlarmStateChange, InvalidRequest, parse_event, parse_sqs_body
+from stop_campaign.domain.intake import AlarmStateChange, InvalidRequest, expiry, parse_event, parse_sqs_body
 from stop_campaign.domain.listing import ListPaging, PageRead
 from stop_campaign.domain.models import (
     Continuation,
@@ -70,8 +71,11 @@ from stop_campaign.service.stopper import LIST_PAGE_SIZE, CampaignStopper, lane
 logger = Logger(child=True)
 
 StopOnce = Callable[..., StopOutcome]  # stopper.stop behind idempotency, keyed on StopTarget.idempotency_key()
-PublishOnce = Callable[..., str]  # publisher.publish behind idempotency, keyed on ResultEvent.publication()
-PublishSummaryOnce = Callable[..., str]  # publisher.publish_summary behind idempotency, keyed on its identity()
+# publisher.publish behind idempotency, keyed on ResultEvent.publication(); its record says which message published
+# what (see ``published``), so a message repeating a served request publishes it again (``republish_once``).
+PublishOnce = Callable[..., Any]
+PublishSummaryOnce = Callable[..., Any]  # publisher.publish_summary behind idempotency, keyed on its identity()
+RepublishOnce = Callable[..., str]  # publisher.republish behind idempotency, keyed on the identity and the message
 ResolveOnce = Callable[..., PageRead]  # one page of the all-active list behind idempotency, keyed on request and page
 HandOverOnce = Callable[..., str]  # StopQueue.continue_later behind idempotency, keyed on request and segment
 DeadLetterOnce = Callable[..., str]  # DeadLetterQueue.send behind idempotency, keyed on the failure result
@@ -126,27 +130,45 @@ OUTCOME_METRICS = {
 }
 
 
-def observed(publish: Callable[[ResultEvent], str], telemetry: Telemetry) -> Callable[..., str]:
+def observed(publish: Callable[[ResultEvent], str], telemetry: Telemetry) -> Callable[..., dict[str, Any]]:
     """The function made idempotent for publishing: metrics are counted once per result, like the result."""
 
-    def publish_result(*, identity: dict[str, Any], result: ResultEvent) -> str:
+    def publish_result(*, identity: dict[str, Any], result: ResultEvent, delivery: str | None = None,
+                       ) -> dict[str, Any]:
         message_id = publish(result)
         telemetry.count(OUTCOME_METRICS[result.outcome])
         if result.time_to_stop_ms is not None:
             telemetry.milliseconds("TimeToStop", result.time_to_stop_ms)
-        return message_id
+        return published(message_id, delivery, result.as_message())
 
     return publish_result
 
 
-def observed_summary(publish: Callable[[SummaryEvent], str], telemetry: Telemetry) -> Callable[..., str]:
+def published(message_id: str, delivery: str | None, message: dict[str, Any]) -> dict[str, Any]:
+    """What a publication's idempotency record keeps: the SNS message id, which message published it (``delivery``,
+    a digest of its body; None for a continuation) and the event as published, to publish again unchanged."""
+    return {"messageId": message_id, "delivery": delivery, "message": message}
+
+
+def republishing(republish: Callable[[dict[str, Any]], str]) -> Callable[..., str]:
+    """The function made idempotent for publishing again: once per repeating message (``identity`` names it)."""
+
+    def republish_event(*, identity: dict[str, Any], message: dict[str, Any]) -> str:
+        return republish(message)
+
+    return republish_event
+
+
+def observed_summary(publish: Callable[[SummaryEvent], str], telemetry: Telemetry,
+                     ) -> Callable[..., dict[str, Any]]:
     """The function made idempotent for summaries: a stop-all's duration is counted once, like its summary."""
 
-    def publish_summary(*, identity: dict[str, Any], summary: SummaryEvent) -> str:
+    def publish_summary(*, identity: dict[str, Any], summary: SummaryEvent, delivery: str | None = None,
+                        ) -> dict[str, Any]:
         message_id = publish(summary)
         if summary.all_active:
             telemetry.milliseconds("StopAllDuration", summary.duration_ms)
-        return message_id
+        return published(message_id, delivery, summary.as_message())
 
     return publish_summary
 
@@ -237,8 +259,9 @@ def _book(budgets: AccountBudgets, later: ContinueLater, ticket: str, book_by: f
 def sending_dead_letters(queue: DeadLetterQueue) -> Callable[..., str]:
     """The function made idempotent for dead letters, keyed on the failure they carry."""
 
-    def send(*, key: dict[str, Any], body: str, error: ResultError, request_id: str, source: str) -> str:
-        return queue.send(body, error, request_id, source)
+    def send(*, key: dict[str, Any], body: str, error: ResultError, request_id: str, source: str,
+             sent_at: str | None = None) -> str:
+        return queue.send(body, error, request_id, source, sent_at)
 
     return send
 
@@ -320,8 +343,12 @@ class MessageProcessor:
         executor: Executor,
         telemetry: Telemetry,
         max_wait_seconds: float = math.inf,
+        republish_once: RepublishOnce | None = None,
+        max_request_age_seconds: float = math.inf,
     ) -> None:
         self._max_wait_seconds = max_wait_seconds
+        self._republish_once = republish_once
+        self._max_request_age_seconds = max_request_age_seconds
         self._stopper = stopper
         self._stop_once = stop_once
         self._publish_once = publish_once
@@ -338,10 +365,11 @@ class MessageProcessor:
         planned = self._plan(message)
         if isinstance(planned, _EndedInPlanning):  # rejected, ignored, or the alarm map unreadable to the end
             return planned.results
+        delivery = _delivery(planned)
         ends = self._run(planned, deadline, started)
         decision = decide(planned, ends, message.origin, final_attempt=message.final_attempt, now=utc_now(),
                           max_wait_seconds=self._max_wait_seconds)
-        self._report(message, decision, deadline)
+        self._report(message, decision, deadline, delivery)
         return decision.publish
 
     # -- plan ------------------------------------------------------------------------------------------
@@ -349,28 +377,37 @@ class MessageProcessor:
     def _plan(self, message: InboundMessage) -> list[PlannedRequest] | _EndedInPlanning:
         origin = message.origin
         parsed: StopRequest | AlarmStateChange | Continuation | None = None
+        delivery: str | None = stable_id({"body": message.body})  # until it is read: what a rejection repeats
         try:
             if message.payload is not None:
                 parsed = parse_event(message.payload, origin)
             else:
                 parsed = parse_sqs_body(message.body, origin)
+            delivery = _delivery([PlannedRequest(parsed)]) if isinstance(parsed, StopRequest) else None
             if isinstance(parsed, AlarmStateChange) and not needs_alarm_map(parsed):
                 ignored = ignored_alarm(parsed, origin)
-                self._publish(ignored)
+                self._publish(ignored, delivery)
                 return _EndedInPlanning([ignored])
+            # First served (not a retry of a request taken up before, nor the function's own hand-over): in time?
+            late = None if isinstance(parsed, Continuation) or origin.attempt > 1 else expiry(
+                parsed, datetime.now(UTC), self._max_request_age_seconds)
+            if late is not None:
+                alarm = parsed if isinstance(parsed, AlarmStateChange) else None
+                return self._end_unserved(message, late, late.request_id, late.fields, alarm=alarm, delivery=delivery)
             alarm_map = self._alarm_targets.alarm_map() if needs_alarm_map(parsed) else None
             return planned_requests(parsed, alarm_map)
         except InvalidRequest as error:
-            return self._end_unserved(message, error, error.request_id, error.fields)
+            return self._end_unserved(message, error, error.request_id, error.fields, delivery=delivery)
         except RequestRejected as error:
             request_id = parsed.request_id if isinstance(parsed, AlarmStateChange) else origin.message_id
-            return self._end_unserved(message, error, request_id, alarm=parsed)
+            return self._end_unserved(message, error, request_id, alarm=parsed, delivery=delivery)
         except TransientStopError as error:  # the alarm map could not be read
             if not message.final_attempt:
                 raise RetryLater([error]) from None
             alarm = parsed if isinstance(parsed, AlarmStateChange) else None
             request_id = alarm.request_id if alarm else origin.message_id
-            return self._end_unserved(message, error, request_id, alarm=alarm, gave_up_after=origin.attempt)
+            return self._end_unserved(message, error, request_id, alarm=alarm, gave_up_after=origin.attempt,
+                                      delivery=delivery)
 
     # -- run -------------------------------------------------------------------------------------------
 
@@ -553,24 +590,24 @@ class MessageProcessor:
 
     # -- report ----------------------------------------------------------------------------------------
 
-    def _report(self, message: InboundMessage, decision: Decision, deadline: Deadline) -> None:
+    def _report(self, message: InboundMessage, decision: Decision, deadline: Deadline, delivery: str | None) -> None:
         """Stops first, reports second: the last campaign of a stop-all does not wait for results."""
-        self._publish_each(decision.publish)
+        self._publish_each(decision.publish, delivery)
         for later in decision.continuations:
             self._hand_over(later, message.origin.redriven_from, deadline)
         for summary in decision.summaries:
-            self._publish_summary(summary)
+            self._publish_summary(summary, delivery)
         failure = next((result for result in decision.publish if result.error is not None), None)
         if decision.dead_letter is not None:
             self._dead_letter(message, decision.dead_letter, decision.dead_letter_request_id, failure)
         if decision.retry:
             raise RetryLater(decision.retry)
 
-    def _publish_each(self, results: list[ResultEvent]) -> None:
+    def _publish_each(self, results: list[ResultEvent], delivery: str | None) -> None:
         if len(results) == 1:
-            self._publish(results[0])
+            self._publish(results[0], delivery)
         elif results:  # iterating re-raises a publish failure: the message is then retried, and nothing is lost
-            list(self._executor.map(self._publish, results))
+            list(self._executor.map(lambda result: self._publish(result, delivery), results))
 
     def _dead_letter(
         self, message: InboundMessage, error: ResultError, request_id: str | None, failure: ResultEvent | None,
@@ -581,7 +618,7 @@ class MessageProcessor:
         try:
             self._dead_letter_once(
                 key=key, body=message.body, error=error, request_id=request_id or message.origin.message_id,
-                source=message.origin.source.value,
+                source=message.origin.source.value, sent_at=message.origin.sent_at,
             )
         except IdempotencyAlreadyInProgressError:
             logger.info("The dead letter is being sent by a duplicate delivery")
@@ -612,30 +649,67 @@ class MessageProcessor:
 
     def _end_unserved(
         self, message: InboundMessage, error: StopError, request_id: str, fields: dict[str, Any] | None = None,
-        alarm: Any = None, gave_up_after: int | None = None,
+        alarm: Any = None, gave_up_after: int | None = None, delivery: str | None = None,
     ) -> _EndedInPlanning:
         """A message that ends before any campaign is known: one result, and the message as a dead letter."""
         result = _unserved_result(message.origin, error, request_id, fields or {}, alarm, gave_up_after)
         assert result.error is not None
-        self._publish(result)
+        self._publish(result, delivery)
         self._dead_letter(message, result.error, result.request_id, result)
         logger.warning("Request not served", extra={"error_code": result.error.code,
                                                     "error_message": result.error.message})
         return _EndedInPlanning([result])
 
-    def _publish(self, result: ResultEvent) -> None:
+    def _publish(self, result: ResultEvent, delivery: str | None = None) -> None:
+        identity = result.publication()
         try:
-            self._publish_once(identity=result.publication(), result=result)
+            record = self._publish_once(identity=identity, result=result, delivery=delivery)
         except IdempotencyAlreadyInProgressError:
             # A duplicate of this message is publishing this very result right now; should that invocation
             # fail, its own message is retried and publishes it. Publishing here too would double it.
             logger.info("Result is being published by a duplicate delivery", extra={"outcome": result.outcome})
+            return
+        self._publish_again(record, identity, delivery)
 
-    def _publish_summary(self, summary: SummaryEvent) -> None:
+    def _publish_summary(self, summary: SummaryEvent, delivery: str | None = None) -> None:
+        identity = summary.identity()
         try:
-            self._publish_summary_once(identity=summary.identity(), summary=summary)
+            record = self._publish_summary_once(identity=identity, summary=summary, delivery=delivery)
         except IdempotencyAlreadyInProgressError:
             logger.info("Summary is being published by a duplicate delivery")
+            return
+        self._publish_again(record, identity, delivery)
+
+    def _publish_again(self, record: Any, identity: dict[str, Any], delivery: str | None) -> None:
+        """A request id used again by another message (another body: not a copy, nor a redelivery) stops nothing
+        twice, and its idempotency records would otherwise drop it without a word: the event as first published
+        goes out again, the same resultId, once per such message, so whoever waits for that request id sees it.
+        A record from before records said who published (a bare message id) is left as it is."""
+        if (delivery is None or self._republish_once is None or not isinstance(record, dict)
+                or record.get("delivery") == delivery or not isinstance(record.get("message"), dict)):
+            return
+        try:
+            self._republish_once(identity={**identity, "delivery": delivery}, message=record["message"])
+        except IdempotencyAlreadyInProgressError:
+            return  # a copy of this very message is publishing it again right now
+        logger.info("Request id used again by another message: its result is published again",
+                    extra={"result_id": record["message"].get("resultId")})
+
+
+def _delivery(planned: list[PlannedRequest]) -> str | None:
+    """What tells a message repeating a request (a copy, a redelivery: publishes nothing again) from another message
+    using its request id for something else (publishes the results again: see ``_publish_again``): a digest of what
+    the producer asked, whatever carried it. None for an alarm (its request id is its state change: a repeat is a
+    copy) and for a continuation (the function's own hand-over)."""
+    if len(planned) != 1 or planned[0].progress.segment > 1 or planned[0].request.source is Source.ALARM:
+        return None
+    request = planned[0].request
+    return stable_id({
+        "streamId": request.stream_id, "campaignType": request.campaign_type.value,
+        "campaignIds": list(request.campaign_ids), "allActive": request.all_active, "requestId": request.request_id,
+        "reason": request.reason, "requestedBy": request.requested_by, "requestedAt": request.requested_at,
+        "accountId": request.account_id, "dryRun": request.dry_run, "notAfter": request.not_after,
+    })
 
 
 def _placeholder(request: StopRequest) -> StopTarget:
