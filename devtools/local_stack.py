@@ -150,6 +150,7 @@ class LocalStack:
     results_topic_arn: str
     results_queue_url: str  # subscribed to the results topic (raw delivery), so results can be read back
     table_name: str
+    history_table_name: str
     secret_id: str
     alarm_parameter: str
     bus_name: str
@@ -174,6 +175,7 @@ class LocalStack:
             "MAX_RECEIVE_COUNT": str(self.max_receive_count),
             "ALARM_TARGETS_PARAMETER": self.alarm_parameter,
             "STOP_QUEUE_URL": self.stop_queue_url,
+            "REQUEST_HISTORY_TABLE": self.history_table_name,
             "POWERTOOLS_SERVICE_NAME": "campaign-stop",
             "POWERTOOLS_METRICS_NAMESPACE": "CampaignStop",
             "POWERTOOLS_TRACE_DISABLED": "true",
@@ -293,6 +295,8 @@ def create_stack(endpoint_url: str, prefix: str = "campaign-stop") -> LocalStack
         TimeToLiveSpecification={"Enabled": True, "AttributeName": settings["ttl_attribute"]},
     )
 
+    history_table_name = _create_history_table(dynamodb, prefix, settings)
+
     secret_id = f"{prefix}/kore-credentials"
     boto3.client("secretsmanager", **session).create_secret(Name=secret_id, SecretString="{}")
     alarm_parameter = settings["environment"]["ALARM_TARGETS_PARAMETER"] or f"/{prefix}/alarm-targets"
@@ -312,9 +316,31 @@ def create_stack(endpoint_url: str, prefix: str = "campaign-stop") -> LocalStack
     return LocalStack(
         endpoint_url=endpoint_url, stop_queue_url=stop_queue_url, stop_queue_arn=stop_queue_arn,
         dead_letter_queue_url=dlq_url, results_topic_arn=topic_arn, results_queue_url=results_queue_url,
-        table_name=table_name, secret_id=secret_id, alarm_parameter=alarm_parameter, bus_name=bus_name,
+        table_name=table_name, history_table_name=history_table_name,
+        secret_id=secret_id, alarm_parameter=alarm_parameter, bus_name=bus_name,
         max_receive_count=max_receive_count, visibility_timeout=visibility_timeout,
     )
+
+
+def _create_history_table(dynamodb: Any, prefix: str, settings: dict[str, Any]) -> str:
+    """The request history table as template.yaml declares it (keys, the "recent" index, TTL); "" without one."""
+    properties = settings["history_table_properties"]
+    if not properties:
+        return ""
+    name = f"{prefix}-{settings['history_table_logical_id']}"
+    indexes = [
+        {"IndexName": index["IndexName"], "KeySchema": index["KeySchema"], "Projection": index["Projection"]}
+        for index in properties.get("GlobalSecondaryIndexes", [])
+    ]
+    dynamodb.create_table(
+        TableName=name, KeySchema=properties["KeySchema"], AttributeDefinitions=properties["AttributeDefinitions"],
+        BillingMode="PAY_PER_REQUEST", **({"GlobalSecondaryIndexes": indexes} if indexes else {}),
+    )
+    ttl = properties.get("TimeToLiveSpecification")
+    if ttl:
+        dynamodb.update_time_to_live(
+            TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]})
+    return name
 
 
 @contextmanager

@@ -27,6 +27,7 @@ from botocore.config import Config
 from stop_campaign.adapters.alarm_targets import AlarmTargets
 from stop_campaign.adapters.credentials import CredentialStore
 from stop_campaign.adapters.dead_letter import DeadLetterQueue
+from stop_campaign.adapters.history import RequestHistory
 from stop_campaign.adapters.kore_client import ClientSettings, KoreClient
 from stop_campaign.adapters.results import ResultsPublisher
 from stop_campaign.adapters.stop_queue import StopQueue
@@ -36,6 +37,7 @@ from stop_campaign.pacing.rate_ledger import RateLedger
 from stop_campaign.service.processing import (
     MessageProcessor,
     Telemetry,
+    disabling,
     handing_over,
     observed,
     observed_summary,
@@ -186,13 +188,16 @@ def container() -> Container:
         budgets,
     )
     publisher = ResultsPublisher(settings.results_topic_arn, clients.sns)
+    history = (RequestHistory(settings.request_history_table, clients.dynamodb, settings.request_history_days)
+               if settings.request_history_table else None)
     return Container(
         processor=MessageProcessor(
             stopper=stopper,
             stop_once=once(stop_and_observe(stopper, telemetry), "key", "stop",
                            output_serializer=DataclassSerializer(StopOutcome)),
-            publish_once=once(observed(publisher.publish, telemetry), "identity", "result"),
-            publish_summary_once=once(observed_summary(publisher.publish_summary, telemetry), "identity", "summary"),
+            publish_once=once(observed(publisher.publish, telemetry, history), "identity", "result"),
+            publish_summary_once=once(observed_summary(publisher.publish_summary, telemetry, history), "identity",
+                                      "summary"),
             resolve_once=once(remember_stoppable(stopper), "key", "targets"),
             hand_over_once=once(handing_over(StopQueue(settings.stop_queue_url, clients.sqs), budgets), "key",
                                 "handover"),
@@ -208,6 +213,7 @@ def container() -> Container:
             max_wait_seconds=settings.max_wait_seconds,
             republish_once=once(republishing(publisher.republish), "identity", "republish"),
             max_request_age_seconds=settings.max_request_age_seconds,
+            disable_once=once(disabling(stopper, telemetry), "key", "schedule"),
         ),
         idempotency=idempotency,
         record_workers=ThreadPoolExecutor(settings.stop_concurrency, thread_name_prefix="record"),

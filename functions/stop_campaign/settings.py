@@ -43,6 +43,10 @@ OPTIONAL_ENV_VARS: dict[str, str] = {
     "AWS_CONNECT_TIMEOUT_SECONDS": "1",
     "AWS_READ_TIMEOUT_SECONDS": "2",
     "AWS_MAX_ATTEMPTS": "4",
+    # The request history table (DynamoDB; the template declares it): every request's per-campaign results, for
+    # `campaign-stop results --request-id` and `campaign-stop history`. Empty: no history is kept.
+    "REQUEST_HISTORY_TABLE": "",
+    "REQUEST_HISTORY_DAYS": "90",  # how long the history keeps a request (the table's TTL)
 }
 NO_AGE_LIMIT_SECONDS = 100 * 365 * 86400  # MAX_REQUEST_AGE_SECONDS's highest value: in effect, no limit
 # The idempotency table's TTL attribute (Powertools' default name); the template must match it.
@@ -77,6 +81,8 @@ class Settings:
     aws_max_attempts: int
     max_wait_seconds: int
     max_request_age_seconds: int = 86400
+    request_history_table: str = ""
+    request_history_days: int = 90
 
 
 def _number(env: dict[str, str], name: str, kind: type[int] | type[float], low: float, high: float) -> float:
@@ -140,6 +146,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         aws_max_attempts=int(_number(env, "AWS_MAX_ATTEMPTS", int, 1, 10)),
         max_wait_seconds=_max_wait(env),
         max_request_age_seconds=int(_number(env, "MAX_REQUEST_AGE_SECONDS", int, 60, NO_AGE_LIMIT_SECONDS)),
+        request_history_table=env.get("REQUEST_HISTORY_TABLE", "").strip(),
+        request_history_days=int(_number(env, "REQUEST_HISTORY_DAYS", int, 1, 3650)),
     )
 
 

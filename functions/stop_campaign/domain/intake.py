@@ -308,6 +308,7 @@ def parse_continuation(payload: dict[str, Any], origin: Origin) -> Continuation:
         alarm_arn=_text(body.get("alarmArn"), 2048),
         attempt=origin.attempt,
         ticket=ticket if isinstance(ticket, str) and TICKET_PATTERN.fullmatch(ticket) else None,
+        disable_schedule=body.get("disableSchedule") is True,
     )
     progress = Progress(
         segment=counts[0], invocations=counts[1], campaigns=counts[2], stalled=counts[3],
@@ -581,6 +582,7 @@ def parse_stop_request(payload: dict[str, Any], origin: Origin, default_request_
         attempt=origin.attempt,
         not_after=payload.get("notAfter"),
         sent_at=origin.sent_at,
+        disable_schedule=payload.get("disableSchedule") is True,
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -89,6 +89,7 @@ class StopRequest:
     ticket: str | None = None  # a continuation's places in its account's queue (rate_schedule); in no result
     not_after: str | None = None  # the request's own expiry (``notAfter``): see ``intake.expiry``
     sent_at: str | None = None  # when its message was first sent (Origin.sent_at, else the event's time)
+    disable_schedule: bool = False  # ``disableSchedule``: once stopped (or found stopped), disable its recurrence
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +99,8 @@ class StopTarget:
     request: StopRequest
     campaign_id: str
     account_id: str
+    # The campaign's name when a list row said it (Disable Schedule works by name); None: asked when needed
+    campaign_name: str | None = field(default=None, compare=False)
 
     def idempotency_key(self) -> dict[str, str]:
         return {
@@ -162,6 +165,7 @@ class StopOutcome:
     completed_at: str
     time_to_stop_ms: int | None = None
     api_latency_ms: float | None = None
+    campaign_name: str | None = None  # from the status answer of an "already stopped" check, when it was asked
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +203,9 @@ class ResultEvent:
     # The dead letter this delivery was redriven from, on a failure. Part of the identity: a redriven request that
     # fails again says so in a new result, while copies of one request stay one result.
     redriven_from: str | None = None
+    # ``disableSchedule`` only: {"disabled": true, ...} or {"disabled": false, "error": {...}}; not in the identity
+    # (a campaign's one outcome stays one result), absent from the message when not asked
+    schedule: dict[str, Any] | None = None
     schema_version: ClassVar[str] = "1"
 
     @property
@@ -227,7 +234,8 @@ class ResultEvent:
             "dryRun": self.dry_run,
             "api": self.api,
             "error": self.error.as_dict() if self.error else None,
-        } | ({"redrivenFrom": self.redriven_from} if self.redriven_from else {})
+        } | ({"redrivenFrom": self.redriven_from} if self.redriven_from else {}) | (
+            {"schedule": self.schedule} if self.schedule is not None else {})
 
     def publication(self) -> dict[str, Any]:
         """What is published at most once: the identity, except that ``stopped`` and ``already_stopped`` are one
@@ -338,6 +346,7 @@ class Continuation:
                 "source": request.source.value, "receivedAt": request.received_at, "reason": request.reason,
                 "requestedBy": request.requested_by, "requestedAt": request.requested_at,
                 "accountId": request.account_id, "dryRun": request.dry_run, "alarmArn": request.alarm_arn,
+                **({"disableSchedule": True} if request.disable_schedule else {}),
             },
         }
 

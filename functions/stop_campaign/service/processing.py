@@ -30,6 +30,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 
 from stop_campaign.adapters.alarm_targets import AlarmTargets
 from stop_campaign.adapters.dead_letter import DeadLetterQueue
+from stop_campaign.adapters.history import RequestHistory
 from stop_campaign.adapters.kore_client import DEADLINE_MARGIN_SECONDS, Deadline
 from stop_campaign.adapters.stop_queue import StopQueue
 from stop_campaign.domain.decision import IN_PROGRESS, ContinueLater, Decision, TargetEnd, decide, result_for
@@ -66,7 +67,7 @@ from stop_campaign.domain.planning import (
 from stop_campaign.pacing.account_budgets import AccountBudgets
 from stop_campaign.pacing.rate_ledger import LedgerBusy, LedgerUnavailable
 from stop_campaign.pacing.rate_schedule import URGENT
-from stop_campaign.service.stopper import LIST_PAGE_SIZE, CampaignStopper, lane
+from stop_campaign.service.stopper import LIST_PAGE_SIZE, CampaignStopper, lane, schedule_not_disabled
 
 logger = Logger(child=True)
 
@@ -79,6 +80,8 @@ RepublishOnce = Callable[..., str]  # publisher.republish behind idempotency, ke
 ResolveOnce = Callable[..., PageRead]  # one page of the all-active list behind idempotency, keyed on request and page
 HandOverOnce = Callable[..., str]  # StopQueue.continue_later behind idempotency, keyed on request and segment
 DeadLetterOnce = Callable[..., str]  # DeadLetterQueue.send behind idempotency, keyed on the failure result
+# stopper.disable_schedule behind idempotency, keyed on StopTarget.idempotency_key(): a redelivery calls it no more
+DisableOnce = Callable[..., dict[str, Any]]
 
 MAX_DELAY_SECONDS = 900  # SQS's DelaySeconds ceiling
 EARLY_ARRIVAL_SECONDS = 3  # a continuation with booked places arrives this much before its first is due
@@ -130,8 +133,11 @@ OUTCOME_METRICS = {
 }
 
 
-def observed(publish: Callable[[ResultEvent], str], telemetry: Telemetry) -> Callable[..., dict[str, Any]]:
-    """The function made idempotent for publishing: metrics are counted once per result, like the result."""
+def observed(
+    publish: Callable[[ResultEvent], str], telemetry: Telemetry, history: RequestHistory | None = None,
+) -> Callable[..., dict[str, Any]]:
+    """The function made idempotent for publishing: metrics are counted once per result, like the result, and the
+    result is kept in the request history once it is published (never before: the stop came first)."""
 
     def publish_result(*, identity: dict[str, Any], result: ResultEvent, delivery: str | None = None,
                        ) -> dict[str, Any]:
@@ -139,9 +145,35 @@ def observed(publish: Callable[[ResultEvent], str], telemetry: Telemetry) -> Cal
         telemetry.count(OUTCOME_METRICS[result.outcome])
         if result.time_to_stop_ms is not None:
             telemetry.milliseconds("TimeToStop", result.time_to_stop_ms)
-        return published(message_id, delivery, result.as_message())
+        message = result.as_message()
+        if history is not None:
+            keep_history(history.record_result, message, telemetry)
+        return published(message_id, delivery, message)
 
     return publish_result
+
+
+def keep_history(record: Callable[[dict[str, Any]], None], message: dict[str, Any], telemetry: Telemetry) -> None:
+    """Write an event to the request history. A failure loses nothing that was promised (the event is published,
+    the request goes on): it is logged and counted (HistoryWriteFailures), never raised."""
+    try:
+        record(message)
+    except Exception as error:  # whatever the table or the SDK raised: history must not fail a request
+        logger.warning("Could not write the request history", extra={
+            "request_id": message.get("requestId"), "error": f"{type(error).__name__}: {error}"[:300]})
+        telemetry.count("HistoryWriteFailures")
+
+
+def disabling(stopper: CampaignStopper, telemetry: Telemetry) -> Callable[..., dict[str, Any]]:
+    """The function made idempotent for disabling a schedule: ``key`` is what idempotency hashes. A success or a
+    refusal is kept (a redelivery calls nothing again); what may succeed later raises, and keeps no record."""
+
+    def disable_schedule(*, key: dict[str, str], target: StopTarget, deadline: Deadline) -> dict[str, Any]:
+        schedule = stopper.disable_schedule(target, deadline)
+        telemetry.count("SchedulesDisabled" if schedule.get("disabled") else "ScheduleDisableFailures")
+        return schedule
+
+    return disable_schedule
 
 
 def published(message_id: str, delivery: str | None, message: dict[str, Any]) -> dict[str, Any]:
@@ -160,7 +192,7 @@ def republishing(republish: Callable[[dict[str, Any]], str]) -> Callable[..., st
 
 
 def observed_summary(publish: Callable[[SummaryEvent], str], telemetry: Telemetry,
-                     ) -> Callable[..., dict[str, Any]]:
+                     history: RequestHistory | None = None) -> Callable[..., dict[str, Any]]:
     """The function made idempotent for summaries: a stop-all's duration is counted once, like its summary."""
 
     def publish_summary(*, identity: dict[str, Any], summary: SummaryEvent, delivery: str | None = None,
@@ -168,7 +200,10 @@ def observed_summary(publish: Callable[[SummaryEvent], str], telemetry: Telemetr
         message_id = publish(summary)
         if summary.all_active:
             telemetry.milliseconds("StopAllDuration", summary.duration_ms)
-        return published(message_id, delivery, summary.as_message())
+        message = summary.as_message()
+        if history is not None:
+            keep_history(history.record_summary, message, telemetry)
+        return published(message_id, delivery, message)
 
     return publish_summary
 
@@ -345,7 +380,9 @@ class MessageProcessor:
         max_wait_seconds: float = math.inf,
         republish_once: RepublishOnce | None = None,
         max_request_age_seconds: float = math.inf,
+        disable_once: DisableOnce | None = None,
     ) -> None:
+        self._disable_once = disable_once
         self._max_wait_seconds = max_wait_seconds
         self._republish_once = republish_once
         self._max_request_age_seconds = max_request_age_seconds
@@ -367,6 +404,7 @@ class MessageProcessor:
             return planned.results
         delivery = _delivery(planned)
         ends = self._run(planned, deadline, started)
+        ends = self._disable_schedules(ends, deadline)  # after every stop of the message, never before one
         decision = decide(planned, ends, message.origin, final_attempt=message.final_attempt, now=utc_now(),
                           max_wait_seconds=self._max_wait_seconds)
         self._report(message, decision, deadline, delivery)
@@ -491,8 +529,13 @@ class MessageProcessor:
         held: list[str] = []
         found: list[str] = []
         outstanding: dict[Future[PageRead], dict[str, int]] = {}
+        names: dict[str, str] = {}  # what the rows call them: disableSchedule then needs no status call
+
+        def targets(ids: list[str]) -> list[StopTarget]:
+            return [StopTarget(request, campaign_id, account_id, names.get(campaign_id)) for campaign_id in ids]
 
         def take(fields: dict[str, int], page: PageRead) -> list[str]:
+            names.update(page.get("names") or {})
             fresh = [campaign_id for campaign_id in paging.take(fields, page) if campaign_id not in known]
             known.update(fresh)
             found.extend(fresh)
@@ -500,7 +543,7 @@ class MessageProcessor:
 
         def stop(fresh: list[str]) -> None:
             if key["read"] == 1 and paging.counted:
-                fan_out.start([StopTarget(request, campaign_id, account_id) for campaign_id in fresh])
+                fan_out.start(targets(fresh))
             else:
                 held.extend(fresh)
 
@@ -525,7 +568,7 @@ class MessageProcessor:
                     ask(fields)
         finally:
             wait(outstanding)  # no page read left running behind an error
-        fan_out.start([StopTarget(request, campaign_id, account_id) for campaign_id in held])
+        fan_out.start(targets(held))
         return found
 
     def _read_page(
@@ -571,7 +614,54 @@ class MessageProcessor:
             logger.thread_safe_remove_keys(["correlation_id", "request_id", "stream_id", "campaign_id"])
         result = result_for(target, Outcome(stop.outcome), completed_at=stop.completed_at, api=stop.api,
                             time_to_stop_ms=stop.time_to_stop_ms)
+        if stop.campaign_name and not target.campaign_name:
+            target = replace(target, campaign_name=stop.campaign_name)  # the status check named it
         return TargetEnd(target, result=result)
+
+    # -- schedules (disableSchedule) --------------------------------------------------------------------
+
+    def _disable_schedules(self, ends: list[TargetEnd], deadline: Deadline) -> list[TargetEnd]:
+        """Each campaign this message stopped or found stopped whose request asked for ``disableSchedule`` gets its
+        recurring schedule disabled, once every stop of the message has been made (a disable never delays a stop
+        of its own message); the outcome stays what the stop made it, whatever the schedule call says."""
+        asked = [index for index, end in enumerate(ends) if _disables_schedule(end)]
+        if not asked:
+            return ends
+        ends = list(ends)
+        if len(asked) == 1:
+            ends[asked[0]] = self._disable_schedule(ends[asked[0]], deadline)
+        else:
+            done = self._executor.map(lambda index: self._disable_schedule(ends[index], deadline), asked)
+            for index, end in zip(asked, list(done), strict=True):
+                ends[index] = end
+        return ends
+
+    def _disable_schedule(self, end: TargetEnd, deadline: Deadline) -> TargetEnd:
+        target = end.target
+        assert end.result is not None
+        logger.thread_safe_append_keys(request_id=target.request.request_id, campaign_id=target.campaign_id)
+        try:
+            if self._disable_once is not None:
+                schedule = self._disable_once(key=target.idempotency_key(), target=target, deadline=deadline)
+            else:
+                schedule = self._stopper.disable_schedule(target, deadline)
+        except StopDeferred as deferred:
+            schedule = schedule_not_disabled("not_attempted", f"not called: {deferred.why}", retryable=True)
+        except TransientStopError as error:
+            schedule = schedule_not_disabled(error.code, error.message, retryable=True)
+        except IdempotencyAlreadyInProgressError:
+            schedule = schedule_not_disabled("not_attempted", "being disabled by another invocation", retryable=True)
+        except Exception as error:  # never lets a schedule undo or fail the stop it follows
+            logger.exception("Disabling the schedule failed unexpectedly")
+            schedule = schedule_not_disabled("schedule_error", type(error).__name__, retryable=True)
+        finally:
+            logger.thread_safe_remove_keys(["request_id", "campaign_id"])
+        if not schedule.get("disabled"):
+            why = schedule.get("error") or {}
+            logger.warning("Campaign stopped, its schedule not disabled", extra={"error_code": why.get("code")})
+            if why.get("retryable"):
+                self._telemetry.count("ScheduleDisableFailures")
+        return replace(end, result=replace(end.result, schedule=schedule))
 
     def _stop_once_reported(self, target: StopTarget, deadline: Deadline, started: float) -> StopOutcome:
         """The stop, behind idempotency. When the call was made but its record could not be completed (an AWS
@@ -709,7 +799,14 @@ def _delivery(planned: list[PlannedRequest]) -> str | None:
         "campaignIds": list(request.campaign_ids), "allActive": request.all_active, "requestId": request.request_id,
         "reason": request.reason, "requestedBy": request.requested_by, "requestedAt": request.requested_at,
         "accountId": request.account_id, "dryRun": request.dry_run, "notAfter": request.not_after,
-    })
+    } | ({"disableSchedule": True} if request.disable_schedule else {}))
+
+
+def _disables_schedule(end: TargetEnd) -> bool:
+    """Asked (``disableSchedule``), not a dry run, and the campaign is stopped: by this request or before it."""
+    request = end.target.request
+    return (request.disable_schedule and not request.dry_run and bool(end.target.campaign_id)
+            and end.result is not None and end.result.outcome in (Outcome.STOPPED, Outcome.ALREADY_STOPPED))
 
 
 def _placeholder(request: StopRequest) -> StopTarget:
