@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from campaign_stop_cli import alarm_map, dlq, doctor, results, schedule, status, stop
+from campaign_stop_cli import alarm_map, dlq, doctor, history, results, schedule, status, stop
 from campaign_stop_cli.common import OutputFormat
 
 app = typer.Typer(
@@ -36,6 +36,7 @@ def main(
 
 app.command("stop")(stop.stop)
 app.command("results")(results.results)
+app.command("history")(history.history)
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(alarm_map.app, name="alarm-map")
 app.add_typer(schedule.app, name="schedule")
