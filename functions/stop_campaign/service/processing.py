@@ -170,7 +170,10 @@ def disabling(stopper: CampaignStopper, telemetry: Telemetry) -> Callable[..., d
 
     def disable_schedule(*, key: dict[str, str], target: StopTarget, deadline: Deadline) -> dict[str, Any]:
         schedule = stopper.disable_schedule(target, deadline)
-        telemetry.count("SchedulesDisabled" if schedule.get("disabled") else "ScheduleDisableFailures")
+        if schedule.get("disabled"):
+            telemetry.count("SchedulesDisabled")
+        else:
+            telemetry.count("ScheduleDisableFailures")
         return schedule
 
     return disable_schedule
