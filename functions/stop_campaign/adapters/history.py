@@ -1,14 +1,16 @@
 """Request history in DynamoDB (REQUEST_HISTORY_TABLE): the item shapes are domain/history.py's.
 
-Written after a result is published (off the path of any stop), once per publication (inside the idempotent
-publish). Two writes per result: the campaign's item (its previous outcome comes back, so a later result of the
-same campaign, e.g. after a redrive, moves the counts instead of adding to them), then the request item's counts.
+Written at the end of the report step (off the path of any stop), from the events as published; every write is
+idempotent, so a redelivery may write again. Two writes per result: the campaign's item (its previous outcome
+comes back, so a later result of the same campaign, e.g. after a redrive, moves the counts instead of adding to
+them), then the request item's counts.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from stop_campaign.domain.history import (
@@ -23,10 +25,14 @@ from stop_campaign.domain.history import (
 
 
 class RequestHistory:
-    def __init__(self, table_name: str, client: Any, days: int) -> None:
+    def __init__(self, table_name: str, client: Callable[[], Any], days: int) -> None:
         self._table = table_name
-        self._client = client  # a boto3 DynamoDB client
+        self._dynamodb = client  # makes (or hands back) the boto3 DynamoDB client, at the first write
         self._keep_seconds = days * 86400
+
+    @property
+    def _client(self) -> Any:
+        return self._dynamodb()
 
     def record_result(self, message: dict[str, Any]) -> None:
         """Keep one published result (the event as published) and count it on its request."""

@@ -133,11 +133,8 @@ OUTCOME_METRICS = {
 }
 
 
-def observed(
-    publish: Callable[[ResultEvent], str], telemetry: Telemetry, history: RequestHistory | None = None,
-) -> Callable[..., dict[str, Any]]:
-    """The function made idempotent for publishing: metrics are counted once per result, like the result, and the
-    result is kept in the request history once it is published (never before: the stop came first)."""
+def observed(publish: Callable[[ResultEvent], str], telemetry: Telemetry) -> Callable[..., dict[str, Any]]:
+    """The function made idempotent for publishing: metrics are counted once per result, like the result."""
 
     def publish_result(*, identity: dict[str, Any], result: ResultEvent, delivery: str | None = None,
                        ) -> dict[str, Any]:
@@ -145,23 +142,14 @@ def observed(
         telemetry.count(OUTCOME_METRICS[result.outcome])
         if result.time_to_stop_ms is not None:
             telemetry.milliseconds("TimeToStop", result.time_to_stop_ms)
-        message = result.as_message()
-        if history is not None:
-            keep_history(history.record_result, message, telemetry)
-        return published(message_id, delivery, message)
+        return published(message_id, delivery, result.as_message())
 
     return publish_result
 
 
-def keep_history(record: Callable[[dict[str, Any]], None], message: dict[str, Any], telemetry: Telemetry) -> None:
-    """Write an event to the request history. A failure loses nothing that was promised (the event is published,
-    the request goes on): it is logged and counted (HistoryWriteFailures), never raised."""
-    try:
-        record(message)
-    except Exception as error:  # whatever the table or the SDK raised: history must not fail a request
-        logger.warning("Could not write the request history", extra={
-            "request_id": message.get("requestId"), "error": f"{type(error).__name__}: {error}"[:300]})
-        telemetry.count("HistoryWriteFailures")
+# A history write starts only with this long left in the invocation: a write (composition.HISTORY_AWS_CONFIG, ~4 s
+# at worst) then still ends before the end-of-invocation bookkeeping (app.SETTLE_SECONDS) and Lambda's timeout.
+HISTORY_MIN_SECONDS = 6.0
 
 
 def disabling(stopper: CampaignStopper, telemetry: Telemetry) -> Callable[..., dict[str, Any]]:
@@ -195,7 +183,7 @@ def republishing(republish: Callable[[dict[str, Any]], str]) -> Callable[..., st
 
 
 def observed_summary(publish: Callable[[SummaryEvent], str], telemetry: Telemetry,
-                     history: RequestHistory | None = None) -> Callable[..., dict[str, Any]]:
+                     ) -> Callable[..., dict[str, Any]]:
     """The function made idempotent for summaries: a stop-all's duration is counted once, like its summary."""
 
     def publish_summary(*, identity: dict[str, Any], summary: SummaryEvent, delivery: str | None = None,
@@ -203,10 +191,7 @@ def observed_summary(publish: Callable[[SummaryEvent], str], telemetry: Telemetr
         message_id = publish(summary)
         if summary.all_active:
             telemetry.milliseconds("StopAllDuration", summary.duration_ms)
-        message = summary.as_message()
-        if history is not None:
-            keep_history(history.record_summary, message, telemetry)
-        return published(message_id, delivery, message)
+        return published(message_id, delivery, summary.as_message())
 
     return publish_summary
 
@@ -384,8 +369,10 @@ class MessageProcessor:
         republish_once: RepublishOnce | None = None,
         max_request_age_seconds: float = math.inf,
         disable_once: DisableOnce | None = None,
+        history: RequestHistory | None = None,
     ) -> None:
         self._disable_once = disable_once
+        self._history = history
         self._max_wait_seconds = max_wait_seconds
         self._republish_once = republish_once
         self._max_request_age_seconds = max_request_age_seconds
@@ -427,7 +414,7 @@ class MessageProcessor:
             delivery = _delivery([PlannedRequest(parsed)]) if isinstance(parsed, StopRequest) else None
             if isinstance(parsed, AlarmStateChange) and not needs_alarm_map(parsed):
                 ignored = ignored_alarm(parsed, origin)
-                self._publish(ignored, delivery)
+                self._keep_history([self._publish(ignored, delivery)], [], None)
                 return _EndedInPlanning([ignored])
             # First served (not a retry of a request taken up before, nor the function's own hand-over): in time?
             late = None if isinstance(parsed, Continuation) or origin.attempt > 1 else expiry(
@@ -684,23 +671,55 @@ class MessageProcessor:
     # -- report ----------------------------------------------------------------------------------------
 
     def _report(self, message: InboundMessage, decision: Decision, deadline: Deadline, delivery: str | None) -> None:
-        """Stops first, reports second: the last campaign of a stop-all does not wait for results."""
-        self._publish_each(decision.publish, delivery)
+        """Stops first, reports second: the last campaign of a stop-all does not wait for results. The request
+        history comes last of all (it can wait; a hand-over or a dead letter cannot)."""
+        published = self._publish_each(decision.publish, delivery)
         for later in decision.continuations:
             self._hand_over(later, message.origin.redriven_from, deadline)
-        for summary in decision.summaries:
-            self._publish_summary(summary, delivery)
+        summaries = [self._publish_summary(summary, delivery) for summary in decision.summaries]
         failure = next((result for result in decision.publish if result.error is not None), None)
         if decision.dead_letter is not None:
             self._dead_letter(message, decision.dead_letter, decision.dead_letter_request_id, failure)
+        self._keep_history(published, summaries, deadline)
         if decision.retry:
             raise RetryLater(decision.retry)
 
-    def _publish_each(self, results: list[ResultEvent], delivery: str | None) -> None:
+    def _publish_each(self, results: list[ResultEvent], delivery: str | None) -> list[dict[str, Any] | None]:
         if len(results) == 1:
-            self._publish(results[0], delivery)
-        elif results:  # iterating re-raises a publish failure: the message is then retried, and nothing is lost
-            list(self._executor.map(lambda result: self._publish(result, delivery), results))
+            return [self._publish(results[0], delivery)]
+        # iterating re-raises a publish failure: the message is then retried, and nothing is lost
+        return list(self._executor.map(lambda result: self._publish(result, delivery), results))
+
+    def _keep_history(
+        self, results: list[dict[str, Any] | None], summaries: list[dict[str, Any] | None], deadline: Deadline | None,
+    ) -> None:
+        """Write the events as published (``None``: published by another invocation, which writes it) to the request
+        history. Every write is idempotent (a campaign's item is replaced, its request's counts move only when its
+        outcome does), so a redelivery may write again. A failure loses nothing that was promised (the events are
+        published, the request goes on): it is logged and counted (HistoryWriteFailures), never raised."""
+        history = self._history
+        writes = [(history.record_result, message) for message in results if message is not None] + [
+            (history.record_summary, message) for message in summaries if message is not None] if history else []
+        if not writes:
+            return
+
+        def write(record: Callable[[dict[str, Any]], None], message: dict[str, Any]) -> None:
+            if deadline is not None and deadline.seconds_left() < HISTORY_MIN_SECONDS:
+                logger.warning("No time left to write the request history", extra={
+                    "request_id": message.get("requestId")})
+                self._telemetry.count("HistoryWriteFailures")
+                return
+            try:
+                record(message)
+            except Exception as error:  # whatever the table or the SDK raised: history must not fail a request
+                logger.warning("Could not write the request history", extra={
+                    "request_id": message.get("requestId"), "error": f"{type(error).__name__}: {error}"[:300]})
+                self._telemetry.count("HistoryWriteFailures")
+
+        if len(writes) == 1:
+            write(*writes[0])
+        else:
+            list(self._executor.map(lambda pair: write(*pair), writes))
 
     def _dead_letter(
         self, message: InboundMessage, error: ResultError, request_id: str | None, failure: ResultEvent | None,
@@ -747,13 +766,16 @@ class MessageProcessor:
         """A message that ends before any campaign is known: one result, and the message as a dead letter."""
         result = _unserved_result(message.origin, error, request_id, fields or {}, alarm, gave_up_after)
         assert result.error is not None
-        self._publish(result, delivery)
+        published = self._publish(result, delivery)
         self._dead_letter(message, result.error, result.request_id, result)
+        self._keep_history([published], [], None)
         logger.warning("Request not served", extra={"error_code": result.error.code,
                                                     "error_message": result.error.message})
         return _EndedInPlanning([result])
 
-    def _publish(self, result: ResultEvent, delivery: str | None = None) -> None:
+    def _publish(self, result: ResultEvent, delivery: str | None = None) -> dict[str, Any] | None:
+        """Publish once; the event as it was published (by this invocation or an earlier one: a campaign's one
+        outcome), None when a duplicate delivery is publishing it right now."""
         identity = result.publication()
         try:
             record = self._publish_once(identity=identity, result=result, delivery=delivery)
@@ -761,17 +783,19 @@ class MessageProcessor:
             # A duplicate of this message is publishing this very result right now; should that invocation
             # fail, its own message is retried and publishes it. Publishing here too would double it.
             logger.info("Result is being published by a duplicate delivery", extra={"outcome": result.outcome})
-            return
+            return None
         self._publish_again(record, identity, delivery)
+        return _as_published(record, result.as_message())
 
-    def _publish_summary(self, summary: SummaryEvent, delivery: str | None = None) -> None:
+    def _publish_summary(self, summary: SummaryEvent, delivery: str | None = None) -> dict[str, Any] | None:
         identity = summary.identity()
         try:
             record = self._publish_summary_once(identity=identity, summary=summary, delivery=delivery)
         except IdempotencyAlreadyInProgressError:
             logger.info("Summary is being published by a duplicate delivery")
-            return
+            return None
         self._publish_again(record, identity, delivery)
+        return _as_published(record, summary.as_message())
 
     def _publish_again(self, record: Any, identity: dict[str, Any], delivery: str | None) -> None:
         """A request id used again by another message (another body: not a copy, nor a redelivery) stops nothing
@@ -803,6 +827,13 @@ def _delivery(planned: list[PlannedRequest]) -> str | None:
         "reason": request.reason, "requestedBy": request.requested_by, "requestedAt": request.requested_at,
         "accountId": request.account_id, "dryRun": request.dry_run, "notAfter": request.not_after,
     } | ({"disableSchedule": True} if request.disable_schedule else {}))
+
+
+def _as_published(record: Any, made: dict[str, Any]) -> dict[str, Any]:
+    """The event a publication's record says went out (an earlier delivery's, for a copy), else the one just made
+    (a record from before records kept the message)."""
+    message = record.get("message") if isinstance(record, dict) else None
+    return message if isinstance(message, dict) else made
 
 
 def _disables_schedule(end: TargetEnd) -> bool:
