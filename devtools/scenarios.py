@@ -413,6 +413,15 @@ class World:
     mapping: SqsEventSourceMapping
     handler: Handler
     poll_seconds: float = 30.0
+    events_mapping: SqsEventSourceMapping | None = None  # the stop bus's events queue (made from the stack if None)
+
+    def __post_init__(self) -> None:
+        if self.events_mapping is None and self.stack.events_queue_url:
+            self.events_mapping = SqsEventSourceMapping(
+                self.stack, queue_url=self.stack.events_queue_url, queue_arn=self.stack.events_queue_arn,
+                handler=self.handler, retry_delay_seconds=self.mapping.retry_delay_seconds,
+                max_receive_count=self.stack.max_receive_count,
+            )
 
     @staticmethod
     def cold_start() -> None:
@@ -532,11 +541,14 @@ def _run_step(step: Step, world: World, observed: Observed) -> None:
         else:
             observed.direct_responses.append(response)
         return
-    try:
-        reports = world.mapping.poll_until_empty(world.poll_seconds)
-    except PollingTimedOut as timed_out:
-        reports = timed_out.reports
-        observed.errors.append(str(timed_out))
+    mappings = [world.events_mapping] if isinstance(step, PutOnBus) and world.events_mapping else []
+    reports: list[InvocationReport] = []
+    for mapping in [*mappings, world.mapping]:  # the bus's requests first: their continuations go to the stop queue
+        try:
+            reports += mapping.poll_until_empty(world.poll_seconds)
+        except PollingTimedOut as timed_out:
+            reports += timed_out.reports
+            observed.errors.append(str(timed_out))
     observed.invocations.extend(reports)
     observed.errors.extend(f"invocation failed the whole batch: {report.error}" for report in reports if report.error)
 
@@ -552,10 +564,11 @@ def _put_on_bus(step: PutOnBus, world: World, observed: Observed) -> None:
         return
     event_id = answer["Entries"][0]["EventId"]
     observed.event_ids.append(event_id)
-    if world.mapping.messages_in_queue() == 0:
+    events_mapping = world.events_mapping or world.mapping
+    if events_mapping.messages_in_queue() == 0:
         # moto 5 delivers to SQS targets synchronously; if a version stops doing so, keep the demo useful.
-        envelope = {**event, "id": event_id}
-        stack.client("sqs").send_message(QueueUrl=stack.stop_queue_url, MessageBody=json.dumps(envelope))
+        envelope = {**event, "id": event_id, "account": stack.account_id}
+        stack.client("sqs").send_message(QueueUrl=events_mapping.queue_url, MessageBody=json.dumps(envelope))
         observed.notes.append("moto's EventBridge did not deliver to the queue: the envelope was sent to it directly")
 
 

@@ -40,6 +40,14 @@ OPTIONAL_ENV_VARS: dict[str, str] = {
     "AWS_CONNECT_TIMEOUT_SECONDS": "1",
     "AWS_READ_TIMEOUT_SECONDS": "2",
     "AWS_MAX_ATTEMPTS": "4",
+    # Who may stop what (domain/policy.py): the SSM parameter holding the producer policy; "" = no policy, every
+    # producer may stop everything (the template always sets one).
+    "PRODUCER_POLICY_PARAMETER": "",
+    "PRODUCER_POLICY_CACHE_SECONDS": "60",
+    # The stop bus's own queue: its records are from `events:<account>/<source>` (only the bus's rule may send).
+    "STOP_EVENTS_QUEUE_ARN": "",
+    # The function's role id (AROA...): SQS messages it sent (Lambda's on-failure records) keep their producer.
+    "FUNCTION_ROLE_ID": "",
 }
 # The idempotency table's TTL attribute (Powertools' default name); the template must match it.
 IDEMPOTENCY_TTL_ATTRIBUTE = "expiration"
@@ -72,6 +80,10 @@ class Settings:
     aws_read_timeout_seconds: float
     aws_max_attempts: int
     max_wait_seconds: int
+    producer_policy_parameter: str = ""
+    producer_policy_cache_seconds: int = 60
+    stop_events_queue_arn: str = ""
+    function_role_id: str = ""
 
 
 def _number(env: dict[str, str], name: str, kind: type[int] | type[float], low: float, high: float) -> float:
@@ -134,6 +146,10 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         aws_read_timeout_seconds=_number(env, "AWS_READ_TIMEOUT_SECONDS", float, 0.1, 30),
         aws_max_attempts=int(_number(env, "AWS_MAX_ATTEMPTS", int, 1, 10)),
         max_wait_seconds=_max_wait(env),
+        producer_policy_parameter=env.get("PRODUCER_POLICY_PARAMETER", "").strip(),
+        producer_policy_cache_seconds=int(_number(env, "PRODUCER_POLICY_CACHE_SECONDS", int, 0, 86400)),
+        stop_events_queue_arn=env.get("STOP_EVENTS_QUEUE_ARN", "").strip(),
+        function_role_id=env.get("FUNCTION_ROLE_ID", "").strip(),
     )
 
 
