@@ -31,9 +31,8 @@ _ENTRY_FIELDS = frozenset({"streamId", "campaignIds", "allActive", "campaignType
 class NotAuthorized(RequestRejected):
     """A request (or one campaign of it) its producer may not make: ``rejected``, no call made."""
 
-    def __init__(self, message: str, request_id: str | None = None) -> None:
+    def __init__(self, message: str) -> None:
         super().__init__(NOT_AUTHORIZED, message)
-        self.request_id = request_id
 
 
 class PolicyInvalid(ValueError):

@@ -392,9 +392,8 @@ class MessageProcessor:
             return self._authorize(planned, policy, sender)
         except InvalidRequest as error:
             return self._end_unserved(message, error, error.request_id, error.fields, producer=producer)
-        except NotAuthorized as error:  # a continuation this function did not hand over
-            request_id = error.request_id or origin.message_id
-            return self._end_unserved(message, error, request_id, producer=producer)
+        except NotAuthorized as error:  # a continuation this function did not hand over: none of it is believed
+            return self._end_unserved(message, error, origin.message_id, producer=producer)
         except RequestRejected as error:
             request_id = parsed.request_id if isinstance(parsed, AlarmStateChange) else origin.message_id
             return self._end_unserved(message, error, request_id, alarm=parsed, producer=producer)
@@ -413,8 +412,7 @@ class MessageProcessor:
             return sender_of(message.delivery, parsed, message.body, message.payload)
         request = parsed.request
         if self._signing_key is None or not verified(parsed, self._signing_key()) or request.producer is None:
-            raise NotAuthorized("continuation: not handed over by this function (no valid signature)",
-                                request.request_id)
+            raise NotAuthorized("continuation: not handed over by this function (no valid signature)")
         return Sender(request.producer.kind, request.producer.id)
 
     def _authorize(self, planned: list[PlannedRequest], policy: ProducerPolicy | None, sender: Sender) -> _Authorized:
