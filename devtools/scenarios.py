@@ -232,6 +232,12 @@ def all_scenarios() -> tuple[Scenario, ...]:
     alarm_ok = load_event("eventbridge_alarm_ok.json")
     alarm_id = f"alarm:{alarm['detail']['alarmName']}:{alarm['detail']['state']['timestamp']}"
     alarm_ok_id = f"alarm:{alarm_ok['detail']['alarmName']}:{alarm_ok['detail']['state']['timestamp']}"
+    # The same alarm, of an account the stack's default producer policy does not name (its own alarms only).
+    foreign_arn = alarm["resources"][0].replace(":123456789012:", ":999999999999:")
+    foreign_alarm = {**alarm, "account": "999999999999", "resources": [foreign_arn],
+                     "detail": {**alarm["detail"], "state": {**alarm["detail"]["state"],
+                                                              "timestamp": "2026-11-28T10:15:00.000+0000"}}}
+    foreign_id = f"alarm:{alarm['detail']['alarmName']}:2026-11-28T10:15:00.000+0000"
 
     return (
         Scenario(
@@ -390,6 +396,22 @@ def all_scenarios() -> tuple[Scenario, ...]:
                 Call("stop_sms", sms_stop_path("cd-1"), 200),
                 Call("stop_sms", sms_stop_path("cd-2"), 200),
             ),
+        ),
+        Scenario(
+            name="refused-producer",
+            title=(
+                "A producer the policy does not name: the same mapped alarm, of account 999999999999 (the default "
+                "producer policy takes this account's alarms only) -> rejected not_authorized, no call, a dead letter"
+            ),
+            campaigns=(Campaign("cd-1"), Campaign("cd-2")),
+            alarm_map=load_event("alarm_map.json"),
+            steps=(InvokeDirectly(foreign_alarm),),
+            results=(
+                Result("cd-1", "rejected", foreign_id, source="alarm", error_code="not_authorized"),
+                Result("cd-2", "rejected", foreign_id, source="alarm", error_code="not_authorized"),
+            ),
+            calls=(),
+            dead_letters=(DeadLetter("not_authorized"),),
         ),
     )
 
