@@ -303,8 +303,8 @@ def test(
     targets: list[str | None] = [None] if asked.all_active else list(asked.campaign_ids)
     verdicts = [(campaign_id, policy.judge(who, asked.stream_id, asked.campaign_type, campaign_id))
                 for campaign_id in targets]
-    rows = [{"campaign": campaign_id or "all-active", "allowed": verdict.allowed, "entry": verdict.entry,
-             "why": verdict.why} for campaign_id, verdict in verdicts]
+    rows: list[dict[str, Any]] = [{"campaign": campaign_id or "all-active", "allowed": verdict.allowed,
+                                   "entry": verdict.entry, "why": verdict.why} for campaign_id, verdict in verdicts]
     allowed = all(verdict.allowed for _, verdict in verdicts)
     if mode is OutputFormat.JSON:
         print_json({"source": source, "sender": str(who), "producer": found[0].name if found else None,
@@ -318,7 +318,8 @@ def test(
         table = Table("campaign", "verdict", "entry", "why",
                       title=Text(f"stream {asked.stream_id}, {asked.campaign_type.value}"))
         for row in rows:
-            table.add_row(Text(row["campaign"]), Text("allowed", "green") if row["allowed"] else Text("refused", "red"),
-                          Text("" if row["entry"] is None else f"allow[{row['entry']}]"), Text(row["why"]))
+            table.add_row(Text(str(row["campaign"])),
+                          Text("allowed", "green") if row["allowed"] else Text("refused", "red"),
+                          Text("" if row["entry"] is None else f"allow[{row['entry']}]"), Text(str(row["why"])))
         console().print(table)
     raise typer.Exit(EXIT_OK if allowed else EXIT_FAILED)

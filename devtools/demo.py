@@ -188,12 +188,11 @@ def result_row(scenario: str, result: dict[str, Any], stop_statuses: Iterable[in
 
 
 def producer_text(producer: Any) -> str:
-    """The policy's name for the producer, with who it is as AWS reported it (kind:id, shortened)."""
+    """The policy's name for the producer; who it is as AWS reported it (kind:id, shortened) when it has none."""
     if not isinstance(producer, dict):
         return "-"
     who = f"{producer.get('kind')}:{producer.get('id')}"
-    who = who if len(who) <= 28 else who[:25] + "..."
-    return f"{producer['name']} ({who})" if producer.get("name") else who
+    return str(producer["name"]) if producer.get("name") else (who if len(who) <= 28 else who[:25] + "...")
 
 
 def summary_row(scenario: str, event: dict[str, Any]) -> tuple[str, ...]:

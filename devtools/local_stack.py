@@ -332,7 +332,8 @@ def create_stack(endpoint_url: str, prefix: str = "campaign-stop") -> LocalStack
         Name=f"{prefix}-StopRequestsToQueue", EventBusName=bus_name,
         EventPattern=json.dumps({"detail-type": settings["stop_request_detail_types"]}),
     )
-    queue_arns = {settings["stop_queue_logical_id"]: stop_queue_arn, settings["events_queue_logical_id"]: events_queue_arn}
+    queue_arns = {settings["stop_queue_logical_id"]: stop_queue_arn,
+                  settings["events_queue_logical_id"]: events_queue_arn}
     events.put_targets(
         Rule=f"{prefix}-StopRequestsToQueue", EventBusName=bus_name,
         Targets=[{"Id": target, "Arn": queue_arns[target]} for target in settings["stop_rule_target_logical_ids"]],

@@ -330,7 +330,7 @@ def all_scenarios() -> tuple[Scenario, ...]:
         ),
         Scenario(
             name="eventbridge",
-            title="Through EventBridge: events/eventbridge_stop_request.json put on the bus -> rule -> stop queue",
+            title="Through EventBridge: events/eventbridge_stop_request.json put on the bus -> rule -> events queue",
             campaigns=(Campaign("cd-5"),),
             steps=(PutOnBus(load_event("eventbridge_stop_request.json")),),
             results=(Result("cd-5", "stopped", EVENT_ID, source="eventbridge", attempts=1),),
