@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.json import JSON
 from rich.table import Table
+from rich.text import Text
 
 from campaign_stop_cli.common import (
     EXIT_FAILED,
@@ -238,16 +239,19 @@ def _print_report(report: Report, source: str, mode: OutputFormat, extra: dict[s
         return
     out = console() if not report.problems else error_console()
     if report.problems or report.warnings:
-        table = Table("", "key", "message", title=source)
+        # Keys and messages quote the map itself: Text, never Rich markup (a key may hold "[").
+        table = Table("", "key", "message", title=Text(source))
         for key, message in report.problems:
-            table.add_row("[bold red]problem[/]", key, message)
+            table.add_row(Text("problem", style="bold red"), Text(key), Text(message))
         for key, message in report.warnings:
-            table.add_row("[yellow]warning[/]", key, message)
+            table.add_row(Text("warning", style="yellow"), Text(key), Text(message))
         out.print(table)
     if report.problems:
-        out.print(f"[bold red]{source}: {len(report.problems)} problem(s); the alarm map is not valid.[/]")
+        out.print(Text(f"{source}: {len(report.problems)} problem(s); the alarm map is not valid.",
+                       style="bold red"))
     else:
-        console().print(f"[green]{source}: valid[/] ({len(report.warnings)} warning(s))", highlight=False)
+        console().print(Text.assemble((f"{source}: valid", "green"), f" ({len(report.warnings)} warning(s))"),
+                        highlight=False)
 
 
 @app.command("validate")
@@ -388,7 +392,7 @@ def test(
         if mode is OutputFormat.JSON:
             print_json({"alarmName": alarm_name, "source": source, "entry": None, "stops": [], "error": error.message})
         else:
-            console().print(f"[yellow]{error.message}[/] ({source}): it would stop nothing.")
+            console().print(Text.assemble((error.message, "yellow"), f" ({source}): it would stop nothing."))
         raise typer.Exit(EXIT_FAILED) from None
     except RequestRejected as error:
         fail(f"{source}: {error.message}", EXIT_USAGE, mode)
@@ -397,10 +401,11 @@ def test(
     if mode is OutputFormat.JSON:
         print_json({"alarmName": alarm_name, "source": source, "entry": key, "match": match, "stops": stops})
         return
-    console().print(f"Alarm [bold]{alarm_name}[/] selects entry [bold]{key}[/] ({match} match) in {source}:",
-                    highlight=False)
+    console().print(Text.assemble("Alarm ", (alarm_name, "bold"), " selects entry ", (str(key), "bold"),
+                                  f" ({match} match) in {source}:"), highlight=False)
     table = Table("stream", "campaigns", "type", "dry run")
     for stop in stops:
         campaigns = stop["campaigns"] if isinstance(stop["campaigns"], str) else ", ".join(stop["campaigns"])
-        table.add_row(stop["streamId"], campaigns, stop["campaignType"], "yes" if stop["dryRun"] else "no")
+        table.add_row(Text(stop["streamId"]), Text(campaigns), Text(stop["campaignType"]),
+                      "yes" if stop["dryRun"] else "no")
     console().print(table)

@@ -18,6 +18,7 @@ import boto3
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
+from rich.text import Text
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # some request or campaign failed
@@ -49,6 +50,9 @@ RESOURCES = {
     "dashboard_url": Resource("--dashboard-url", "DashboardUrl", "DASHBOARD_URL"),
     "schedule_group": Resource("--schedule-group", "ScheduleGroupName", "SCHEDULE_GROUP_NAME"),
     "scheduler_role_arn": Resource("--scheduler-role-arn", "SchedulerRoleArn", "SCHEDULER_ROLE_ARN"),
+    # Not a resource, a setting of the function the CLI judges dead letters by (`dlq redrive`): the template's
+    # parameter, else the function's own variable.
+    "max_request_age": Resource("--max-request-age", "MaxRequestAgeSeconds", "MAX_REQUEST_AGE_SECONDS"),
 }
 # Kept for callers that only need the variable or flag names.
 RESOURCE_VARIABLES = {name: item.variable for name, item in RESOURCES.items()}
@@ -88,8 +92,14 @@ def fail(message: str, code: int = EXIT_USAGE, mode: OutputFormat = OutputFormat
     """Say what is wrong (on stderr; in json mode also as a JSON document on stdout) and exit."""
     if mode is OutputFormat.JSON:
         print_json({"error": message, "exitCode": code})
-    error_console().print(f"[bold red]error:[/] {message}", highlight=False)
+    # The message often quotes AWS, the API or the user: printed as text, never read as Rich markup.
+    error_console().print(Text.assemble(("error:", "bold red"), " ", message), highlight=False)
     raise typer.Exit(code)
+
+
+def warn(message: str) -> None:
+    """A warning on stderr; ``message`` is printed as text (it may quote AWS or the API), never as markup."""
+    error_console().print(Text.assemble(("warning:", "yellow"), " ", message), highlight=False)
 
 
 STACK_VARIABLE = "CAMPAIGN_STOP_STACK"

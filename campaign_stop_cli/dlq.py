@@ -44,12 +44,26 @@ from campaign_stop_cli.common import (
     console,
     error_console,
     fail,
+    find_resource,
     interrupts_deferred,
     output_format,
     print_json,
     resource,
     terminate_as_ctrl_c,
+    warn,
 )
+from stop_campaign.domain.intake import (
+    ORIGINAL_SENT_ATTRIBUTE,
+    AlarmStateChange,
+    InvalidRequest,
+    age_basis,
+    epoch_ms,
+    expiry,
+    first_sent_at,
+    parse_sqs_body,
+)
+from stop_campaign.domain.models import Continuation, Origin, Source, StopRequest
+from stop_campaign.settings import OPTIONAL_ENV_VARS
 
 app = typer.Typer(help="Look at the dead-letter queue and send its messages back to the stop queue.",
                   no_args_is_help=True)
@@ -156,6 +170,16 @@ class DeadLetter:
         sent = self.sent_at
         return max(0, int((datetime.now(UTC) - sent).total_seconds())) if sent else None
 
+    def first_sent_at(self) -> str | None:
+        """When its request was first sent: the ``originalSentTimestamp`` the function's dead letters carry (and a
+        redriven copy keeps), else its own SentTimestamp (the stop queue's redrive policy keeps the original).
+        Read by the function's own rule (intake.first_sent_at)."""
+        return first_sent_at({
+            "messageAttributes": {name: {"stringValue": value.get("StringValue")}
+                                  for name, value in self.attributes.items()},
+            "attributes": self.system,
+        })
+
     def as_json(self, with_body: bool = False) -> dict[str, Any]:
         document: dict[str, Any] = {
             "messageId": self.message_id,
@@ -176,6 +200,61 @@ class DeadLetter:
             document["bodyIsJson"] = is_json
             document["body"] = parsed if is_json else self.body
         return document
+
+
+# -- what a redrive would do ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Redriven:
+    """What one dead letter would do sent back now, as the function would judge it (its own parser and expiry rule,
+    stop_campaign.domain.intake): what it stops, how old its request is, and whether it would be rejected as
+    expired (``expired`` holds the function's reason)."""
+
+    stops: str
+    age_seconds: int | None
+    expired: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"stops": self.stops, "requestAgeSeconds": self.age_seconds, "wouldExpire": self.expired is not None,
+                "expiredBecause": self.expired}
+
+
+def judge(letter: DeadLetter, now: datetime, max_age_seconds: float) -> Redriven:
+    origin = Origin(Source.SQS, letter.message_id, now.isoformat(), sent_at=letter.first_sent_at())
+    try:
+        parsed = parse_sqs_body(letter.body, origin)
+    except InvalidRequest as error:
+        return Redriven(f"nothing: rejected again ({error.message})", None, None)
+    if isinstance(parsed, Continuation):  # the rest of a request it accepted: never judged by age
+        request = parsed.request
+        return Redriven(f"the rest of request {request.request_id}: {_campaigns_text(request)}", None, None)
+    basis = age_basis(parsed)
+    age = max(0, int((now - basis[1]).total_seconds())) if basis else None
+    late = expiry(parsed, now, max_age_seconds)
+    if isinstance(parsed, AlarmStateChange):
+        stops = (f"what the alarm map maps {parsed.alarm_name} to" if parsed.state == "ALARM"
+                 else f"nothing (alarm {parsed.alarm_name} {parsed.state})")
+    else:
+        stops = _campaigns_text(parsed)
+    return Redriven(stops, age, late.message if late is not None else None)
+
+
+def _campaigns_text(request: StopRequest) -> str:
+    if request.all_active:
+        what = f"every active {request.campaign_type} campaign"
+    else:
+        ids = list(request.campaign_ids)
+        what = ", ".join(ids[:3]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
+    return f"{what} of {request.stream_id}" + (" (dry run)" if request.dry_run else "")
+
+
+def max_request_age(flag_value: int | None, mode: OutputFormat) -> float:
+    """The function's MAX_REQUEST_AGE_SECONDS: the flag, the stack's parameter, the variable, else its default."""
+    text = find_resource("max_request_age", str(flag_value) if flag_value is not None else None, mode)
+    try:
+        return float(text or OPTIONAL_ENV_VARS["MAX_REQUEST_AGE_SECONDS"])
+    except ValueError:
+        fail(f"MAX_REQUEST_AGE_SECONDS must be a number of seconds, got {text!r}", EXIT_USAGE, mode)
 
 
 # -- reading the queue -----------------------------------------------------------------------------------
@@ -325,13 +404,13 @@ def _age(seconds: int | None) -> str:
 NARROW_COLUMNS = 100  # below this a six-column table cannot show a whole message id: one block per letter instead
 
 
-def _print_letters(letters: list[DeadLetter], title: str) -> None:
+def _print_letters(letters: list[DeadLetter], title: str, redriven: dict[str, Redriven] | None = None) -> None:
     """The letters as a table, or on a narrow terminal one block per letter. Ids are copied from here into
     `dlq show` and `dlq redrive --message-id`: a message id (a UUID, 36 characters) is never cut or wrapped, and a
     request id or an error code may fold but is never cut."""
     out = console()
     if out.width >= NARROW_COLUMNS:
-        out.print(_letters_table(letters, title))
+        out.print(_letters_table(letters, title, redriven))
         return
     out.print(f"[bold]{escape(title)}[/]", highlight=False)
     for letter in letters:
@@ -340,21 +419,39 @@ def _print_letters(letters: list[DeadLetter], title: str) -> None:
                   + f"  {_age(letter.age_seconds())}", highlight=False, soft_wrap=False, overflow="fold")
         details = [f"request {letter.request_id or '-'}, from {letter.source}",
                    (letter.error_message if letter.writer != "redrive-policy" else NO_REASON) or ""]
+        if redriven and letter.message_id in redriven:
+            verdict = redriven[letter.message_id]
+            details += [f"stops {verdict.stops}; request {_age(verdict.age_seconds)} old",
+                        f"would now be rejected as expired: {verdict.expired}" if verdict.expired else ""]
         for detail in details:
             if detail:
                 out.print(Padding(Text(detail, overflow="fold"), (0, 0, 0, 4)), highlight=False, soft_wrap=False)
 
 
-def _letters_table(letters: list[DeadLetter], title: str | None = None) -> Table:
-    table = Table(Column("message id", no_wrap=True, min_width=36), Column("request id", overflow="fold", min_width=12),
-                  Column("error code", overflow="fold"), Column("error message", ratio=1), "source",
-                  Column("age", no_wrap=True), title=title)
+def _letters_table(letters: list[DeadLetter], title: str | None = None,
+                   redriven: dict[str, Redriven] | None = None) -> Table:
+    """With ``redriven`` (a redrive's question and dry run): what each would stop, its request's age, and whether the
+    function would now reject it as expired."""
+    columns: list[Column | str] = [
+        Column("message id", no_wrap=True, min_width=36), Column("request id", overflow="fold", min_width=12),
+        Column("error code", overflow="fold"), Column("error message", ratio=1), "source", Column("age", no_wrap=True),
+    ]
+    if redriven is not None:
+        columns += [Column("would stop", ratio=1), Column("request age", no_wrap=True), Column("sent back now")]
+    table = Table(*columns, title=title)
     for letter in letters:
         code = letter.error_code
         message = letter.error_message if letter.writer != "redrive-policy" else NO_REASON
-        table.add_row(letter.message_id, escape(letter.request_id or "-"),
-                      f"[red]{escape(code)}[/]" if code else "-", escape(message or ""), escape(letter.source),
-                      _age(letter.age_seconds()))
+        cells: list[Any] = [letter.message_id, escape(letter.request_id or "-"),
+                            f"[red]{escape(code)}[/]" if code else "-", escape(message or ""), escape(letter.source),
+                            _age(letter.age_seconds())]
+        verdict = (redriven or {}).get(letter.message_id)
+        if redriven is not None and verdict is not None:
+            cells += [Text(verdict.stops), _age(verdict.age_seconds),
+                      Text("expired", style="bold red") if verdict.expired else Text("served")]
+        elif redriven is not None:
+            cells += ["-", "-", "-"]
+        table.add_row(*cells)
     return table
 
 
@@ -494,6 +591,10 @@ def redrive(
     ] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before moving.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would move; move nothing.")] = False,
+    max_age: Annotated[int | None, typer.Option(
+        "--max-request-age", min=1, help="The function's MAX_REQUEST_AGE_SECONDS, to say which dead letters it would "
+        "now reject as expired (default: the stack's MaxRequestAgeSeconds, else env MAX_REQUEST_AGE_SECONDS, else "
+        f"{OPTIONAL_ENV_VARS['MAX_REQUEST_AGE_SECONDS']}).")] = None,
     dlq_url: DlqOption = None,
     queue_url: QueueOption = None,
     output: OutputOption = None,
@@ -504,10 +605,12 @@ def redrive(
     message move task where the service offers it; otherwise, and for the filters, each chosen message is sent
     to the stop queue (attribute redrivenFrom = its dead-letter message id; the dead-letter reason stays behind)
     and deleted from the dead-letter queue only after that send succeeded; the others are made visible again.
-    What is listed before the question is what could be read then: --all and --error-code move every matching
-    dead letter that was there when the run started, including ones another reader held at first. One that
-    fails again meanwhile stays for the next run. Exit 1 when any move failed, a --message-id was not found, the
-    run was interrupted, or matching dead letters may remain because another reader holds them.
+    Before the question (and with --dry-run) each dead letter shows what it would stop, how old its request is (from
+    its requestedAt, else when it was first sent: the function's own rule) and whether the function would now
+    reject it as expired. What is listed before the question is what could be read then: --all and --error-code
+    move every matching dead letter that was there when the run started, including ones another reader held at
+    first. One that fails again meanwhile stays for the next run. Exit 1 when any move failed, a --message-id was
+    not found, the run was interrupted, or matching dead letters may remain because another reader holds them.
     """
     mode = output_format(ctx, output)
     ids = list(dict.fromkeys(message_ids or []))
@@ -516,12 +619,10 @@ def redrive(
         fail("give exactly one of --all, --message-id (one or more) or --error-code (one or more)", EXIT_USAGE, mode)
     dlq = resource("dead_letter_queue_url", dlq_url, mode)
     stop_queue = resource("stop_queue_url", queue_url, mode)
+    max_age_seconds = max_request_age(max_age, mode)
     sqs = client("sqs")
     visible, in_flight, started_ms = _queue_state(sqs, dlq, mode)
     stop_queue_arn = _queue_arn(sqs, stop_queue, mode)  # also checks the stop queue exists before anything moves
-    confirmed = yes
-    if all_letters and not dry_run:
-        confirmed = _redrive_all_by_move_task(sqs, dlq, stop_queue, stop_queue_arn, visible, in_flight, yes, mode)
 
     def chosen(letter: DeadLetter) -> bool:
         return all_letters or letter.message_id in ids or (letter.error_code or "") in codes
@@ -530,12 +631,21 @@ def redrive(
         snapshot = _snapshot(sqs, dlq, chosen, set(ids))
     except (BotoCoreError, ClientError) as error:
         _scan_failed(error, mode)
+    now = datetime.fromtimestamp(started_ms / 1000, UTC)  # the queue service's clock, as SentTimestamp is
+    redriven = {letter.message_id: judge(letter, now, max_age_seconds) for letter in snapshot}
     not_found = [message_id for message_id in ids if message_id not in {letter.message_id for letter in snapshot}]
     if dry_run:
-        _report_dry_run(snapshot, not_found, dlq, stop_queue, mode, in_flight)
+        _report_dry_run(snapshot, not_found, dlq, stop_queue, mode, in_flight, redriven)
         raise typer.Exit(EXIT_FAILED if not_found else EXIT_OK)
     if snapshot and mode is OutputFormat.TABLE:
-        _print_letters(snapshot, f"To move back to {_queue_name(stop_queue)}")
+        _print_letters(snapshot, f"To move back to {_queue_name(stop_queue)}", redriven)
+    expired = sum(1 for verdict in redriven.values() if verdict.expired)
+    if expired:
+        warn(f"{expired} of these would now be rejected as expired (older than {max_age_seconds:g} s, or past their "
+             "notAfter): sent back, they stop nothing and come back here as dead letters with error code expired")
+    confirmed = yes
+    if all_letters:
+        confirmed = _redrive_all_by_move_task(sqs, dlq, stop_queue, stop_queue_arn, visible, in_flight, yes, mode)
     if snapshot and not confirmed:
         more = "" if ids else " (and any other matching dead letter met while moving)"
         typer.confirm(f"Move {len(snapshot)} dead letter(s){more} from {_queue_name(dlq)} back to "
@@ -665,6 +775,9 @@ def _move_one(sqs: Any, stop_queue: str, dlq: str, letter: DeadLetter, scan: _Sc
                   for name, value in letter.attributes.items()
                   if name not in REASON_ATTRIBUTES and name != REDRIVEN_FROM}
     attributes[REDRIVEN_FROM] = {"DataType": "String", "StringValue": letter.message_id}
+    first_ms = epoch_ms(letter.first_sent_at())  # judged by its original age there, not by this copy's
+    if first_ms is not None:
+        attributes[ORIGINAL_SENT_ATTRIBUTE] = {"DataType": "String", "StringValue": str(first_ms)}
     extra: dict[str, str] = {}
     if is_fifo(stop_queue):
         # From the dead letter's id: its own group (a redriven message blocks no stream), and a second run within
@@ -738,16 +851,20 @@ def _brief(error: BaseException) -> str:
 
 
 def _report_dry_run(snapshot: list[DeadLetter], not_found: list[str], dlq: str, stop_queue: str,
-                    mode: OutputFormat, in_flight: int) -> None:
+                    mode: OutputFormat, in_flight: int, redriven: dict[str, Redriven]) -> None:
+    expired = sum(1 for verdict in redriven.values() if verdict.expired)
     if mode is OutputFormat.JSON:
         print_json({"dryRun": True, "dlqUrl": dlq, "stopQueueUrl": stop_queue, "wouldMove": len(snapshot),
-                    "messages": [letter.as_json() for letter in snapshot], "notFound": not_found,
+                    "wouldExpire": expired,
+                    "messages": [{**letter.as_json(), "redrive": redriven[letter.message_id].as_json()}
+                                 for letter in snapshot], "notFound": not_found,
                     "inFlight": in_flight})
         return
     out = console()
     if snapshot:
-        _print_letters(snapshot, f"Would move back to {_queue_name(stop_queue)} (dry run)")
-    out.print(f"Dry run: {len(snapshot)} dead letter(s) would move; nothing was moved.", highlight=False)
+        _print_letters(snapshot, f"Would move back to {_queue_name(stop_queue)} (dry run)", redriven)
+    out.print(f"Dry run: {len(snapshot)} dead letter(s) would move ({expired} of them would now be rejected as "
+              "expired); nothing was moved.", highlight=False)
     if in_flight:
         out.print(f"{in_flight} more dead letter(s) were held by another reader (in flight) and could not be "
                   "listed.", highlight=False)

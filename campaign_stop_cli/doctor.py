@@ -11,6 +11,7 @@ import json
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
@@ -45,12 +46,16 @@ from stop_campaign.domain.intake import InvalidRequest, Origin, parse_stop_reque
 from stop_campaign.domain.models import Source, StopDeferred
 from stop_campaign.domain.outcomes import describe_refusal
 from stop_campaign.settings import IDEMPOTENCY_TTL_ATTRIBUTE, OPTIONAL_ENV_VARS, ConfigurationError, validate_base_url
+from stop_campaign.settings import _is_loopback as is_loopback  # the function's own rule for plain http
 
 JWT_TTL_SECONDS = int(OPTIONAL_ENV_VARS["JWT_TTL_SECONDS"])
 # Kore.ai is asked once (one retry), with a short leash: a diagnosis should answer in seconds.
 KORE_CONNECT_TIMEOUT, KORE_READ_TIMEOUT, KORE_RETRIES = 3.0, 10.0, 1
 DEFAULTS = "(defaults)"  # the secret's top-level values, which serve every stream without an entry of its own
 CREDENTIALS_MAX_AGE = 300  # seconds the one read of the secret is reused for within this run
+# The hosts Kore.ai documents for its API (one per region; bots.kore.ai for older tenants): the only ones a token is
+# sent to without --allow-host. A base URL is configuration, and a mistyped or planted one must not receive a token.
+DOCUMENTED_KORE_HOSTS = ("platform.kore.ai", "de-platform.kore.ai", "jp-platform.kore.ai", "bots.kore.ai")
 SHAPE_FIX = ('put a JSON object {"clientId", "clientSecret", "accountId", "streams": {"st-…": {…}}} '
              "(aws secretsmanager put-secret-value; README: Create the credentials secret)")
 
@@ -124,6 +129,10 @@ def doctor(
     table_name: Annotated[
         str | None, typer.Option("--table-name", help="Idempotency table (env IDEMPOTENCY_TABLE_NAME).")
     ] = None,
+    allow_host: Annotated[list[str] | None, typer.Option(
+        "--allow-host", help="Also send the status call's token to this host (repeat for several): a Kore.ai host "
+        f"other than the documented ones ({', '.join(DOCUMENTED_KORE_HOSTS)}), e.g. a private deployment.",
+    )] = None,
     output: Annotated[OutputFormat | None, typer.Option("--output", "-o", help=OUTPUT_HELP)] = None,
 ) -> None:
     """Check the setup without stopping anything: credentials, token, Kore.ai, alarm map, queues, topic, table.
@@ -141,7 +150,7 @@ def doctor(
     if secret is not None:
         store, credentials = _check_credentials(run, secret, stream)
     _check_token(run, credentials)
-    _check_kore(run, kore_base_url, stream, campaign, credentials)
+    _check_kore(run, kore_base_url, stream, campaign, credentials, allow_host or [])
     _check_alarm_map(run, parameter, store)
     dlq_arn = _check_dead_letter_queue(run, dlq_url)
     _check_stop_queue(run, queue_url, dlq_arn)
@@ -260,7 +269,7 @@ def _check_token(run: Doctor, credentials: StreamCredentials | None) -> None:
 
 def _check_kore(
     run: Doctor, flag_value: str | None, stream: str | None, campaign: str | None,
-    credentials: StreamCredentials | None,
+    credentials: StreamCredentials | None, allowed_hosts: list[str],
 ) -> None:
     name = "Kore.ai status call"
     base_url = run.setting("kore_base_url", flag_value, name)
@@ -270,6 +279,12 @@ def _check_kore(
         base_url = validate_base_url(base_url)
     except ConfigurationError as error:
         run.add(name, Status.FAIL, str(error), "use the https:// base URL of your Kore.ai region")
+        return
+    host = (urlsplit(base_url).hostname or "").lower()
+    if not token_may_go_to(host, allowed_hosts):
+        run.add(name, Status.FAIL, f"{base_url}: {host} is not a documented Kore.ai host; no token was sent to it",
+                f"use the base URL of your Kore.ai region ({', '.join(DOCUMENTED_KORE_HOSTS)}), or pass "
+                f"--allow-host {host} if it is your Kore.ai")
         return
     if stream is None or campaign is None:
         run.add(name, Status.SKIP, f"{base_url}: give --stream and --campaign to ask for a campaign's status")
@@ -301,6 +316,13 @@ def _check_kore(
     }
     fix = fixes.get(response.status, "check the Kore.ai API's health and the ids")
     run.add(name, Status.FAIL, f"{stream}/{campaign}: {describe_refusal(response)}", fix)
+
+
+def token_may_go_to(host: str, allowed_hosts: list[str]) -> bool:
+    """A documented Kore.ai host, one the operator named with --allow-host, or this machine (loopback, where the
+    function itself allows plain http: the Kore.ai simulator of the local stack; a token sent there stays here)."""
+    allowed = {name.strip().lower() for name in allowed_hosts}
+    return host in DOCUMENTED_KORE_HOSTS or host in allowed or is_loopback(host)
 
 
 # ---- the alarm map, queues, topic, table --------------------------------------------------------------------

@@ -18,7 +18,7 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
@@ -85,8 +85,8 @@ GroupOption = Annotated[
 
 
 def _fail(message: str, code: int, mode: OutputFormat) -> NoReturn:
-    """common.fail, with what the user typed shown literally (a '[' in it is not Rich markup)."""
-    fail(escape(message) if mode is OutputFormat.TABLE else message, code, mode)
+    """common.fail (which shows what the user typed literally: a '[' in it is not Rich markup)."""
+    fail(message, code, mode)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -515,12 +515,24 @@ def create(
         "warning now).")] = None,
     no_dlq: Annotated[bool, typer.Option(
         "--no-dlq", help="No dead-letter queue: a delivery Scheduler gives up on is dropped.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="With --all-active: " + stop_command.YES_HELP)] = False,
+    timeout: Annotated[float, typer.Option(
+        "--timeout", min=1, help="Seconds the dry run before an --all-active schedule waits for.")] = 120.0,
+    results_topic_arn: Annotated[str | None, typer.Option(
+        "--results-topic-arn", help="Results topic ARN, for the dry run before --all-active (env "
+        "RESULTS_TOPIC_ARN).")] = None,
     output: OutputOption = None,
 ) -> None:
-    """Create a schedule that sends a stop request to the stop queue, once (--at) or on a cron (--cron)."""
+    """Create a schedule that sends a stop request to the stop queue, once (--at) or on a cron (--cron).
+
+    --all-active (unless --dry-run-request or --yes) first sends a dry run of it now, shows what it would stop and
+    asks for the stream id to be typed; without a terminal that is an error (exit 2)."""
     mode = output_format(ctx, output)
     campaigns = list(dict.fromkeys(campaign or []))
     _check_create_options(name, campaigns, all_active, at, cron, no_dlq, dlq_url, mode)
+    guarded = all_active and not dry_run_request and not yes
+    if guarded:
+        stop_command.require_terminal("schedule create --all-active", mode)
     try:
         zone = parse_zone(timezone)
     except ValueError as error:
@@ -543,6 +555,15 @@ def create(
     example = _first_request(payload, group, name, first, mode)
     target = _schedule_target(stop_queue_url, role_arn, payload, max_event_age, stream, mode)
     _add_dead_letter_queue(target, no_dlq, dlq_url, mode)
+    if guarded:
+        topic = resource("results_topic_arn", results_topic_arn, mode)
+        group_id = (target.get("SqsParameters") or {}).get("MessageGroupId")
+        _, _, _, region, account, queue_name = str(target["Arn"]).split(":", 5)  # the queue the schedule will target
+        looked = stop_command.preview_all_active(
+            example, lambda body: _send_to_queue(region, account, queue_name, json.dumps(body), group_id, mode),
+            topic, timeout, mode)
+        stop_command.confirm_stream(stream, looked, mode, "create a schedule that stops every active "
+                                                          f"{campaign_type.value} campaign of it at each firing")
     what = "all active campaigns" if all_active else ", ".join(campaigns)
     text = description if description is not None else f"campaign-stop: stop {what} of {stream} ({campaign_type})"
     created = _create_schedule(
@@ -756,6 +777,7 @@ def fire(
         "--force", help="Allow an --at later than now. That firing's request id is the one the real firing will "
         "carry, so the function (which remembers request ids for a day) will take the real firing as a duplicate "
         "and stop nothing then.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Without --at: " + stop_command.YES_HELP)] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for every campaign's result, then show them.")] = False,
     timeout: Annotated[
         float, typer.Option("--timeout", min=1, help="Seconds --wait waits before exit code 3.")
@@ -770,10 +792,14 @@ def fire(
 
     A real stop unless created with --dry-run-request; the same --at twice is one request, stopped once. An --at
     in the future is refused (exit 2) unless --force: it would use up the real firing's request id. With --wait,
-    exit 130 when interrupted (Ctrl-C), after printing the request id."""
+    exit 130 when interrupted (Ctrl-C), after printing the request id. Without --at (a real stop now, unless the
+    schedule sends dry runs) it first shows what it would stop (for an all-active, a dry run of it) and asks for
+    the stream id to be typed, unless --yes; without a terminal that is an error (exit 2)."""
     mode = output_format(ctx, output)
     group = resource("schedule_group", schedule_group, mode)
-    topic = resource("results_topic_arn", results_topic_arn, mode) if wait else None
+    if at is None and not yes:
+        stop_command.require_terminal("schedule fire without --at", mode)
+    topic = resource("results_topic_arn", results_topic_arn, mode) if wait or (at is None and not yes) else None
     schedule = _get_schedule(group, name, mode)
     zone = _schedule_zone(schedule)
     scheduled = _scheduled_time(at, zone, mode)
@@ -802,6 +828,10 @@ def fire(
     if queue_name.endswith(".fifo") and not group_id:
         _fail(f"schedule {group}/{name} targets a FIFO queue without SqsParameters.MessageGroupId: Scheduler cannot "
              "deliver it either", EXIT_USAGE, mode)
+    if at is None and not yes and request.get("dryRun") is not True:
+        assert topic is not None
+        _confirm_firing(request, lambda body: _send_to_queue(region, account, queue_name, body, group_id, mode),
+                        topic, timeout, mode)
     if wait:
         assert topic is not None
         expected = None  # all-active: the summary says how many
@@ -831,6 +861,23 @@ def fire(
     else:
         console().print(request["requestId"], highlight=False)
     raise typer.Exit(EXIT_OK)
+
+
+def _confirm_firing(request: dict[str, Any], send: Callable[[str], dict[str, str]], topic: str, timeout: float,
+                    mode: OutputFormat) -> None:
+    """Before a firing that stops now: what it would stop (an all-active: a dry run of it), then the stream id typed."""
+    stream = str(request["streamId"])
+    if request.get("campaigns") == "all-active":
+        looked = stop_command.preview_all_active(request, lambda body: send(json.dumps(body)), topic, timeout, mode)
+    else:
+        ids = request["campaignIds"] if "campaignIds" in request else [request["campaignId"]]
+        looked = stop_command.Collected(results=[{"campaignId": campaign_id, "outcome": "dry_run"}
+                                                 for campaign_id in ids])
+    note = "" if request.get("campaigns") != "all-active" else None
+    if note is None:
+        stop_command.confirm_stream(stream, looked, mode, "fire it now")
+    else:
+        stop_command.confirm_stream(stream, looked, mode, "fire it now", note=note)
 
 
 def _utc_text(moment: datetime) -> str:

@@ -25,12 +25,12 @@ from campaign_stop_cli.common import (
     OutputFormat,
     client,
     console,
-    error_console,
     fail,
     find_resource,
     output_format,
     print_json,
     resource,
+    warn,
 )
 
 # The function's own metrics: Powertools EMF in template.yaml's POWERTOOLS_METRICS_NAMESPACE, with the default
@@ -104,7 +104,7 @@ def status(
             metrics = _metrics(function, _queue_name(stop_queue), window)
         except (BotoCoreError, ClientError) as error:
             why_none = f"CloudWatch could not be read: {error}"
-            error_console().print(f"[yellow]warning:[/] {why_none}", highlight=False)
+            warn(why_none)
 
     if mode is OutputFormat.JSON:
         print_json({

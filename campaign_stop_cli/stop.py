@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -15,9 +16,11 @@ from typing import Annotated, Any
 
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
+from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from campaign_stop_cli.common import (
     EXIT_FAILED,
@@ -29,6 +32,7 @@ from campaign_stop_cli.common import (
     OutputFormat,
     client,
     console,
+    error_console,
     fail,
     output_format,
     print_json,
@@ -42,6 +46,8 @@ DETAIL_TYPE = "Stop Campaign Request"  # what the bus rule StopRequestsToQueue r
 EVENT_SOURCE = "campaign-stop.cli"
 FALLBACK_REQUESTED_BY = "campaign-stop-cli"
 SUCCESSFUL_OUTCOMES = frozenset({"stopped", "already_stopped", "dry_run"})
+YES_HELP = ("Go ahead without the dry run and without typing the stream id (needed when stdin is not a terminal: "
+            "a script, a pipe, CI).")
 
 
 class Via(StrEnum):
@@ -70,8 +76,10 @@ def stop(
     ] = Via.QUEUE,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for every campaign's result, then show them.")] = False,
     timeout: Annotated[
-        float, typer.Option("--timeout", min=1, help="Seconds --wait waits before exit code 3.")
+        float, typer.Option("--timeout", min=1, help="Seconds --wait (and the dry run before --all-active) waits "
+                                                     "before exit code 3.")
     ] = 120.0,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="With --all-active: " + YES_HELP)] = False,
     queue_url: Annotated[
         str | None, typer.Option("--queue-url", help="Stop queue URL (env STOP_QUEUE_URL).")
     ] = None,
@@ -83,14 +91,20 @@ def stop(
 ) -> None:
     """Send a stop request (validated locally first); with --wait, show each campaign's outcome.
 
+    --all-active (unless --dry-run or --yes) first sends a dry run of it, shows what it would stop and asks for the
+    stream id to be typed; without a terminal that is an error (exit 2), not a silent stop.
+
     Exit codes with --wait: 0 every campaign stopped (or was stopped already, or a dry run), 1 some did not, 3
     --timeout passed first, 130 interrupted (Ctrl-C): the request id and the results so far are printed."""
     mode = output_format(ctx, output)
     campaigns = list(dict.fromkeys(campaign or []))  # repeated ids once, in order
     if bool(campaigns) == all_active:
         fail("give either --campaign (one or more) or --all-active", EXIT_USAGE, mode)
+    guarded = all_active and not dry_run and not yes
+    if guarded:
+        require_terminal("stop --all-active", mode)
     target = resource("stop_queue_url", queue_url, mode) if via is Via.QUEUE else resource("bus_name", bus_name, mode)
-    topic = resource("results_topic_arn", results_topic_arn, mode) if wait else None
+    topic = resource("results_topic_arn", results_topic_arn, mode) if wait or guarded else None
 
     request: dict[str, Any] = {"streamId": stream}
     if all_active:
@@ -107,16 +121,22 @@ def stop(
     request["requestedAt"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     request["dryRun"] = dry_run
     _validate(request, mode)
+    preview: list[str] | None = None
+    if guarded:
+        assert topic is not None
+        looked = preview_all_active(request, lambda body: _send(body, via, target, mode), topic, timeout, mode)
+        preview = confirm_stream(stream, looked, mode, f"stop every active {campaign_type.value} campaign of it")
 
     if not wait:
         sent = _send(request, via, target, mode)
-        _report_sent(request, via, sent, mode)
+        _report_sent(request, via, sent, mode, preview)
         raise typer.Exit(EXIT_OK)
 
     assert topic is not None
     expected = None if all_active else len(campaigns)
     waited = send_and_wait(topic, request["requestId"], lambda: _send(request, via, target, mode), expected, timeout,
-                           mode, f"Sent request [bold]{request['requestId']}[/] via {via.value}; waiting for results…")
+                           mode, f"Sent request [bold]{escape(request['requestId'])}[/] via {via.value}; waiting for "
+                           "results…")
     collected = waited.collected
     code = collected.exit_code()
     if mode is OutputFormat.JSON:
@@ -124,6 +144,7 @@ def stop(
             "requestId": request["requestId"], "via": via.value, **(waited.sent or {}), "request": request,
             "results": collected.results, "summary": collected.summary, "timedOut": collected.timed_out,
             "interrupted": collected.interrupted, "sent": waited.sent_state, "exitCode": code,
+            **({"preview": preview} if preview is not None else {}),
         })
     else:
         _print_results(collected)
@@ -171,11 +192,64 @@ def _send(request: dict[str, Any], via: Via, target: str, mode: OutputFormat) ->
         fail(f"could not send the request: {error}", EXIT_FAILED, mode)
 
 
-def _report_sent(request: dict[str, Any], via: Via, sent: dict[str, str], mode: OutputFormat) -> None:
+def _report_sent(request: dict[str, Any], via: Via, sent: dict[str, str], mode: OutputFormat,
+                 preview: list[str] | None = None) -> None:
     if mode is OutputFormat.JSON:
-        print_json({"requestId": request["requestId"], "via": via.value, **sent, "request": request})
+        print_json({"requestId": request["requestId"], "via": via.value, **sent, "request": request,
+                    **({"preview": preview} if preview is not None else {})})
     else:
         console().print(request["requestId"], highlight=False)
+
+
+# -- guard rails: what an all-active would stop, then the stream id typed -------------------------------------
+
+
+def require_terminal(command: str, mode: OutputFormat) -> None:
+    """A guarded command asks at the terminal; without one (a script, a pipe) it fails rather than stop unseen."""
+    if not sys.stdin.isatty():
+        fail(f"{command} shows what it would stop and asks for the stream id to be typed, which needs a terminal "
+             "(stdin is not one): nothing was sent. Pass --yes to go ahead without asking.", EXIT_USAGE, mode)
+
+
+def preview_all_active(request: dict[str, Any], send: Callable[[dict[str, Any]], dict[str, str]], topic: str,
+                       timeout: float, mode: OutputFormat) -> Collected:
+    """A dry run of ``request`` (an all-active, or a schedule's) through the function itself, sent the same way and
+    waited for like `stop --wait`: the function lists the stream with its own credentials and filter, so this
+    shows what it would stop now (the real request lists again when it runs). Exits, nothing stopped, when the
+    dry run does not answer in time, is interrupted, or fails (the real one would fail the same way)."""
+    dry = {**request, "requestId": f"preview-{uuid.uuid4()}", "dryRun": True,
+           "reason": f"dry run before: {request.get('reason') or 'a stop of all active campaigns'}"[:512]}
+    _validate(dry, mode)
+    waited = send_and_wait(topic, dry["requestId"], lambda: send(dry), None, timeout, mode,
+                           f"Dry run {escape(dry['requestId'])} sent: listing what would stop…")
+    collected = waited.collected
+    if collected.interrupted:
+        fail("interrupted during the dry run: nothing was stopped", EXIT_INTERRUPTED, mode)
+    if collected.timed_out:
+        fail(f"no answer to the dry run within {timeout:g} s (is the function running?): nothing was stopped. "
+             "Pass --yes to stop without a dry run.", EXIT_TIMEOUT, mode)
+    if any(result.get("outcome") not in SUCCESSFUL_OUTCOMES for result in collected.results):
+        _print_results(collected, error_console() if mode is OutputFormat.JSON else None)
+        fail("the dry run did not succeed, and the stop would not either: nothing was stopped", EXIT_FAILED, mode)
+    return collected
+
+
+def confirm_stream(stream: str, collected: Collected, mode: OutputFormat, action: str,
+                   note: str = " now (a dry run; the stop lists the stream again when it runs)") -> list[str]:
+    """Show what the dry run would stop; go on only once the stream id is typed. Returns the campaign ids."""
+    campaigns = sorted(str(r["campaignId"]) for r in collected.results
+                       if r.get("outcome") == "dry_run" and isinstance(r.get("campaignId"), str))
+    out = error_console() if mode is OutputFormat.JSON else console()  # stdout stays the JSON document
+    out.print(Text(f"Would stop {len(campaigns)} campaign(s) of {stream}{note}:", style="bold"))
+    if campaigns:
+        table = Table("campaign")
+        for campaign_id in campaigns:
+            table.add_row(Text(campaign_id))
+        out.print(table)
+    typed = typer.prompt(f"Type the stream id ({stream}) to {action}", default="", show_default=False, err=True)
+    if typed.strip() != stream:
+        fail(f"{typed.strip()!r} is not {stream!r}: nothing was stopped", EXIT_FAILED, mode)
+    return campaigns
 
 
 @dataclass
@@ -304,24 +378,26 @@ def _wait_for_results(queue: ResultsQueue, expected: int | None, timeout: float,
     return collected
 
 
-def _print_results(collected: Collected) -> None:
-    out = console()
+def _print_results(collected: Collected, out: Console | None = None) -> None:
+    out = out or console()
     if collected.interrupted and not collected.results and collected.summary is None:
         out.print("No result arrived before the interruption.", highlight=False)
         return
+    # Every cell from a result (an API's message above all) is a Text: shown as it is, never read as Rich markup.
     table = Table("campaign", "outcome", "error code", "error message", "time to stop")
     for result in sorted(collected.results, key=lambda r: str(r.get("campaignId") or "")):
-        error = result.get("error") or {}
+        error: dict[str, Any] = result["error"] if isinstance(result.get("error"), dict) else {}
         outcome = str(result.get("outcome"))
         style = "green" if outcome in SUCCESSFUL_OUTCOMES else "red"
         ms = result.get("timeToStopMs")
         table.add_row(
-            str(result.get("campaignId") or "-"), f"[{style}]{outcome}[/]", error.get("code", ""),
-            error.get("message", ""), f"{ms} ms" if ms is not None else "-",
+            Text(str(result.get("campaignId") or "-")), Text(outcome, style=style), Text(str(error.get("code", ""))),
+            Text(str(error.get("message", ""))), Text(f"{ms} ms" if ms is not None else "-"),
         )
     out.print(table)
     if collected.summary is not None:
-        counts = ", ".join(f"{name} {count}" for name, count in sorted(collected.summary["outcomes"].items()))
-        out.print(f"Summary: {collected.summary.get('campaigns')} campaign(s): {counts or 'none'}")
+        outcomes = collected.summary.get("outcomes")
+        counts = ", ".join(f"{name} {count}" for name, count in sorted((outcomes or {}).items()))
+        out.print(Text(f"Summary: {collected.summary.get('campaigns')} campaign(s): {counts or 'none'}"))
     if collected.timed_out:
         out.print("[bold yellow]Timed out[/] before every result arrived.")

@@ -23,10 +23,10 @@ from campaign_stop_cli.common import (
     EXIT_USAGE,
     OutputFormat,
     client,
-    error_console,
     fail,
     interrupts_deferred,
     terminate_as_ctrl_c,
+    warn,
 )
 
 QUEUE_PREFIX = "campaign-stop-cli-"  # the queues this CLI creates (and removes), recognisable in list-queues
@@ -159,12 +159,12 @@ def _remove(
         try:
             sns.unsubscribe(SubscriptionArn=subscription_arn)
         except (BotoCoreError, ClientError) as error:
-            error_console().print(f"[yellow]warning:[/] could not remove subscription {subscription_arn}: {error}")
+            warn(f"could not remove subscription {subscription_arn}: {error}")
     if queue_url:
         try:
             sqs.delete_queue(QueueUrl=queue_url)
         except (BotoCoreError, ClientError) as error:
-            error_console().print(f"[yellow]warning:[/] could not delete queue {queue_url}: {error}")
+            warn(f"could not delete queue {queue_url}: {error}")
 
 
 def _find_subscription(sns: Any, topic_arn: str, queue_arn: str) -> str | None:

@@ -269,7 +269,9 @@ def run_load(
         env = stack.function_environment(
             kore.base_url, KORE_RATE_LIMIT=f"{CALLS}/{PERIOD:g}",
             # A call must fit an invocation of a few seconds (the deadline keeps 3 s after the last call).
-            HTTP_READ_TIMEOUT_SECONDS="2", HTTP_CONNECT_TIMEOUT_SECONDS="1", POWERTOOLS_LOG_LEVEL="WARNING",
+            HTTP_READ_TIMEOUT_SECONDS="2", HTTP_CONNECT_TIMEOUT_SECONDS="1",
+            # BENCH_LOG_LEVEL=INFO: the containers' hand-overs and deferrals, in bench's --function-log
+            POWERTOOLS_LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
         )
 
         def spec(name: str) -> ContainerSpec:

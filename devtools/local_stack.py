@@ -22,6 +22,7 @@ import fastjsonschema
 import urllib3
 
 from devtools.template_loader import load_template, local_stack_settings, substitute
+from stop_campaign.settings import NO_AGE_LIMIT_SECONDS
 
 REGION = "us-east-1"
 # The function's role id on the local stack (the template sets FUNCTION_ROLE_ID from its role's RoleId): the SQS
@@ -187,6 +188,8 @@ class LocalStack:
             "POWERTOOLS_SERVICE_NAME": "campaign-stop",
             "POWERTOOLS_METRICS_NAMESPACE": "CampaignStop",
             "POWERTOOLS_TRACE_DISABLED": "true",
+            # The sample events (events/) carry fixed times: served however old they get. Expiry's tests set theirs.
+            "MAX_REQUEST_AGE_SECONDS": str(NO_AGE_LIMIT_SECONDS),
             **overrides,
         }
 

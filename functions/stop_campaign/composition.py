@@ -43,6 +43,7 @@ from stop_campaign.service.processing import (
     observed,
     observed_summary,
     remember_stoppable,
+    republishing,
     sending_dead_letters,
     stop_and_observe,
 )
@@ -214,6 +215,8 @@ def container() -> Container:
                 settings.producer_policy_parameter, settings.producer_policy_cache_seconds, clients.ssm_parameters,
             ),
             signing_key=signing_key.get,
+            republish_once=once(republishing(publisher.republish), "identity", "republish"),
+            max_request_age_seconds=settings.max_request_age_seconds,
         ),
         idempotency=idempotency,
         record_workers=ThreadPoolExecutor(settings.stop_concurrency, thread_name_prefix="record"),

@@ -35,6 +35,9 @@ OPTIONAL_ENV_VARS: dict[str, str] = {
     # A request still waiting for its account's budget this long after it arrived ends `failed` (waited_too_long);
     # at most the idempotency TTL, so a stop is never called twice because its record expired while it waited.
     "MAX_WAIT_SECONDS": "21600",
+    # A request older than this when first served (from requestedAt, else when its message was first sent) is
+    # rejected as expired: a message that waited days in a queue stops nothing started since.
+    "MAX_REQUEST_AGE_SECONDS": "86400",
     # AWS calls (DynamoDB, SNS, SQS, Secrets Manager, SSM) must fit the deadline's margin (a few seconds), not
     # botocore's 60 s defaults: a slow call must not run the invocation into Lambda's timeout.
     "AWS_CONNECT_TIMEOUT_SECONDS": "1",
@@ -49,6 +52,7 @@ OPTIONAL_ENV_VARS: dict[str, str] = {
     # The function's role id (AROA...): SQS messages it sent (Lambda's on-failure records) keep their producer.
     "FUNCTION_ROLE_ID": "",
 }
+NO_AGE_LIMIT_SECONDS = 100 * 365 * 86400  # MAX_REQUEST_AGE_SECONDS's highest value: in effect, no limit
 # The idempotency table's TTL attribute (Powertools' default name); the template must match it.
 IDEMPOTENCY_TTL_ATTRIBUTE = "expiration"
 
@@ -84,6 +88,7 @@ class Settings:
     producer_policy_cache_seconds: int = 60
     stop_events_queue_arn: str = ""
     function_role_id: str = ""
+    max_request_age_seconds: int = 86400
 
 
 def _number(env: dict[str, str], name: str, kind: type[int] | type[float], low: float, high: float) -> float:
@@ -150,6 +155,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         producer_policy_cache_seconds=int(_number(env, "PRODUCER_POLICY_CACHE_SECONDS", int, 0, 86400)),
         stop_events_queue_arn=env.get("STOP_EVENTS_QUEUE_ARN", "").strip(),
         function_role_id=env.get("FUNCTION_ROLE_ID", "").strip(),
+        max_request_age_seconds=int(_number(env, "MAX_REQUEST_AGE_SECONDS", int, 60, NO_AGE_LIMIT_SECONDS)),
     )
 
 

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -58,6 +59,14 @@ def _counts(stack: LocalStack, queue_url: str) -> tuple[int, int]:
         QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
     )["Attributes"]
     return int(attributes["ApproximateNumberOfMessages"]), int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+def _sent_timestamps(stack: LocalStack) -> dict[str, str]:
+    """Each dead letter's SentTimestamp, left visible."""
+    messages = stack.client("sqs").receive_message(
+        QueueUrl=stack.dead_letter_queue_url, MaxNumberOfMessages=10, AttributeNames=["SentTimestamp"],
+        VisibilityTimeout=0).get("Messages", [])
+    return {message["MessageId"]: message["Attributes"]["SentTimestamp"] for message in messages}
 
 
 def _cli_json(stdout: str) -> Any:
@@ -210,6 +219,7 @@ def test_redrive_by_message_id_asks_first_and_moves_exactly_that_message_once(
     runner: CliRunner, stack: LocalStack, letters: Letters
 ) -> None:
     chosen = letters.refused[0]
+    sent_timestamp = _sent_timestamps(stack)[chosen]
     declined = runner.invoke(app, ["dlq", "redrive", "--message-id", chosen], input="n\n")
     assert declined.exit_code == 1
     assert _counts(stack, stack.stop_queue_url) == (0, 0) and _counts(stack, stack.dead_letter_queue_url) == (4, 0)
@@ -222,8 +232,12 @@ def test_redrive_by_message_id_asks_first_and_moves_exactly_that_message_once(
     (copy,) = _peek(stack, stack.stop_queue_url)
     assert copy["Body"] == letters.bodies[chosen]  # unchanged
     # The reason (errorCode, errorMessage, requestId, source, retryable) stays behind: the function takes any of them
-    # on a stop-queue message for SQS's move task's redrive; this copy names its dead letter instead.
-    assert copy.get("MessageAttributes", {}) == {"redrivenFrom": {"DataType": "String", "StringValue": chosen}}
+    # on a stop-queue message for SQS's move task's redrive; this copy names its dead letter instead, and when its
+    # request was first sent (this dead letter's own SentTimestamp: it carried no originalSentTimestamp).
+    assert copy.get("MessageAttributes", {}) == {
+        "redrivenFrom": {"DataType": "String", "StringValue": chosen},
+        "originalSentTimestamp": {"DataType": "String", "StringValue": sent_timestamp},
+    }
     assert _stop_queue_copies(stack) == Counter({chosen: 1})
 
     again = runner.invoke(app, ["-o", "json", "dlq", "redrive", "--message-id", chosen, "--yes"])
@@ -445,7 +459,8 @@ def test_the_copy_leaves_every_dead_letter_reason_behind(
     for message in _peek(stack, stack.stop_queue_url):
         attributes = message.get("MessageAttributes", {})
         copies[letters[attributes["redrivenFrom"]["StringValue"]]] = set(attributes)
-    assert copies == {"scheduler": {"redrivenFrom", "traceparent"}, "eventbridge": {"redrivenFrom"}}
+    assert copies == {"scheduler": {"redrivenFrom", "traceparent", "originalSentTimestamp"},
+                      "eventbridge": {"redrivenFrom", "originalSentTimestamp"}}
 
 
 @pytest.mark.parametrize("columns", ["80", "120"])
@@ -494,3 +509,40 @@ def test_usage_errors_exit_2(runner: CliRunner, cli_env: dict[str, str], monkeyp
     monkeypatch.delenv("DEAD_LETTER_QUEUE_URL")
     missing = runner.invoke(app, ["dlq", "list"])
     assert missing.exit_code == 2 and "DEAD_LETTER_QUEUE_URL" in missing.output
+
+
+def test_redrive_shows_what_each_letter_stops_and_which_would_now_expire(
+    runner: CliRunner, stack: LocalStack, cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Judged as the function would judge it (its own parser and expiry rule): an hour-old request under a
+    30-minute limit would be rejected as expired; one without requestedAt is as old as its first sending."""
+    sqs = stack.client("sqs")
+    writer = DeadLetterQueue(stack.dead_letter_queue_url, lambda: sqs)
+    refused = ResultError("stop_refused", "Kore.ai API answered HTTP 404: Campaign not found")
+    hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    old = writer.send(json.dumps({"streamId": STREAM_ID, "campaigns": "all-active", "requestId": "r-old",
+                                  "requestedAt": hour_ago.strftime("%Y-%m-%dT%H:%M:%SZ")}), refused, "r-old", "sqs")
+    first_sent = writer.send(_request("r-sent", "cd-9"), refused, "r-sent", "sqs",
+                             sent_at=hour_ago.isoformat())  # the original message's SentTimestamp
+    fresh = writer.send(_request("r-fresh", "cd-8"), refused, "r-fresh", "sqs")
+    monkeypatch.setenv("MAX_REQUEST_AGE_SECONDS", "1800")
+
+    result = runner.invoke(app, ["-o", "json", "dlq", "redrive", "--all", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    document = _cli_json(result.stdout)
+    verdicts = {message["messageId"]: message["redrive"] for message in document["messages"]}
+    assert document["wouldExpire"] == 2
+    assert verdicts[old]["stops"] == f"every active sms campaign of {STREAM_ID}" and verdicts[old]["wouldExpire"]
+    assert "from requestedAt" in verdicts[old]["expiredBecause"] and verdicts[old]["requestAgeSeconds"] >= 3600
+    assert verdicts[first_sent]["wouldExpire"] and "from sent" in verdicts[first_sent]["expiredBecause"]
+    assert (verdicts[fresh]["stops"], verdicts[fresh]["wouldExpire"]) == (f"cd-8 of {STREAM_ID}", False)
+    assert verdicts[fresh]["requestAgeSeconds"] < 600
+
+    table = runner.invoke(app, ["dlq", "redrive", "--all", "--max-request-age", "86400"], input="n\n",
+                          env={"COLUMNS": "250"})
+    assert table.exit_code == 1  # declined: nothing moved
+    assert "would stop" in table.stdout and "every active sms campaign" in table.stdout
+    assert "expired" not in table.stdout.replace("would now be rejected as expired", "")  # a day: all in time
+    warned = runner.invoke(app, ["dlq", "redrive", "--all"], input="n\n", env={"COLUMNS": "250"})
+    assert "2 of these would now be rejected as expired" in " ".join(warned.output.split())
+    assert _counts(stack, stack.stop_queue_url) == (0, 0)

@@ -57,7 +57,7 @@ def test_create_once_and_daily_in_two_time_zones_then_list(
     at = _future("America/New_York")
     once = _create(runner, "ny-once", "--campaign", "cd-1", "--at", at, "--timezone", "America/New_York")
     daily = _create(runner, "phoenix-daily", "--all-active", "--type", "voice", "--cron", "55 20 * * ? *",
-                    "--timezone", "America/Phoenix", "--reason", "quiet hours")
+                    "--timezone", "America/Phoenix", "--reason", "quiet hours", "--yes")
 
     eastern_utc = datetime.fromisoformat(at).replace(tzinfo=ZoneInfo("America/New_York")).astimezone(UTC)
     assert once["expression"] == f"at({at}:00)"
@@ -321,7 +321,7 @@ def test_fire_refuses_a_future_scheduled_time_unless_forced(
     assert forced.exit_code == 0, forced.output
     (message_sent,) = sqs.receive_message(QueueUrl=stack.stop_queue_url)["Messages"]
     assert json.loads(message_sent["Body"])["requestId"] == forced.stdout.strip()
-    now = runner.invoke(app, ["schedule", "fire", "tomorrow"])  # no --at: now, never refused
+    now = runner.invoke(app, ["schedule", "fire", "tomorrow", "--yes"])  # no --at: now, never refused
     assert now.exit_code == 0, now.output
     assert "--force" in " ".join(runner.invoke(app, ["schedule", "fire", "--help"], env={"COLUMNS": "200"}).output
                                  .split())

@@ -165,7 +165,8 @@ def test_stopping_twice_under_different_request_ids_is_already_stopped(invoke, s
 
 def test_unknown_campaign_fails_and_goes_to_the_dead_letter_queue(invoke, stack, kore, sqs):
     body = {"streamId": STREAM_ID, "campaignId": "cd-missing", "requestId": "r-unknown"}
-    assert invoke(sqs(body)) == {"batchItemFailures": []}  # handled: not retried
+    request = sqs(body)
+    assert invoke(request) == {"batchItemFailures": []}  # handled: not retried
     result = only(stack.drain_results())
     assert result["outcome"] == "failed"
     assert result["error"] == {"code": "stop_refused", "retryable": False,
@@ -175,6 +176,8 @@ def test_unknown_campaign_fails_and_goes_to_the_dead_letter_queue(invoke, stack,
     assert {k: v["StringValue"] for k, v in dead["MessageAttributes"].items()} == {
         "errorCode": "stop_refused", "errorMessage": "Kore.ai API answered HTTP 404: Campaign not found",
         "requestId": "r-unknown", "source": "sqs", "retryable": "false",
+        # when it was first sent: a redrive judges its age from this (see test_request_expiry.py)
+        "originalSentTimestamp": request["Records"][0]["attributes"]["SentTimestamp"],
     }
 
 

@@ -111,6 +111,7 @@ def test_environment_variable_names_are_the_required_ones_plus_known_extras(func
     extras = {"STOP_CONCURRENCY", "KORE_RATE_LIMIT", "PRODUCER_POLICY_PARAMETER", "STOP_EVENTS_QUEUE_ARN",
               "FUNCTION_ROLE_ID"}
     assert set(REQUIRED_ENV_VARS) <= names
+    extras |= {"MAX_REQUEST_AGE_SECONDS"}
     assert names - set(REQUIRED_ENV_VARS) == powertools | extras
     assert extras <= set(OPTIONAL_ENV_VARS)
 
@@ -126,6 +127,7 @@ def test_environment_is_wired_to_the_stack_resources(function):
     assert variables["STOP_CONCURRENCY"] == _ref("StopConcurrency")
     assert variables["STOP_QUEUE_URL"] == _ref("StopQueue")  # continuations go back to the stop queue
     assert variables["KORE_RATE_LIMIT"] == _ref("KoreRateLimit")
+    assert variables["MAX_REQUEST_AGE_SECONDS"] == _ref("MaxRequestAgeSeconds")
     assert variables["POWERTOOLS_SERVICE_NAME"] == "campaign-stop"
     assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "CampaignStop"
     assert variables["POWERTOOLS_LOG_LEVEL"] == _ref("LogLevel")

@@ -166,6 +166,7 @@ def test_eventbridge_alarm_becomes_a_state_change():
         alarm_arn="arn:aws:cloudwatch:us-east-1:123456789012:alarm:checkout-sms-error-rate",
         state="ALARM", changed_at="2026-11-28T10:05:00.000+0000",
         reason=event["detail"]["state"]["reason"], received_at="2026-11-28T10:05:01.000Z",
+        sent_at=event["time"],  # the event's time: its age, should the state change time be unreadable
     )
     assert parsed.request_id == "alarm:checkout-sms-error-rate:2026-11-28T10:05:00.000+0000"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from stop_campaign.domain.intake import ORIGINAL_SENT_ATTRIBUTE, epoch_ms
 from stop_campaign.domain.models import ResultError
 from stop_campaign.domain.sendable import sendable
 
@@ -16,16 +17,21 @@ class DeadLetterQueue:
         self._queue_url = queue_url
         self._sqs = sqs_client
 
-    def send(self, original_body: str, error: ResultError, request_id: str, source: str) -> str:
+    def send(
+        self, original_body: str, error: ResultError, request_id: str, source: str, sent_at: str | None = None,
+    ) -> str:
         """The original message goes in as it came, so it can be redriven once the cause is fixed. Only characters
         SQS refuses (which no message received from SQS holds: a hand-made event's) are sent as U+FFFD, since the
-        message could not be kept at all otherwise."""
+        message could not be kept at all otherwise. ``sent_at``, when the original was first sent, goes with it
+        (``originalSentTimestamp``): a redriven request is judged by its original age (intake.expiry)."""
+        sent_ms = epoch_ms(sent_at)
         attributes = {
             "errorCode": error.code,
             "errorMessage": error.message[:1024],
             "requestId": request_id[:256],
             "source": source,
             "retryable": str(error.retryable).lower(),
+            ORIGINAL_SENT_ATTRIBUTE: str(sent_ms) if sent_ms is not None else "",
         }
         response = self._sqs().send_message(
             QueueUrl=self._queue_url,

@@ -43,6 +43,14 @@ class ResultsPublisher:
         )
         return self._publish(message, attributes)
 
+    def republish(self, message: dict[str, Any]) -> str:
+        """Publish again an event as it was first published (kept in its idempotency record), with the attributes
+        it had then: the same resultId, so a subscriber that saw it drops the copy."""
+        kind = "summary" if message.get("eventType") == "summary" else "result"
+        names = ("resultId", "requestId", *(("outcome",) if kind == "result" else ()), "campaignType", "streamId")
+        attributes = ((EVENT_TYPE, kind), *((name, _text(message.get(name))) for name in names))
+        return self._publish(message, attributes)
+
     def _publish(self, message: dict[str, Any], attributes: tuple[tuple[str, str | None], ...]) -> str:
         # Valid text for every subscriber (and for SNS): a lone surrogate or a control character a message or the
         # API put into a field is published as U+FFFD. The resultId was computed before, from what was read.
@@ -56,3 +64,7 @@ class ResultsPublisher:
             },
         )
         return str(response["MessageId"])
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None

@@ -15,8 +15,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,7 @@ class AlarmStateChange:
     reason: str | None
     received_at: str
     attempt: int = 1
+    sent_at: str | None = None  # Origin.sent_at: the age of an alarm whose state change time is unreadable
 
     @property
     def request_id(self) -> str:
@@ -92,6 +93,17 @@ class InvalidRequest(RequestRejected):
         super().__init__("invalid_request", message)
         self.request_id = request_id
         self.fields = fields or {}
+
+
+class RequestExpired(InvalidRequest):
+    """A request served too late: past its own ``notAfter``, or older than MAX_REQUEST_AGE_SECONDS."""
+
+    def __init__(self, message: str, request_id: str, fields: dict[str, Any] | None = None) -> None:
+        super().__init__(message, request_id, fields)
+        self.code = EXPIRED
+
+
+EXPIRED = "expired"  # the error code of a request served too late (see ``expiry``)
 
 
 @cache
@@ -153,6 +165,97 @@ def redrive_marker(record: dict[str, Any]) -> str | None:
     if any(reasons <= attributes.keys() for reasons in DEAD_LETTER_REASONS):
         return delivery
     return None
+
+
+# The message attribute that keeps a message's first SentTimestamp (epoch milliseconds) through the dead-letter queue
+# and a redrive: set by the function on its dead letters (dead_letter.py) and by `campaign-stop dlq redrive`.
+ORIGINAL_SENT_ATTRIBUTE = "originalSentTimestamp"
+
+
+def first_sent_at(record: dict[str, Any]) -> str | None:
+    """When an SQS record's message was first sent, as ISO-8601: the ``originalSentTimestamp`` a redriven dead letter
+    carries, else the record's own ``SentTimestamp``; None when neither is a time."""
+    attributes = record.get("messageAttributes")
+    original = attributes.get(ORIGINAL_SENT_ATTRIBUTE) if isinstance(attributes, dict) else None
+    system = record.get("attributes")
+    for value in (original.get("stringValue") if isinstance(original, dict) else None,
+                  system.get("SentTimestamp") if isinstance(system, dict) else None):
+        if isinstance(value, str) and value.isdigit() and len(value) <= 15:
+            return epoch_ms_text(int(value))
+    return None
+
+
+def epoch_ms_text(milliseconds: int) -> str:
+    """Epoch milliseconds (SQS's timestamps) as this service writes times: ISO-8601 UTC, ``Z``-suffixed."""
+    moment = datetime.fromtimestamp(milliseconds / 1000, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def epoch_ms(text: str | None) -> int | None:
+    """An ISO-8601 time as epoch milliseconds (what ``originalSentTimestamp`` holds); None for anything else."""
+    moment = _moment(text)
+    return round(moment.timestamp() * 1000) if moment is not None else None
+
+
+def expiry(
+    parsed: StopRequest | AlarmStateChange, now: datetime, max_age_seconds: float,
+) -> RequestExpired | None:
+    """Whether a request arrives too late to be served: past its own ``notAfter``, or older than ``max_age_seconds``
+    (see ``age_basis``). None when it may be served, or when nothing tells its age. Judged when a request is first
+    served, never on a continuation."""
+    if isinstance(parsed, AlarmStateChange):
+        request_id, fields = parsed.request_id, {}
+    else:
+        request_id = parsed.request_id
+        fields = {"streamId": parsed.stream_id, "campaignType": parsed.campaign_type.value,
+                  **({"campaignId": parsed.campaign_ids[0]} if len(parsed.campaign_ids) == 1 else {}),
+                  **({"accountId": parsed.account_id} if parsed.account_id else {})}
+        deadline = _moment(parsed.not_after)
+        if deadline is not None and now > deadline:
+            return RequestExpired(f"notAfter {parsed.not_after} has passed (served at {_text_of(now)})",
+                                  request_id, fields)
+    basis = age_basis(parsed)
+    if basis is None:
+        return None
+    named, moment = basis
+    age = (now - moment).total_seconds()
+    if age <= max_age_seconds:
+        return None
+    return RequestExpired(
+        f"the request is {age:.0f} s old (from {named} {_text_of(moment)}), older than MAX_REQUEST_AGE_SECONDS "
+        f"({max_age_seconds:g} s)", request_id, fields,
+    )
+
+
+def age_basis(parsed: StopRequest | AlarmStateChange) -> tuple[str, datetime] | None:
+    """What a request's age runs from, named, and when: ``requestedAt``, else when its message was first sent (the
+    SQS SentTimestamp, kept through a redrive, else the event's time); an alarm's from its state change, else when
+    it was sent. None when none of them is a time."""
+    candidates: tuple[tuple[str, str | None], ...]
+    if isinstance(parsed, AlarmStateChange):
+        candidates = (("its state change", parsed.changed_at), ("sent", parsed.sent_at))
+    else:
+        candidates = (("requestedAt", parsed.requested_at), ("sent", parsed.sent_at))
+    for named, value in candidates:
+        moment = _moment(value)
+        if moment is not None:
+            return named, moment
+    return None
+
+
+def _moment(value: str | None) -> datetime | None:
+    """An ISO-8601 time as an aware datetime (one without an offset is UTC); None for anything else."""
+    if not isinstance(value, str) or len(value) > 64:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _text_of(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def parse_continuation(payload: dict[str, Any], origin: Origin) -> Continuation:
@@ -266,7 +369,7 @@ def _parse_failed_invocation(record: dict[str, Any], origin: Origin) -> StopRequ
     """
     original = Origin(
         Source.DIRECT, usable_id(record["requestContext"].get("requestId"), origin.message_id),
-        origin.received_at, origin.attempt,
+        origin.received_at, origin.attempt, sent_at=origin.sent_at,
     )
     return parse_event(record["requestPayload"], original)
 
@@ -359,13 +462,15 @@ def _sqs_record_rejection(record: dict[str, Any], origin: Origin) -> InvalidRequ
 
 def _parse_eventbridge(event: dict[str, Any], origin: Origin) -> StopRequest | AlarmStateChange:
     event_id = usable_id(event.get("id"), origin.message_id)
+    origin = replace(origin, sent_at=origin.sent_at or _timestamp(event.get("time")))  # SQS's time, else the event's
     detail = event.get("detail")
     if event.get("detail-type") == ALARM_DETAIL_TYPE and event.get("source") == "aws.cloudwatch":
         return _parse_eventbridge_alarm(event, origin, str(event_id))
     if not isinstance(detail, dict):
         raise InvalidRequest("EventBridge detail must be a JSON object", str(event_id))
     return parse_stop_request(
-        detail, Origin(Source.EVENTBRIDGE, str(event_id), origin.received_at, origin.attempt), str(event_id)
+        detail, Origin(Source.EVENTBRIDGE, str(event_id), origin.received_at, origin.attempt, sent_at=origin.sent_at),
+        str(event_id),
     )
 
 
@@ -393,7 +498,7 @@ def _parse_sns_notification(notification: dict[str, Any], origin: Origin) -> Sto
     # A duplicate SNS delivery (a new SQS message, or SNS invoking the function again) keeps SNS's MessageId.
     sns_origin = Origin(
         origin.source, usable_id(notification.get("MessageId"), origin.message_id), origin.received_at,
-        origin.attempt,
+        origin.attempt, sent_at=origin.sent_at or _timestamp(notification.get("Timestamp")),
     )
     kind = notification.get("Type")
     if kind != "Notification":
@@ -461,6 +566,7 @@ def _alarm(
         reason=reason[:512] if isinstance(reason, str) else None,
         received_at=origin.received_at,
         attempt=origin.attempt,
+        sent_at=origin.sent_at,
     )
 
 
@@ -497,6 +603,8 @@ def parse_stop_request(payload: dict[str, Any], origin: Origin, default_request_
         account_id=payload.get("accountId"),
         dry_run=payload.get("dryRun", False),
         attempt=origin.attempt,
+        not_after=payload.get("notAfter"),
+        sent_at=origin.sent_at,
     )
 
 

@@ -65,6 +65,7 @@ class Origin:
     received_at: str
     attempt: int = 1
     redriven_from: str | None = None  # this delivery is a dead letter sent back: see ``intake.redrive_marker``
+    sent_at: str | None = None  # when the message was first sent (ISO-8601): see ``intake.first_sent_at``
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +100,8 @@ class StopRequest:
     attempt: int = 1  # which delivery of the message this is (SQS ApproximateReceiveCount)
     ticket: str | None = None  # a continuation's places in its account's queue (rate_schedule); in no result
     producer: Producer | None = None  # set once the sender is known (processing._plan), before any call
+    not_after: str | None = None  # the request's own expiry (``notAfter``): see ``intake.expiry``
+    sent_at: str | None = None  # when its message was first sent (Origin.sent_at, else the event's time)
 
 
 @dataclass(frozen=True, slots=True)

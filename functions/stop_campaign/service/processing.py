@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -33,7 +34,7 @@ from stop_campaign.adapters.kore_client import DEADLINE_MARGIN_SECONDS, Deadline
 from stop_campaign.adapters.producer_policy import ProducerPolicySource
 from stop_campaign.adapters.stop_queue import StopQueue
 from stop_campaign.domain.decision import IN_PROGRESS, ContinueLater, Decision, TargetEnd, decide, result_for
-from stop_campaign.domain.intake import AlarmStateChange, InvalidRequest, parse_event, parse_sqs_body
+from stop_campaign.domain.intake import AlarmStateChange, InvalidRequest, expiry, parse_event, parse_sqs_body
 from stop_campaign.domain.listing import ListPaging, PageRead
 from stop_campaign.domain.models import (
     Continuation,
@@ -74,8 +75,11 @@ from stop_campaign.service.stopper import LIST_PAGE_SIZE, CampaignStopper, lane
 logger = Logger(child=True)
 
 StopOnce = Callable[..., StopOutcome]  # stopper.stop behind idempotency, keyed on StopTarget.idempotency_key()
-PublishOnce = Callable[..., str]  # publisher.publish behind idempotency, keyed on ResultEvent.publication()
-PublishSummaryOnce = Callable[..., str]  # publisher.publish_summary behind idempotency, keyed on its identity()
+# publisher.publish behind idempotency, keyed on ResultEvent.publication(); its record says which message published
+# what (see ``published``), so a message repeating a served request publishes it again (``republish_once``).
+PublishOnce = Callable[..., Any]
+PublishSummaryOnce = Callable[..., Any]  # publisher.publish_summary behind idempotency, keyed on its identity()
+RepublishOnce = Callable[..., str]  # publisher.republish behind idempotency, keyed on the identity and the message
 ResolveOnce = Callable[..., PageRead]  # one page of the all-active list behind idempotency, keyed on request and page
 HandOverOnce = Callable[..., str]  # StopQueue.continue_later behind idempotency, keyed on request and segment
 DeadLetterOnce = Callable[..., str]  # DeadLetterQueue.send behind idempotency, keyed on the failure result
@@ -131,27 +135,45 @@ OUTCOME_METRICS = {
 }
 
 
-def observed(publish: Callable[[ResultEvent], str], telemetry: Telemetry) -> Callable[..., str]:
+def observed(publish: Callable[[ResultEvent], str], telemetry: Telemetry) -> Callable[..., dict[str, Any]]:
     """The function made idempotent for publishing: metrics are counted once per result, like the result."""
 
-    def publish_result(*, identity: dict[str, Any], result: ResultEvent) -> str:
+    def publish_result(*, identity: dict[str, Any], result: ResultEvent, delivery: str | None = None,
+                       ) -> dict[str, Any]:
         message_id = publish(result)
         telemetry.count(OUTCOME_METRICS[result.outcome])
         if result.time_to_stop_ms is not None:
             telemetry.milliseconds("TimeToStop", result.time_to_stop_ms)
-        return message_id
+        return published(message_id, delivery, result.as_message())
 
     return publish_result
 
 
-def observed_summary(publish: Callable[[SummaryEvent], str], telemetry: Telemetry) -> Callable[..., str]:
+def published(message_id: str, delivery: str | None, message: dict[str, Any]) -> dict[str, Any]:
+    """What a publication's idempotency record keeps: the SNS message id, which message published it (``delivery``,
+    a digest of its body; None for a continuation) and the event as published, to publish again unchanged."""
+    return {"messageId": message_id, "delivery": delivery, "message": message}
+
+
+def republishing(republish: Callable[[dict[str, Any]], str]) -> Callable[..., str]:
+    """The function made idempotent for publishing again: once per repeating message (``identity`` names it)."""
+
+    def republish_event(*, identity: dict[str, Any], message: dict[str, Any]) -> str:
+        return republish(message)
+
+    return republish_event
+
+
+def observed_summary(publish: Callable[[SummaryEvent], str], telemetry: Telemetry,
+                     ) -> Callable[..., dict[str, Any]]:
     """The function made idempotent for summaries: a stop-all's duration is counted once, like its summary."""
 
-    def publish_summary(*, identity: dict[str, Any], summary: SummaryEvent) -> str:
+    def publish_summary(*, identity: dict[str, Any], summary: SummaryEvent, delivery: str | None = None,
+                        ) -> dict[str, Any]:
         message_id = publish(summary)
         if summary.all_active:
             telemetry.milliseconds("StopAllDuration", summary.duration_ms)
-        return message_id
+        return published(message_id, delivery, summary.as_message())
 
     return publish_summary
 
@@ -181,9 +203,8 @@ def remember_stoppable(stopper: CampaignStopper) -> Callable[..., PageRead]:
         *, key: dict[str, Any], request: StopRequest, account_id: str, paging: dict[str, int], deadline: Deadline,
         sending: threading.Event | None = None,
     ) -> PageRead:
-        if sending is not None:  # the page's record is written: its call goes out now (stops may follow it)
-            sending.set()
-        return stopper.list_page(request, account_id, paging, deadline)
+        # ``sending``: the page's call has its place in the account's budget (page 1's stops may follow it)
+        return stopper.list_page(request, account_id, paging, deadline, sending.set if sending is not None else None)
 
     return list_page
 
@@ -201,6 +222,7 @@ class _Authorized:
     planned: list[PlannedRequest]
     runnable: list[PlannedRequest]
     refused: list[TargetEnd]
+    delivery: str | None = None  # what tells a repeat of the message from another one (see ``_delivery``)
 
 
 def handing_over(queue: StopQueue, budgets: AccountBudgets | None) -> Callable[..., str]:
@@ -253,8 +275,9 @@ def _book(budgets: AccountBudgets, later: ContinueLater, ticket: str, book_by: f
 def sending_dead_letters(queue: DeadLetterQueue) -> Callable[..., str]:
     """The function made idempotent for dead letters, keyed on the failure they carry."""
 
-    def send(*, key: dict[str, Any], body: str, error: ResultError, request_id: str, source: str) -> str:
-        return queue.send(body, error, request_id, source)
+    def send(*, key: dict[str, Any], body: str, error: ResultError, request_id: str, source: str,
+             sent_at: str | None = None) -> str:
+        return queue.send(body, error, request_id, source, sent_at)
 
     return send
 
@@ -338,12 +361,16 @@ class MessageProcessor:
         max_wait_seconds: float = math.inf,
         producer_policy: ProducerPolicySource | None = None,
         signing_key: Callable[[], bytes] | None = None,
+        republish_once: RepublishOnce | None = None,
+        max_request_age_seconds: float = math.inf,
     ) -> None:
         """``producer_policy`` None: every producer may stop everything. ``signing_key``: the key continuations
         are signed with (None: none is honoured)."""
         self._max_wait_seconds = max_wait_seconds
         self._producer_policy = producer_policy
         self._signing_key = signing_key
+        self._republish_once = republish_once
+        self._max_request_age_seconds = max_request_age_seconds
         self._stopper = stopper
         self._stop_once = stop_once
         self._publish_once = publish_once
@@ -363,7 +390,7 @@ class MessageProcessor:
         ends = self._run(planned.runnable, deadline, started)
         decision = decide(planned.planned, [*planned.refused, *ends], message.origin,
                           final_attempt=message.final_attempt, now=utc_now(), max_wait_seconds=self._max_wait_seconds)
-        self._report(message, decision, deadline)
+        self._report(message, decision, deadline, planned.delivery)
         return decision.publish
 
     # -- plan ------------------------------------------------------------------------------------------
@@ -373,6 +400,7 @@ class MessageProcessor:
         parsed: StopRequest | AlarmStateChange | Continuation | None = None
         sender = sender_of(message.delivery, None, message.body, message.payload)  # before the body is read
         producer = Producer(sender.kind, sender.id)
+        delivery: str | None = stable_id({"body": message.body})  # until it is read: what a rejection repeats
         try:
             policy = self._producer_policy.current() if self._producer_policy is not None else None
             producer = producer_of(sender, policy)
@@ -382,28 +410,37 @@ class MessageProcessor:
                 parsed = parse_sqs_body(message.body, origin)
             sender = self._sender(message, parsed)
             producer = producer_of(sender, policy)
+            delivery = _delivery([PlannedRequest(parsed)]) if isinstance(parsed, StopRequest) else None
             if isinstance(parsed, AlarmStateChange) and not needs_alarm_map(parsed):
                 ignored = replace(ignored_alarm(parsed, origin), producer=producer)
-                self._publish(ignored)
+                self._publish(ignored, delivery)
                 return _EndedInPlanning([ignored])
+            # First served (not a retry of a request taken up before, nor the function's own hand-over): in time?
+            late = None if isinstance(parsed, Continuation) or origin.attempt > 1 else expiry(
+                parsed, datetime.now(UTC), self._max_request_age_seconds)
+            if late is not None:
+                alarm = parsed if isinstance(parsed, AlarmStateChange) else None
+                return self._end_unserved(message, late, late.request_id, late.fields, alarm=alarm, delivery=delivery,
+                                          producer=producer)
             alarm_map = self._alarm_targets.alarm_map() if needs_alarm_map(parsed) else None
             planned = [replace(plan, request=replace(plan.request, producer=producer))
                        for plan in planned_requests(parsed, alarm_map)]
-            return self._authorize(planned, policy, sender)
+            return self._authorize(planned, policy, sender, _delivery(planned))  # what was asked, before judging
         except InvalidRequest as error:
-            return self._end_unserved(message, error, error.request_id, error.fields, producer=producer)
+            return self._end_unserved(message, error, error.request_id, error.fields, delivery=delivery,
+                                      producer=producer)
         except NotAuthorized as error:  # a continuation this function did not hand over: none of it is believed
-            return self._end_unserved(message, error, origin.message_id, producer=producer)
+            return self._end_unserved(message, error, origin.message_id, delivery=delivery, producer=producer)
         except RequestRejected as error:
             request_id = parsed.request_id if isinstance(parsed, AlarmStateChange) else origin.message_id
-            return self._end_unserved(message, error, request_id, alarm=parsed, producer=producer)
+            return self._end_unserved(message, error, request_id, alarm=parsed, delivery=delivery, producer=producer)
         except TransientStopError as error:  # the alarm map, the policy or the signing key could not be read
             if not message.final_attempt:
                 raise RetryLater([error]) from None
             alarm = parsed if isinstance(parsed, AlarmStateChange) else None
             request_id = alarm.request_id if alarm else origin.message_id
             return self._end_unserved(message, error, request_id, alarm=alarm, gave_up_after=origin.attempt,
-                                      producer=producer)
+                                      delivery=delivery, producer=producer)
 
     def _sender(self, message: InboundMessage, parsed: StopRequest | AlarmStateChange | Continuation) -> Sender:
         """Who sent it: what the delivery says; for a continuation, the producer of the request it continues,
@@ -415,7 +452,9 @@ class MessageProcessor:
             raise NotAuthorized("continuation: not handed over by this function (no valid signature)")
         return Sender(request.producer.kind, request.producer.id)
 
-    def _authorize(self, planned: list[PlannedRequest], policy: ProducerPolicy | None, sender: Sender) -> _Authorized:
+    def _authorize(
+        self, planned: list[PlannedRequest], policy: ProducerPolicy | None, sender: Sender, delivery: str | None,
+    ) -> _Authorized:
         """Each request judged campaign by campaign (all-active as a whole): what its producer may not stop ends
         ``rejected`` (not_authorized) here, before any call."""
         judged: list[PlannedRequest] = []
@@ -442,7 +481,7 @@ class MessageProcessor:
             judged.append(plan)
             if plan.request.all_active or plan.request.campaign_ids:
                 runnable.append(plan)
-        return _Authorized(judged, runnable, refused)
+        return _Authorized(judged, runnable, refused, delivery)
 
     # -- run -------------------------------------------------------------------------------------------
 
@@ -550,7 +589,7 @@ class MessageProcessor:
             [first] = paging.requests()  # page 1, read on this thread: no hop before the first stops can start
             on_first = take(first, self._read_page(key, request, account_id, first, deadline))
             for sending in [ask(fields) for fields in paging.requests()]:
-                sending.wait()  # the later pages go out before page 1's stops, which would shift them
+                sending.wait()  # the later pages go out (budget taken) before page 1's stops, which would shift them
             stop(on_first)
             while outstanding:
                 done, _ = wait(outstanding, return_when=FIRST_COMPLETED)
@@ -625,24 +664,24 @@ class MessageProcessor:
 
     # -- report ----------------------------------------------------------------------------------------
 
-    def _report(self, message: InboundMessage, decision: Decision, deadline: Deadline) -> None:
+    def _report(self, message: InboundMessage, decision: Decision, deadline: Deadline, delivery: str | None) -> None:
         """Stops first, reports second: the last campaign of a stop-all does not wait for results."""
-        self._publish_each(decision.publish)
+        self._publish_each(decision.publish, delivery)
         for later in decision.continuations:
             self._hand_over(later, message.origin.redriven_from, deadline)
         for summary in decision.summaries:
-            self._publish_summary(summary)
+            self._publish_summary(summary, delivery)
         failure = next((result for result in decision.publish if result.error is not None), None)
         if decision.dead_letter is not None:
             self._dead_letter(message, decision.dead_letter, decision.dead_letter_request_id, failure)
         if decision.retry:
             raise RetryLater(decision.retry)
 
-    def _publish_each(self, results: list[ResultEvent]) -> None:
+    def _publish_each(self, results: list[ResultEvent], delivery: str | None) -> None:
         if len(results) == 1:
-            self._publish(results[0])
+            self._publish(results[0], delivery)
         elif results:  # iterating re-raises a publish failure: the message is then retried, and nothing is lost
-            list(self._executor.map(self._publish, results))
+            list(self._executor.map(lambda result: self._publish(result, delivery), results))
 
     def _dead_letter(
         self, message: InboundMessage, error: ResultError, request_id: str | None, failure: ResultEvent | None,
@@ -653,7 +692,7 @@ class MessageProcessor:
         try:
             self._dead_letter_once(
                 key=key, body=message.body, error=error, request_id=request_id or message.origin.message_id,
-                source=message.origin.source.value,
+                source=message.origin.source.value, sent_at=message.origin.sent_at,
             )
         except IdempotencyAlreadyInProgressError:
             logger.info("The dead letter is being sent by a duplicate delivery")
@@ -684,30 +723,68 @@ class MessageProcessor:
 
     def _end_unserved(
         self, message: InboundMessage, error: StopError, request_id: str, fields: dict[str, Any] | None = None,
-        alarm: Any = None, gave_up_after: int | None = None, producer: Producer | None = None,
+        alarm: Any = None, gave_up_after: int | None = None, delivery: str | None = None,
+        producer: Producer | None = None,
     ) -> _EndedInPlanning:
         """A message that ends before any campaign is known: one result, and the message as a dead letter."""
         result = _unserved_result(message.origin, error, request_id, fields or {}, alarm, gave_up_after, producer)
         assert result.error is not None
-        self._publish(result)
+        self._publish(result, delivery)
         self._dead_letter(message, result.error, result.request_id, result)
         logger.warning("Request not served", extra={"error_code": result.error.code,
                                                     "error_message": result.error.message})
         return _EndedInPlanning([result])
 
-    def _publish(self, result: ResultEvent) -> None:
+    def _publish(self, result: ResultEvent, delivery: str | None = None) -> None:
+        identity = result.publication()
         try:
-            self._publish_once(identity=result.publication(), result=result)
+            record = self._publish_once(identity=identity, result=result, delivery=delivery)
         except IdempotencyAlreadyInProgressError:
             # A duplicate of this message is publishing this very result right now; should that invocation
             # fail, its own message is retried and publishes it. Publishing here too would double it.
             logger.info("Result is being published by a duplicate delivery", extra={"outcome": result.outcome})
+            return
+        self._publish_again(record, identity, delivery)
 
-    def _publish_summary(self, summary: SummaryEvent) -> None:
+    def _publish_summary(self, summary: SummaryEvent, delivery: str | None = None) -> None:
+        identity = summary.identity()
         try:
-            self._publish_summary_once(identity=summary.identity(), summary=summary)
+            record = self._publish_summary_once(identity=identity, summary=summary, delivery=delivery)
         except IdempotencyAlreadyInProgressError:
             logger.info("Summary is being published by a duplicate delivery")
+            return
+        self._publish_again(record, identity, delivery)
+
+    def _publish_again(self, record: Any, identity: dict[str, Any], delivery: str | None) -> None:
+        """A request id used again by another message (another body: not a copy, nor a redelivery) stops nothing
+        twice, and its idempotency records would otherwise drop it without a word: the event as first published
+        goes out again, the same resultId, once per such message, so whoever waits for that request id sees it.
+        A record from before records said who published (a bare message id) is left as it is."""
+        if (delivery is None or self._republish_once is None or not isinstance(record, dict)
+                or record.get("delivery") == delivery or not isinstance(record.get("message"), dict)):
+            return
+        try:
+            self._republish_once(identity={**identity, "delivery": delivery}, message=record["message"])
+        except IdempotencyAlreadyInProgressError:
+            return  # a copy of this very message is publishing it again right now
+        logger.info("Request id used again by another message: its result is published again",
+                    extra={"result_id": record["message"].get("resultId")})
+
+
+def _delivery(planned: list[PlannedRequest]) -> str | None:
+    """What tells a message repeating a request (a copy, a redelivery: publishes nothing again) from another message
+    using its request id for something else (publishes the results again: see ``_publish_again``): a digest of what
+    the producer asked, whatever carried it. None for an alarm (its request id is its state change: a repeat is a
+    copy) and for a continuation (the function's own hand-over)."""
+    if len(planned) != 1 or planned[0].progress.segment > 1 or planned[0].request.source is Source.ALARM:
+        return None
+    request = planned[0].request
+    return stable_id({
+        "streamId": request.stream_id, "campaignType": request.campaign_type.value,
+        "campaignIds": list(request.campaign_ids), "allActive": request.all_active, "requestId": request.request_id,
+        "reason": request.reason, "requestedBy": request.requested_by, "requestedAt": request.requested_at,
+        "accountId": request.account_id, "dryRun": request.dry_run, "notAfter": request.not_after,
+    })
 
 
 def _placeholder(request: StopRequest) -> StopTarget:

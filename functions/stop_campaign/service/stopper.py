@@ -117,16 +117,18 @@ class CampaignStopper:
         raise PermanentStopError("stop_refused", describe_refusal(refusal), refused.as_result_field())
 
     def list_page(
-        self, request: StopRequest, account_id: str, paging: dict[str, int], deadline: Deadline
+        self, request: StopRequest, account_id: str, paging: dict[str, int], deadline: Deadline,
+        granted: Callable[[], None] | None = None,
     ) -> PageRead:
         """One page of Get All Campaigns (``paging``: its limit, skip and page), filtered to the statuses a stop
-        can act on. Paced, 401-rotated and bounded by the deadline like every other call."""
+        can act on. Paced, 401-rotated and bounded by the deadline like every other call; ``granted`` is called
+        once the budget let the call go (the page's place in the account's budget is then taken)."""
         body = {"type": request.campaign_type.value, "filters": {"status": list(STOPPABLE_STATUSES)}, **paging}
 
         def list_call(headers: HeadersFactory, pacer: Pacer | None) -> ApiResponse:
             return self._client.list_campaigns(request.stream_id, account_id, body, headers, deadline, pacer)
 
-        response = self._call(request, list_call)
+        response = self._call(request, list_call, granted)
         if not response.ok:
             error_type = TransientStopError if response.retryable else PermanentStopError
             raise error_type("list_failed", describe_refusal(response), confirmation(response).as_result_field())
@@ -136,10 +138,17 @@ class CampaignStopper:
             logger.warning("Skipping a listed campaign with no usable id", extra={"item": item})
         return page
 
-    def _call(self, request: StopRequest, call: Callable[[HeadersFactory, Pacer | None], ApiResponse]) -> ApiResponse:
+    def _call(
+        self, request: StopRequest, call: Callable[[HeadersFactory, Pacer | None], ApiResponse],
+        granted: Callable[[], None] | None = None,
+    ) -> ApiResponse:
         """Make a call with fresh tokens; after a 401, re-read the secret once (rotation) and try again."""
         credentials = self.credentials_for(request)
-        pacer = self._budgets.for_account(credentials.account_id, lane(request)) if self._budgets is not None else None
+        pacer: Pacer | None = None
+        if self._budgets is not None:
+            pacer = self._budgets.for_account(credentials.account_id, lane(request))
+        if granted is not None:
+            pacer = _Announcing(pacer, granted)
         try:
             response = call(lambda: auth_headers(credentials, self._jwt_ttl), pacer)
             if response.status != 401:
@@ -154,6 +163,25 @@ class CampaignStopper:
             raise TransientStopError("api_unavailable", str(error)) from None
         except SecretUnreadable as error:
             raise TransientStopError("secret_unavailable", str(error)) from None
+
+
+class _Announcing:
+    """A pacer that says when its call may go (``granted``), after the account's budget (if any) let it."""
+
+    __slots__ = ("_granted", "_pacer")
+
+    def __init__(self, pacer: Pacer | None, granted: Callable[[], None]) -> None:
+        self._pacer = pacer
+        self._granted = granted
+
+    def acquire(self, not_after: float) -> float:
+        waited = self._pacer.acquire(not_after) if self._pacer is not None else 0.0
+        self._granted()
+        return waited
+
+    def throttled(self, retry_after: float | None) -> None:
+        if self._pacer is not None:
+            self._pacer.throttled(retry_after)
 
 
 def lane(request: StopRequest) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from stop_campaign.domain.intake import redrive_marker, usable_id
+from stop_campaign.domain.intake import first_sent_at, redrive_marker, usable_id
 from stop_campaign.domain.models import Origin, Source
 from stop_campaign.domain.provenance import Trust
 from stop_campaign.service.processing import InboundMessage, MessageProcessor, RetryLater
@@ -58,7 +58,8 @@ def serve_sqs_batch(
         message = InboundMessage(
             body=usable or as_text(record),
             origin=Origin(Source.SQS, usable_id(record["messageId"], f"{invocation.request_id}:sqs"),
-                          invocation.received_at, attempt, redriven_from=redrive_marker(record)),
+                          invocation.received_at, attempt, redriven_from=redrive_marker(record),
+                          sent_at=first_sent_at(record)),
             payload=None if usable else record,  # no body: intake rejects the record itself, saying so
             final_attempt=attempt >= max_receive_count,
             delivery=trust.of_record(record),
