@@ -43,6 +43,14 @@ OPTIONAL_ENV_VARS: dict[str, str] = {
     "AWS_CONNECT_TIMEOUT_SECONDS": "1",
     "AWS_READ_TIMEOUT_SECONDS": "2",
     "AWS_MAX_ATTEMPTS": "4",
+    # Who may stop what (domain/policy.py): the SSM parameter holding the producer policy; "" = no policy, every
+    # producer may stop everything (the template always sets one).
+    "PRODUCER_POLICY_PARAMETER": "",
+    "PRODUCER_POLICY_CACHE_SECONDS": "60",
+    # The stop bus's own queue: its records are from `events:<account>/<source>` (only the bus's rule may send).
+    "STOP_EVENTS_QUEUE_ARN": "",
+    # The function's role id (AROA...): SQS messages it sent (Lambda's on-failure records) keep their producer.
+    "FUNCTION_ROLE_ID": "",
 }
 NO_AGE_LIMIT_SECONDS = 100 * 365 * 86400  # MAX_REQUEST_AGE_SECONDS's highest value: in effect, no limit
 # The idempotency table's TTL attribute (Powertools' default name); the template must match it.
@@ -76,6 +84,10 @@ class Settings:
     aws_read_timeout_seconds: float
     aws_max_attempts: int
     max_wait_seconds: int
+    producer_policy_parameter: str = ""
+    producer_policy_cache_seconds: int = 60
+    stop_events_queue_arn: str = ""
+    function_role_id: str = ""
     max_request_age_seconds: int = 86400
 
 
@@ -139,6 +151,10 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         aws_read_timeout_seconds=_number(env, "AWS_READ_TIMEOUT_SECONDS", float, 0.1, 30),
         aws_max_attempts=int(_number(env, "AWS_MAX_ATTEMPTS", int, 1, 10)),
         max_wait_seconds=_max_wait(env),
+        producer_policy_parameter=env.get("PRODUCER_POLICY_PARAMETER", "").strip(),
+        producer_policy_cache_seconds=int(_number(env, "PRODUCER_POLICY_CACHE_SECONDS", int, 0, 86400)),
+        stop_events_queue_arn=env.get("STOP_EVENTS_QUEUE_ARN", "").strip(),
+        function_role_id=env.get("FUNCTION_ROLE_ID", "").strip(),
         max_request_age_seconds=int(_number(env, "MAX_REQUEST_AGE_SECONDS", int, 60, NO_AGE_LIMIT_SECONDS)),
     )
 

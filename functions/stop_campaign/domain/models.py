@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -69,6 +69,18 @@ class Origin:
 
 
 @dataclass(frozen=True, slots=True)
+class Producer:
+    """Who sent a request, as AWS reported it (domain/provenance.py), and the producer policy's name for it."""
+
+    kind: str  # sqs, events, alarm, sns, direct
+    id: str
+    name: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "id": self.id, "name": self.name}
+
+
+@dataclass(frozen=True, slots=True)
 class StopRequest:
     """A validated stop request (v1), whatever shape it arrived in."""
 
@@ -87,6 +99,7 @@ class StopRequest:
     alarm_arn: str | None = None
     attempt: int = 1  # which delivery of the message this is (SQS ApproximateReceiveCount)
     ticket: str | None = None  # a continuation's places in its account's queue (rate_schedule); in no result
+    producer: Producer | None = None  # set once the sender is known (processing._plan), before any call
     not_after: str | None = None  # the request's own expiry (``notAfter``): see ``intake.expiry``
     sent_at: str | None = None  # when its message was first sent (Origin.sent_at, else the event's time)
 
@@ -199,6 +212,7 @@ class ResultEvent:
     # The dead letter this delivery was redriven from, on a failure. Part of the identity: a redriven request that
     # fails again says so in a new result, while copies of one request stay one result.
     redriven_from: str | None = None
+    producer: Producer | None = None  # not part of the identity: the same stop is the same result
     schema_version: ClassVar[str] = "1"
 
     @property
@@ -227,6 +241,7 @@ class ResultEvent:
             "dryRun": self.dry_run,
             "api": self.api,
             "error": self.error.as_dict() if self.error else None,
+            "producer": self.producer.as_dict() if self.producer else None,
         } | ({"redrivenFrom": self.redriven_from} if self.redriven_from else {})
 
     def publication(self) -> dict[str, Any]:
@@ -323,8 +338,12 @@ class Continuation:
 
     request: StopRequest
     progress: Progress
+    # What arrived, for its proof (provenance.verify): the signature and the canonical text it signs.
+    signature: str | None = field(default=None, compare=False)
+    signed_text: str = field(default="", compare=False)
 
     def as_message(self) -> dict[str, Any]:
+        """The message to sign and send (without its signature: provenance.signed adds it)."""
         request = self.request
         return {
             "continuation": {
@@ -339,6 +358,7 @@ class Continuation:
                 "requestedBy": request.requested_by, "requestedAt": request.requested_at,
                 "accountId": request.account_id, "dryRun": request.dry_run, "alarmArn": request.alarm_arn,
             },
+            **({"producer": request.producer.as_dict()} if request.producer else {}),
         }
 
 
@@ -387,6 +407,7 @@ class SummaryEvent:
             "completedAt": self.completed_at,
             "durationMs": self.duration_ms,
             "invocations": self.invocations,
+            "producer": request.producer.as_dict() if request.producer else None,
         } | ({"redrivenFrom": self.redriven_from} if self.redriven_from else {})
 
     def identity(self) -> dict[str, Any]:
