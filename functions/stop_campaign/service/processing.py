@@ -759,9 +759,11 @@ class MessageProcessor:
         """A request id used again by another message (another body: not a copy, nor a redelivery) stops nothing
         twice, and its idempotency records would otherwise drop it without a word: the event as first published
         goes out again, the same resultId, once per such message, so whoever waits for that request id sees it.
-        A record from before records said who published (a bare message id) is left as it is."""
+        A record from before records said who published (a bare message id) is left as it is, and so is one a
+        continuation published (no ``delivery``): which message began that request is not known there, and a late
+        copy of that very message would publish the result a second time."""
         if (delivery is None or self._republish_once is None or not isinstance(record, dict)
-                or record.get("delivery") == delivery or not isinstance(record.get("message"), dict)):
+                or record.get("delivery") in (None, delivery) or not isinstance(record.get("message"), dict)):
             return
         try:
             self._republish_once(identity={**identity, "delivery": delivery}, message=record["message"])
