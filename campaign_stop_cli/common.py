@@ -42,6 +42,7 @@ RESOURCES = {
     "results_topic_arn": Resource("--results-topic-arn", "ResultsTopicArn", "RESULTS_TOPIC_ARN"),
     "dead_letter_queue_url": Resource("--dlq-url", "DeadLetterQueueUrl", "DEAD_LETTER_QUEUE_URL"),
     "alarm_parameter": Resource("--parameter", "AlarmTargetsParameterName", "ALARM_TARGETS_PARAMETER"),
+    "producer_policy_parameter": Resource("--parameter", "ProducerPolicyParameterName", "PRODUCER_POLICY_PARAMETER"),
     "credentials_secret_id": Resource("--secret-id", "CredentialsSecretArn", "CREDENTIALS_SECRET_ID"),
     "kore_base_url": Resource("--kore-base-url", "KoreBaseUrl", "KORE_BASE_URL"),
     "table_name": Resource("--table-name", "IdempotencyTableName", "IDEMPOTENCY_TABLE_NAME"),

@@ -505,11 +505,15 @@ def faults_everywhere(bench: Bench, campaigns: int = 30, fault_rate: float = 0.2
         results = stack.drain_results()
         dead_letters = stack.drain_dead_letters()
         calls = kore.stop_calls()
+    # SNS delivers at least once and a publish may be retried: copies of one result (same resultId) are allowed,
+    # and subscribers drop them; two different results for one request are not.
     per_request = {
-        f"req-{n}": [r["outcome"] for r in results if r["requestId"] == f"req-{n}"] for n in range(campaigns)
+        f"req-{n}": {r["resultId"]: r["outcome"] for r in results if r["requestId"] == f"req-{n}"}
+        for n in range(campaigns)
     }
     lost = [request for request, outcomes in per_request.items() if not outcomes]
     doubled = [request for request, outcomes in per_request.items() if len(outcomes) > 1]
+    copies = len(results) - sum(len(outcomes) for outcomes in per_request.values())
     confirmed: dict[str, float] = {}
     redundant: list[float] = []  # ms after the call that confirmed the campaign stopped
     for call in sorted(calls, key=lambda c: c.at):
@@ -521,12 +525,13 @@ def faults_everywhere(bench: Bench, campaigns: int = 30, fault_rate: float = 0.2
     injected = sum(proxy.injected.values())
     report(f"faults: {campaigns} requests x2, {injected} AWS faults", f"{len(lost)} lost, {len(doubled)} doubled",
            "nothing lost, one result each", not lost and not doubled)
+    report("  copies of a result (same resultId)", str(copies), "allowed: subscribers drop them")
     # Both deliveries of a request in one batch write their idempotency record at the same moment; moto's
     # server evaluates a conditional write and stores it without a lock, so now and then both pass (DynamoDB
     # itself never lets them): the second stop then comes milliseconds after the first.
     after = f" ({', '.join(f'{ms:.0f}' for ms in redundant)} ms after its 200)" if redundant else ""
     report("  redundant stop calls", f"{len(redundant)}{after}", "0", not redundant)
-    outcomes = Counter(outcome for values in per_request.values() for outcome in values)
+    outcomes = Counter(outcome for values in per_request.values() for outcome in values.values())
     report("  outcomes / dead letters / time", f"{dict(outcomes)} / {len(dead_letters)} / {elapsed:.0f} s", "")
     for letter in dead_letters:
         reason = {k: v.get("StringValue") for k, v in letter.get("MessageAttributes", {}).items()}

@@ -6,8 +6,8 @@
     python -m devtools.demo --keep-running       # then stay up for your own requests until Ctrl-C
 
 moto's server plays AWS (stop queue + dead-letter queue, results topic + a subscriber queue, idempotency
-table, credentials secret, alarm-map parameter, EventBridge bus and rule, all configured from
-template.yaml), the Kore.ai simulator plays the campaign API on 127.0.0.1, and the real
+table, credentials secret, alarm-map and producer-policy parameters, EventBridge bus, rule and events queue, all
+configured from template.yaml), the Kore.ai simulator plays the campaign API on 127.0.0.1, and the real
 ``stop_campaign.app.lambda_handler`` runs in this process, driven by an emulated SQS event source mapping.
 The scenarios live in devtools/scenarios.py.
 """
@@ -60,7 +60,8 @@ BASE_CAMPAIGNS: tuple[tuple[str, str, str], ...] = (
 )
 QUIET_FUNCTION = {"POWERTOOLS_LOG_LEVEL": "CRITICAL", "POWERTOOLS_METRICS_DISABLED": "true"}
 
-RESULT_COLUMNS = ("SCENARIO", "REQUEST ID", "CAMPAIGN", "OUTCOME", "ATTEMPTS", "TIME TO STOP", "STOP CALLS (HTTP)")
+RESULT_COLUMNS = ("SCENARIO", "REQUEST ID", "CAMPAIGN", "OUTCOME", "PRODUCER", "ATTEMPTS", "TIME TO STOP",
+                  "STOP CALLS (HTTP)")
 DEAD_LETTER_COLUMNS = ("SCENARIO", "MESSAGE ID", "ERROR CODE", "REQUEST ID", "BODY")
 SUMMARY_COLUMNS = ("SCENARIO", "REQUEST ID", "CAMPAIGNS", "OUTCOMES", "INVOCATIONS", "DURATION")
 
@@ -179,6 +180,7 @@ def result_row(scenario: str, result: dict[str, Any], stop_statuses: Iterable[in
         str(result.get("requestId") or "-"),
         str(result.get("campaignId") or "-"),
         str(result.get("outcome")) + (f" ({error})" if error else "") + _schedule_note(result),
+        producer_text(result.get("producer")),
         str(result.get("attempts", "-")),
         f"{time_to_stop} ms" if time_to_stop is not None else "-",
         " ".join(str(status) for status in stop_statuses) or "-",
@@ -190,6 +192,14 @@ def _schedule_note(result: dict[str, Any]) -> str:
     if not isinstance(schedule, dict):
         return ""
     return ", schedule disabled" if schedule.get("disabled") else ", schedule NOT disabled"
+
+
+def producer_text(producer: Any) -> str:
+    """The policy's name for the producer; who it is as AWS reported it (kind:id, shortened) when it has none."""
+    if not isinstance(producer, dict):
+        return "-"
+    who = f"{producer.get('kind')}:{producer.get('id')}"
+    return str(producer["name"]) if producer.get("name") else (who if len(who) <= 28 else who[:25] + "...")
 
 
 def summary_row(scenario: str, event: dict[str, Any]) -> tuple[str, ...]:
@@ -257,9 +267,11 @@ def keep_running(world: World) -> None:
     print_endpoints(stack, sim.base_url)
     letters = DeadLetterWatch(stack)
     try:
+        mappings = [world.mapping, *([world.events_mapping] if world.events_mapping else [])]
         while True:
-            report = world.mapping.poll_once(wait_seconds=1)
-            if report is not None:
+            for report in [mapping.poll_once(wait_seconds=1) for mapping in mappings]:
+                if report is None:
+                    continue
                 print(f"\ninvocation: {len(report.message_ids)} message(s), {len(report.failed_ids)} failed"
                       + (f" ({report.error})" if report.error else "")
                       + (f"; {len(report.final_attempt_ids)} go to the DLQ on their next receive"
@@ -356,6 +368,7 @@ def cli_environment(stack: LocalStack, kore_base_url: str) -> dict[str, str]:
         "results_topic_arn": stack.results_topic_arn,
         "dead_letter_queue_url": stack.dead_letter_queue_url,
         "alarm_parameter": stack.alarm_parameter,
+        "producer_policy_parameter": stack.producer_policy_parameter,
         "credentials_secret_id": stack.secret_id,
         "kore_base_url": kore_base_url,
         "table_name": stack.table_name,

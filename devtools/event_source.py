@@ -18,8 +18,10 @@ def sqs_record(
     receive_count: int = 1,
     receipt_handle: str | None = None,
     message_attributes: dict[str, Any] | None = None,
+    sender_id: str = "AIDAIENQZJOLO23YVJ4VO",
 ) -> dict[str, Any]:
-    """One record of an SQS event, as Lambda's event source mapping builds it from a received message."""
+    """One record of an SQS event, as Lambda's event source mapping builds it from a received message.
+    ``sender_id``: the SenderId SQS reports (who sent it: the producer policy judges by it)."""
     now_ms = str(int(time.time() * 1000))
     return {
         "messageId": message_id or str(uuid.uuid4()),
@@ -28,7 +30,7 @@ def sqs_record(
         "attributes": {
             "ApproximateReceiveCount": str(receive_count),
             "SentTimestamp": now_ms,
-            "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+            "SenderId": sender_id,
             "ApproximateFirstReceiveTimestamp": now_ms,
         },
         "messageAttributes": message_attributes or {},
@@ -52,6 +54,7 @@ def record_from_message(message: dict[str, Any], queue_arn: str) -> dict[str, An
         message_id=message["MessageId"],
         receive_count=int(attributes.get("ApproximateReceiveCount", "1")),
         receipt_handle=message["ReceiptHandle"],
+        sender_id=attributes.get("SenderId", "AIDAIENQZJOLO23YVJ4VO"),
         message_attributes={
             name: {"stringValue": value.get("StringValue"), "dataType": value.get("DataType", "String")}
             for name, value in message.get("MessageAttributes", {}).items()

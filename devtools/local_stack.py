@@ -21,10 +21,14 @@ import boto3
 import fastjsonschema
 import urllib3
 
-from devtools.template_loader import load_template, local_stack_settings
+from devtools.template_loader import load_template, local_stack_settings, substitute
 from stop_campaign.settings import NO_AGE_LIMIT_SECONDS
 
 REGION = "us-east-1"
+# The function's role id on the local stack (the template sets FUNCTION_ROLE_ID from its role's RoleId): the SQS
+# SenderId that marks a message the function (or Lambda on its behalf) sent. moto reports one SenderId for every
+# message, so tests that need it build their records with it.
+LOCAL_FUNCTION_ROLE_ID = "AROALOCALSTOPFUNCTION00"
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # devtools/ importable from a -c child
 FAKE_AWS_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -156,6 +160,10 @@ class LocalStack:
     bus_name: str
     max_receive_count: int
     visibility_timeout: int
+    events_queue_url: str = ""  # the stop bus's own queue (only its rule sends to it)
+    events_queue_arn: str = ""
+    producer_policy_parameter: str = ""
+    account_id: str = "123456789012"
     _results: list[dict[str, Any]] = field(default_factory=list, repr=False)
     _summaries: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
@@ -176,6 +184,9 @@ class LocalStack:
             "ALARM_TARGETS_PARAMETER": self.alarm_parameter,
             "STOP_QUEUE_URL": self.stop_queue_url,
             "REQUEST_HISTORY_TABLE": self.history_table_name,
+            "PRODUCER_POLICY_PARAMETER": self.producer_policy_parameter,
+            "STOP_EVENTS_QUEUE_ARN": self.events_queue_arn,
+            "FUNCTION_ROLE_ID": LOCAL_FUNCTION_ROLE_ID,
             "POWERTOOLS_SERVICE_NAME": "campaign-stop",
             "POWERTOOLS_METRICS_NAMESPACE": "CampaignStop",
             "POWERTOOLS_TRACE_DISABLED": "true",
@@ -190,6 +201,11 @@ class LocalStack:
     def put_alarm_map(self, alarm_map: dict[str, Any]) -> None:
         self.client("ssm").put_parameter(
             Name=self.alarm_parameter, Value=json.dumps(alarm_map), Type="String", Overwrite=True
+        )
+
+    def put_producer_policy(self, policy: dict[str, Any]) -> None:
+        self.client("ssm").put_parameter(
+            Name=self.producer_policy_parameter, Value=json.dumps(policy), Type="String", Overwrite=True
         )
 
     def drain_results(self) -> list[dict[str, Any]]:
@@ -272,6 +288,16 @@ def create_stack(endpoint_url: str, prefix: str = "campaign-stop") -> LocalStack
     )["QueueUrl"]
     stop_queue_arn = sqs.get_queue_attributes(QueueUrl=stop_queue_url, AttributeNames=["QueueArn"])[
         "Attributes"]["QueueArn"]
+    events_queue_url = sqs.create_queue(
+        QueueName=f"{prefix}-{settings['events_queue_logical_id']}",
+        Attributes={
+            "VisibilityTimeout": str(visibility_timeout),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count}),
+        },
+    )["QueueUrl"]
+    events_queue_arn = sqs.get_queue_attributes(QueueUrl=events_queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+    account_id = stop_queue_arn.split(":")[4]
 
     topic_arn = sns.create_topic(Name=f"{prefix}-{settings['results_topic_logical_id']}")["TopicArn"]
     results_queue_url = sqs.create_queue(QueueName=f"{prefix}-results-subscriber")["QueueUrl"]
@@ -301,6 +327,10 @@ def create_stack(endpoint_url: str, prefix: str = "campaign-stop") -> LocalStack
     boto3.client("secretsmanager", **session).create_secret(Name=secret_id, SecretString="{}")
     alarm_parameter = settings["environment"]["ALARM_TARGETS_PARAMETER"] or f"/{prefix}/alarm-targets"
     boto3.client("ssm", **session).put_parameter(Name=alarm_parameter, Value="{}", Type="String")
+    policy_parameter = settings["producer_policy_parameter"] or f"/{prefix}/producer-policy"
+    policy_value = substitute(settings["producer_policy_value"],
+                              {"AWS::AccountId": account_id, "AWS::Region": REGION, "AWS::Partition": "aws"})
+    boto3.client("ssm", **session).put_parameter(Name=policy_parameter, Value=policy_value, Type="String")
 
     bus_name = f"{prefix}-{settings['stop_bus_logical_id']}"
     events = boto3.client("events", **session)
@@ -309,9 +339,11 @@ def create_stack(endpoint_url: str, prefix: str = "campaign-stop") -> LocalStack
         Name=f"{prefix}-StopRequestsToQueue", EventBusName=bus_name,
         EventPattern=json.dumps({"detail-type": settings["stop_request_detail_types"]}),
     )
+    queue_arns = {settings["stop_queue_logical_id"]: stop_queue_arn,
+                  settings["events_queue_logical_id"]: events_queue_arn}
     events.put_targets(
         Rule=f"{prefix}-StopRequestsToQueue", EventBusName=bus_name,
-        Targets=[{"Id": "stop-queue", "Arn": stop_queue_arn}],
+        Targets=[{"Id": target, "Arn": queue_arns[target]} for target in settings["stop_rule_target_logical_ids"]],
     )
     return LocalStack(
         endpoint_url=endpoint_url, stop_queue_url=stop_queue_url, stop_queue_arn=stop_queue_arn,
@@ -319,6 +351,8 @@ def create_stack(endpoint_url: str, prefix: str = "campaign-stop") -> LocalStack
         table_name=table_name, history_table_name=history_table_name,
         secret_id=secret_id, alarm_parameter=alarm_parameter, bus_name=bus_name,
         max_receive_count=max_receive_count, visibility_timeout=visibility_timeout,
+        events_queue_url=events_queue_url, events_queue_arn=events_queue_arn,
+        producer_policy_parameter=policy_parameter, account_id=account_id,
     )
 
 

@@ -16,6 +16,10 @@ What it does, as Lambda does with ``FunctionResponseTypes: [ReportBatchItemFailu
   tests/integration/test_demo.py) moves a message to the dead-letter queue when it is received again after
   ``maxReceiveCount`` receives, so the poller needs no redrive logic of its own.
 
+One difference from moto: moto's EventBridge leaves the ``account`` out of the envelopes it delivers to the stop bus's
+events queue, which real EventBridge always sets (the function reads the producer from it); reading that queue,
+the mapping puts in the local stack's account where it is missing.
+
 Differences from Lambda, on purpose: one invocation at a time (Lambda runs up to MaximumConcurrency
 batches at once), and a failed message is made visible again after ``retry_delay_seconds`` (default 1 s)
 instead of after the queue's visibility timeout (180 s), so that a local run shows retries in seconds.
@@ -100,12 +104,15 @@ class SqsEventSourceMapping:
         function_timeout_seconds: float | None = None,
     ) -> None:
         template = local_stack_settings()
+        self._envelope_account: str | None = None  # the events queue's: see the module doc
         if isinstance(source, LocalStack):
             self._sqs = source.client("sqs")
             queue_url = queue_url or source.stop_queue_url
             queue_arn = queue_arn or (source.stop_queue_arn if queue_url == source.stop_queue_url else None)
             if max_receive_count is None and queue_url == source.stop_queue_url:
                 max_receive_count = source.max_receive_count
+            if source.events_queue_url and queue_url == source.events_queue_url:
+                self._envelope_account = source.account_id
         else:
             self._sqs = source
         if not queue_url:
@@ -124,6 +131,18 @@ class SqsEventSourceMapping:
         self._handler = handler
         self._pending = _Pending()
 
+    def _as_eventbridge_sent(self, message: dict[str, Any]) -> dict[str, Any]:
+        """The message with its envelope's ``account``, as EventBridge would have sent it (see the module doc)."""
+        if self._envelope_account is None:
+            return message
+        try:
+            envelope = json.loads(message["Body"])
+        except ValueError:
+            return message
+        if not isinstance(envelope, dict) or "detail-type" not in envelope or "account" in envelope:
+            return message
+        return {**message, "Body": json.dumps({**envelope, "account": self._envelope_account})}
+
     # ---- one invocation ----------------------------------------------------------------------------
 
     def poll_once(self, wait_seconds: int = 0) -> InvocationReport | None:
@@ -131,7 +150,8 @@ class SqsEventSourceMapping:
         messages = self._receive(wait_seconds)
         if not messages:
             return None
-        event = sqs_event([record_from_message(message, self.queue_arn) for message in messages])
+        event = sqs_event([record_from_message(self._as_eventbridge_sent(message), self.queue_arn)
+                           for message in messages])
         message_ids = tuple(message["MessageId"] for message in messages)
         context = LocalLambdaContext(timeout_seconds=self.function_timeout_seconds)
         started = time.perf_counter()

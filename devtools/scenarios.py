@@ -255,6 +255,12 @@ def all_scenarios() -> tuple[Scenario, ...]:
     for_good = json.dumps({**load_event("direct_stop_recurring.json"), "requestId": "req-daily-for-good"})
     until_next = json.dumps({"streamId": STREAM_ID, "campaignId": "cd-weekly", "requestId": "req-weekly-until-next",
                              "reason": "the same stop without disableSchedule", "requestedBy": "make demo"})
+    # The same alarm, of an account the stack's default producer policy does not name (its own alarms only).
+    foreign_arn = alarm["resources"][0].replace(":123456789012:", ":999999999999:")
+    foreign_alarm = {**alarm, "account": "999999999999", "resources": [foreign_arn],
+                     "detail": {**alarm["detail"], "state": {**alarm["detail"]["state"],
+                                                              "timestamp": "2026-11-28T10:15:00.000+0000"}}}
+    foreign_id = f"alarm:{alarm['detail']['alarmName']}:2026-11-28T10:15:00.000+0000"
 
     return (
         Scenario(
@@ -347,7 +353,7 @@ def all_scenarios() -> tuple[Scenario, ...]:
         ),
         Scenario(
             name="eventbridge",
-            title="Through EventBridge: events/eventbridge_stop_request.json put on the bus -> rule -> stop queue",
+            title="Through EventBridge: events/eventbridge_stop_request.json put on the bus -> rule -> events queue",
             campaigns=(Campaign("cd-5"),),
             steps=(PutOnBus(load_event("eventbridge_stop_request.json")),),
             results=(Result("cd-5", "stopped", EVENT_ID, source="eventbridge", attempts=1),),
@@ -436,6 +442,22 @@ def all_scenarios() -> tuple[Scenario, ...]:
             ),
             statuses_after=(("cd-daily", "Stopped"), ("cd-weekly", "Active")),
         ),
+        Scenario(
+            name="refused-producer",
+            title=(
+                "A producer the policy does not name: the same mapped alarm, of account 999999999999 (the default "
+                "producer policy takes this account's alarms only) -> rejected not_authorized, no call, a dead letter"
+            ),
+            campaigns=(Campaign("cd-1"), Campaign("cd-2")),
+            alarm_map=load_event("alarm_map.json"),
+            steps=(InvokeDirectly(foreign_alarm),),
+            results=(
+                Result("cd-1", "rejected", foreign_id, source="alarm", error_code="not_authorized"),
+                Result("cd-2", "rejected", foreign_id, source="alarm", error_code="not_authorized"),
+            ),
+            calls=(),
+            dead_letters=(DeadLetter("not_authorized"),),
+        ),
     )
 
 
@@ -458,6 +480,15 @@ class World:
     mapping: SqsEventSourceMapping
     handler: Handler
     poll_seconds: float = 30.0
+    events_mapping: SqsEventSourceMapping | None = None  # the stop bus's events queue (made from the stack if None)
+
+    def __post_init__(self) -> None:
+        if self.events_mapping is None and self.stack.events_queue_url:
+            self.events_mapping = SqsEventSourceMapping(
+                self.stack, queue_url=self.stack.events_queue_url, queue_arn=self.stack.events_queue_arn,
+                handler=self.handler, retry_delay_seconds=self.mapping.retry_delay_seconds,
+                max_receive_count=self.stack.max_receive_count,
+            )
 
     @staticmethod
     def cold_start() -> None:
@@ -587,11 +618,14 @@ def _run_step(step: Step, world: World, observed: Observed) -> None:
         else:
             observed.direct_responses.append(response)
         return
-    try:
-        reports = world.mapping.poll_until_empty(world.poll_seconds)
-    except PollingTimedOut as timed_out:
-        reports = timed_out.reports
-        observed.errors.append(str(timed_out))
+    mappings = [world.events_mapping] if isinstance(step, PutOnBus) and world.events_mapping else []
+    reports: list[InvocationReport] = []
+    for mapping in [*mappings, world.mapping]:  # the bus's requests first: their continuations go to the stop queue
+        try:
+            reports += mapping.poll_until_empty(world.poll_seconds)
+        except PollingTimedOut as timed_out:
+            reports += timed_out.reports
+            observed.errors.append(str(timed_out))
     observed.invocations.extend(reports)
     observed.errors.extend(f"invocation failed the whole batch: {report.error}" for report in reports if report.error)
 
@@ -607,10 +641,11 @@ def _put_on_bus(step: PutOnBus, world: World, observed: Observed) -> None:
         return
     event_id = answer["Entries"][0]["EventId"]
     observed.event_ids.append(event_id)
-    if world.mapping.messages_in_queue() == 0:
+    events_mapping = world.events_mapping or world.mapping
+    if events_mapping.messages_in_queue() == 0:
         # moto 5 delivers to SQS targets synchronously; if a version stops doing so, keep the demo useful.
-        envelope = {**event, "id": event_id}
-        stack.client("sqs").send_message(QueueUrl=stack.stop_queue_url, MessageBody=json.dumps(envelope))
+        envelope = {**event, "id": event_id, "account": stack.account_id}
+        stack.client("sqs").send_message(QueueUrl=events_mapping.queue_url, MessageBody=json.dumps(envelope))
         observed.notes.append("moto's EventBridge did not deliver to the queue: the envelope was sent to it directly")
 
 

@@ -169,6 +169,17 @@ def resolve_static(template: dict[str, Any], value: Any) -> Any:
     return None
 
 
+def substitute(value: Any, pseudo: dict[str, str]) -> Any:
+    """A ``Fn::Sub`` of a plain string whose variables are all pseudo parameters (``AWS::AccountId`` …), with
+    their values from ``pseudo``; anything else unchanged."""
+    if isinstance(value, dict) and isinstance(value.get("Fn::Sub"), str):
+        text = value["Fn::Sub"]
+        for name, replacement in pseudo.items():
+            text = text.replace("${" + name + "}", replacement)
+        return text
+    return value
+
+
 def local_stack_settings(template: dict[str, Any] | None = None) -> dict[str, Any]:
     """What a local stack (moto, LocalStack, a test) needs to mirror the deployed one, as plain data.
 
@@ -180,8 +191,13 @@ def local_stack_settings(template: dict[str, Any] | None = None) -> dict[str, An
     function_id, function = _only(_resources_of_type(template, "AWS::Serverless::Function"), "function")
     properties = function["Properties"]
     events = properties.get("Events", {})
-    _, sqs_event = _only({k: v for k, v in events.items() if v.get("Type") == "SQS"}, "SQS event")
-    stop_queue_id = _logical_id(sqs_event["Properties"]["Queue"])
+    variables: dict[str, Any] = properties.get("Environment", {}).get("Variables", {})
+    # The stop queue's event is the one of the queue continuations go back to; the events queue's, the other.
+    stop_queue_id = _logical_id(variables.get("STOP_QUEUE_URL"))
+    sqs_events = {k: v for k, v in events.items() if v.get("Type") == "SQS"}
+    _, sqs_event = _only({k: v for k, v in sqs_events.items()
+                          if _logical_id(v["Properties"]["Queue"]) == stop_queue_id}, "stop queue SQS event")
+    events_queue_id = _logical_id(variables.get("STOP_EVENTS_QUEUE_ARN"))
 
     queues = _resources_of_type(template, "AWS::SQS::Queue")
     stop_queue = queues[stop_queue_id]["Properties"]
@@ -189,7 +205,6 @@ def local_stack_settings(template: dict[str, Any] | None = None) -> dict[str, An
     dead_letter_queue_id = _logical_id(redrive["deadLetterTargetArn"])
     dead_letter_queue = queues[dead_letter_queue_id]["Properties"]
 
-    variables: dict[str, Any] = properties.get("Environment", {}).get("Variables", {})
     tables = _resources_of_type(template, "AWS::DynamoDB::Table")
     table_id = _logical_id(variables.get("IDEMPOTENCY_TABLE_NAME")) or ""
     table_properties = tables[table_id]["Properties"]
@@ -197,6 +212,8 @@ def local_stack_settings(template: dict[str, Any] | None = None) -> dict[str, An
     history_id = _logical_id(variables.get("REQUEST_HISTORY_TABLE"))
 
     env_values = {name: resolve_static(template, value) for name, value in variables.items()}
+    policy_id = _logical_id(variables.get("PRODUCER_POLICY_PARAMETER"))
+    policy = template["Resources"][policy_id]["Properties"] if policy_id else None
 
     results_topic_id = _logical_id(variables.get("RESULTS_TOPIC_ARN"))
     bus_id, _ = _only(_resources_of_type(template, "AWS::Events::EventBus"), "event bus")
@@ -236,6 +253,12 @@ def local_stack_settings(template: dict[str, Any] | None = None) -> dict[str, An
         "results_topic_logical_id": results_topic_id,
         "stop_bus_logical_id": bus_id,
         "stop_request_detail_types": list(stop_rule["EventPattern"]["detail-type"]),
+        "stop_rule_target_logical_ids": [_logical_id(target["Arn"]) for target in stop_rule["Targets"]],
+        "events_queue_logical_id": events_queue_id,
+        # The producer policy the stack creates: its parameter's default name, and its value with the pseudo
+        # parameters of `pseudo` (a local stack's account and region) put in.
+        "producer_policy_parameter": resolve_static(template, policy["Name"]) if policy else None,
+        "producer_policy_value": policy["Value"] if policy else None,
         "environment_variable_names": list(variables),
         # Values known without a stack (literals, constants, parameter defaults); None where the value is
         # a deployed resource's name/ARN/URL, which the local stack supplies itself.

@@ -64,7 +64,7 @@ def _route(event: Any, invocation: Invocation, parts: Container) -> dict[str, An
     batch = event_records(event)
     if batch is not None and batch[0] == "sqs":
         return serve_sqs_batch(batch[1], invocation, parts.processor, max_receive_count=parts.max_receive_count,
-                               workers=parts.record_workers)
+                               workers=parts.record_workers, trust=parts.trust)
     if batch is not None and batch[0] == "sns":
         return serve_sns(batch[1], invocation, parts.processor)
     return serve_direct(event, invocation, parts.processor)

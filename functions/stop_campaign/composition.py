@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache, cached_property
 from typing import Any
 
@@ -29,9 +29,12 @@ from stop_campaign.adapters.credentials import CredentialStore
 from stop_campaign.adapters.dead_letter import DeadLetterQueue
 from stop_campaign.adapters.history import RequestHistory
 from stop_campaign.adapters.kore_client import ClientSettings, KoreClient
+from stop_campaign.adapters.producer_policy import ProducerPolicySource
 from stop_campaign.adapters.results import ResultsPublisher
+from stop_campaign.adapters.signing_key import ContinuationKey
 from stop_campaign.adapters.stop_queue import StopQueue
 from stop_campaign.domain.models import StopOutcome
+from stop_campaign.domain.provenance import Trust
 from stop_campaign.pacing.account_budgets import AccountBudgets
 from stop_campaign.pacing.rate_ledger import RateLedger
 from stop_campaign.service.processing import (
@@ -109,7 +112,7 @@ class AwsClients:
         return self._history
 
     def ssm_parameters(self) -> SSMProvider:
-        """The SSM provider of the alarm map (a factory: AlarmTargets calls it at its first read)."""
+        """The SSM provider of the alarm map and the producer policy (a factory: built at their first read)."""
         if self._ssm_parameters is None:
             with self._building:
                 if self._ssm_parameters is None:
@@ -133,6 +136,7 @@ class Container:
     max_receive_count: int
     budgets: AccountBudgets
     clients: AwsClients
+    trust: Trust = field(default_factory=Trust)  # what tells the events queue and the function's own messages apart
 
 
 def aws_config(settings: Settings) -> Config:
@@ -204,6 +208,7 @@ def container() -> Container:
     publisher = ResultsPublisher(settings.results_topic_arn, clients.sns)
     history = (RequestHistory(settings.request_history_table, clients.history_dynamodb,
                               settings.request_history_days) if settings.request_history_table else None)
+    signing_key = ContinuationKey(settings.idempotency_table_name, clients.dynamodb)
     return Container(
         processor=MessageProcessor(
             stopper=stopper,
@@ -212,8 +217,8 @@ def container() -> Container:
             publish_once=once(observed(publisher.publish, telemetry), "identity", "result"),
             publish_summary_once=once(observed_summary(publisher.publish_summary, telemetry), "identity", "summary"),
             resolve_once=once(remember_stoppable(stopper), "key", "targets"),
-            hand_over_once=once(handing_over(StopQueue(settings.stop_queue_url, clients.sqs), budgets), "key",
-                                "handover"),
+            hand_over_once=once(handing_over(StopQueue(settings.stop_queue_url, clients.sqs, signing_key.get),
+                                             budgets), "key", "handover"),
             dead_letter_once=once(sending_dead_letters(DeadLetterQueue(settings.dead_letter_queue_url, clients.sqs)),
                                   "key", "deadletter"),
             alarm_targets=AlarmTargets(
@@ -224,6 +229,10 @@ def container() -> Container:
             executor=ThreadPoolExecutor(settings.stop_concurrency, thread_name_prefix="stop"),
             telemetry=telemetry,
             max_wait_seconds=settings.max_wait_seconds,
+            producer_policy=ProducerPolicySource(
+                settings.producer_policy_parameter, settings.producer_policy_cache_seconds, clients.ssm_parameters,
+            ),
+            signing_key=signing_key.get,
             republish_once=once(republishing(publisher.republish), "identity", "republish"),
             max_request_age_seconds=settings.max_request_age_seconds,
             disable_once=once(disabling(stopper, telemetry), "key", "schedule"),
@@ -234,4 +243,5 @@ def container() -> Container:
         max_receive_count=settings.max_receive_count,
         budgets=budgets,
         clients=clients,
+        trust=Trust(settings.stop_events_queue_arn, settings.function_role_id),
     )

@@ -47,6 +47,14 @@ OPTIONAL_ENV_VARS: dict[str, str] = {
     # `campaign-stop results --request-id` and `campaign-stop history`. Empty: no history is kept.
     "REQUEST_HISTORY_TABLE": "",
     "REQUEST_HISTORY_DAYS": "90",  # how long the history keeps a request (the table's TTL)
+    # Who may stop what (domain/policy.py): the SSM parameter holding the producer policy; "" = no policy, every
+    # producer may stop everything (the template always sets one).
+    "PRODUCER_POLICY_PARAMETER": "",
+    "PRODUCER_POLICY_CACHE_SECONDS": "60",
+    # The stop bus's own queue: its records are from `events:<account>/<source>` (only the bus's rule may send).
+    "STOP_EVENTS_QUEUE_ARN": "",
+    # The function's role id (AROA...): SQS messages it sent (Lambda's on-failure records) keep their producer.
+    "FUNCTION_ROLE_ID": "",
 }
 NO_AGE_LIMIT_SECONDS = 100 * 365 * 86400  # MAX_REQUEST_AGE_SECONDS's highest value: in effect, no limit
 # The idempotency table's TTL attribute (Powertools' default name); the template must match it.
@@ -80,6 +88,10 @@ class Settings:
     aws_read_timeout_seconds: float
     aws_max_attempts: int
     max_wait_seconds: int
+    producer_policy_parameter: str = ""
+    producer_policy_cache_seconds: int = 60
+    stop_events_queue_arn: str = ""
+    function_role_id: str = ""
     max_request_age_seconds: int = 86400
     request_history_table: str = ""
     request_history_days: int = 90
@@ -145,6 +157,10 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         aws_read_timeout_seconds=_number(env, "AWS_READ_TIMEOUT_SECONDS", float, 0.1, 30),
         aws_max_attempts=int(_number(env, "AWS_MAX_ATTEMPTS", int, 1, 10)),
         max_wait_seconds=_max_wait(env),
+        producer_policy_parameter=env.get("PRODUCER_POLICY_PARAMETER", "").strip(),
+        producer_policy_cache_seconds=int(_number(env, "PRODUCER_POLICY_CACHE_SECONDS", int, 0, 86400)),
+        stop_events_queue_arn=env.get("STOP_EVENTS_QUEUE_ARN", "").strip(),
+        function_role_id=env.get("FUNCTION_ROLE_ID", "").strip(),
         max_request_age_seconds=int(_number(env, "MAX_REQUEST_AGE_SECONDS", int, 60, NO_AGE_LIMIT_SECONDS)),
         request_history_table=env.get("REQUEST_HISTORY_TABLE", "").strip(),
         request_history_days=int(_number(env, "REQUEST_HISTORY_DAYS", int, 1, 3650)),

@@ -74,13 +74,17 @@ def runner() -> CliRunner:
 
 @pytest.fixture
 def function_running(stack: LocalStack, cli_env: dict[str, str]) -> Iterator[Callable[[], None]]:
-    """The event source mapping polling the stop queue in a thread until the test ends."""
+    """The event source mappings of the stop queue and of the stop bus's events queue, polled in turn by one thread
+    (one invocation at a time, as one container would) until the test ends."""
     stop = threading.Event()
-    mapping = SqsEventSourceMapping(stack)
+    mappings = [SqsEventSourceMapping(stack),
+                SqsEventSourceMapping(stack, queue_url=stack.events_queue_url, queue_arn=stack.events_queue_arn,
+                                      max_receive_count=stack.max_receive_count)]
 
     def run() -> None:
-        for _ in mapping.poll_forever(stop=stop.is_set, wait_seconds=1):
-            pass
+        while not stop.is_set():
+            for mapping in mappings:
+                mapping.poll_once(wait_seconds=1)
 
     thread = threading.Thread(target=run, name="event-source-mapping", daemon=True)
     thread.start()

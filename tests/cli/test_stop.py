@@ -55,7 +55,8 @@ def test_stop_via_bus_with_json_output(runner: CliRunner, stack: LocalStack, cli
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
     assert document["requestId"] == "req-cli-bus" and document["eventId"]
-    SqsEventSourceMapping(stack).poll_until_empty(max_seconds=20)
+    SqsEventSourceMapping(stack, queue_url=stack.events_queue_url, queue_arn=stack.events_queue_arn,
+                          max_receive_count=stack.max_receive_count).poll_until_empty(max_seconds=20)  # the bus's
     (published,) = stack.drain_results()
     assert (published["requestId"], published["requestedBy"], published["outcome"]) == ("req-cli-bus", "ops", "stopped")
 

@@ -67,14 +67,19 @@ def invoke(cold_start: Callable[[], None]) -> Invoke:
 
 @pytest.fixture
 def sqs(stack: LocalStack) -> Callable[..., dict[str, Any]]:
-    """Build an SQS event for the stop queue from request bodies (dicts are JSON-encoded)."""
+    """Build an SQS event for the stop queue from request bodies (dicts are JSON-encoded). ``sender_id``: the
+    SenderId SQS reports (the default is a sender the stack's default producer policy lets stop everything);
+    ``queue_arn``: another queue's records (the stop bus's events queue)."""
 
-    def build(*bodies: Any, receive_count: int = 1, message_ids: list[str] | None = None) -> dict[str, Any]:
+    def build(*bodies: Any, receive_count: int = 1, message_ids: list[str] | None = None,
+              sender_id: str | None = None, queue_arn: str | None = None) -> dict[str, Any]:
         records = []
         for index, body in enumerate(bodies):
             text = body if isinstance(body, str) else json.dumps(body)
             message_id = message_ids[index] if message_ids else None
-            records.append(sqs_record(text, stack.stop_queue_arn, message_id=message_id, receive_count=receive_count))
+            records.append(sqs_record(text, queue_arn or stack.stop_queue_arn, message_id=message_id,
+                                      receive_count=receive_count,
+                                      **({"sender_id": sender_id} if sender_id else {})))
         return sqs_event(records)
 
     return build

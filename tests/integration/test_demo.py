@@ -308,8 +308,9 @@ def test_demo_runs_every_scenario_and_prints_the_table() -> None:
     assert completed.returncode == 0, completed.stdout + completed.stderr
     out = completed.stdout
     assert "Requests and their results" in out
-    assert re.search(r"SCENARIO\s+REQUEST ID\s+CAMPAIGN\s+OUTCOME\s+ATTEMPTS\s+TIME TO STOP", out)
-    assert re.search(r"normal\s+req-2026-11-28-0001\s+cd-1\s+stopped\s+1\s+\d+ ms\s+200", out)
+    assert re.search(r"SCENARIO\s+REQUEST ID\s+CAMPAIGN\s+OUTCOME\s+PRODUCER\s+ATTEMPTS\s+TIME TO STOP", out)
+    assert re.search(r"normal\s+req-2026-11-28-0001\s+cd-1\s+stopped\s+this-account\s+1\s+\d+ ms\s+200", out)
+    assert re.search(r"refused-producer\s+\S+\s+cd-1\s+rejected \(not_authorized\)\s+alarm:999999999999", out)
     assert re.search(r"unknown-campaign\s+\S+\s+stop_refused\s+req-2026-11-28-0006", out)  # the DLQ table
     assert f"All {len(all_scenarios())} scenario(s) ended as expected" in out
     assert "FAIL" not in out

@@ -55,3 +55,28 @@ def test_a_reused_request_id_of_a_rejected_request_publishes_the_rejection_again
     invoke(sqs({**body, "reason": "try again"}))
     assert stack.drain_results() == [rejected]
     assert kore.requests == []
+
+
+def test_a_late_copy_of_a_request_a_continuation_finished_publishes_nothing_new(invoke, stack, kore, sqs):
+    """The request waited for the platform (a 429 past the time left) and a hand-over finished it; the result that
+    continuation published cannot say which message began the request, so a late copy of that message (another SQS
+    message, the same body) must not take it for a reused id: one result, as with any copy."""
+    kore.inject(kind="stop_sms", status=429, retry_after=8, times=1)
+    body = {"streamId": STREAM_ID, "campaignId": "cd-1", "requestId": "continued-then-copied"}
+    invoke(sqs(body), timeout_seconds=6)  # handed over: back when the platform said it may be
+    queue = stack.client("sqs")
+    messages: list[dict] = []
+    for _ in range(15):
+        messages = queue.receive_message(QueueUrl=stack.stop_queue_url, MaxNumberOfMessages=10,
+                                         MessageAttributeNames=["All"], WaitTimeSeconds=1).get("Messages", [])
+        if messages:
+            break
+    [continuation] = messages
+    invoke(sqs(continuation["Body"]))
+    [result] = stack.drain_results()
+    assert result["outcome"] == "stopped"
+
+    invoke(sqs(body, message_ids=["a-late-copy"]))
+    assert stack.drain_results() == []  # nothing published again
+    assert [call.status for call in kore.stop_calls()] == [429, 200]  # nor stopped again
+    assert stack.drain_dead_letters() == []

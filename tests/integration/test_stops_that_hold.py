@@ -159,7 +159,9 @@ def test_an_alarm_map_entry_with_disable_schedule_disables_only_its_campaigns(in
         {"streamId": STREAM_ID, "campaignIds": ["cd-1"]},
     ]})
     invoke({"source": "aws.cloudwatch", "detail-type": "CloudWatch Alarm State Change",
-            "id": "evt-kill-daily", "time": "2026-11-28T10:00:00Z", "resources": [],
+            "id": "evt-kill-daily", "time": "2026-11-28T10:00:00Z", "account": "123456789012",
+            # the stack's own alarm: its default producer policy takes no other account's
+            "resources": ["arn:aws:cloudwatch:us-east-1:123456789012:alarm:kill-daily"],
             "detail": {"alarmName": "kill-daily", "state": {"value": "ALARM", "timestamp": "2026-11-28T10:00:00Z"}}})
     results = {result["campaignId"]: result for result in stack.drain_results()}
     assert results["cd-daily"]["schedule"]["disabled"] is True
@@ -183,6 +185,7 @@ def test_every_result_is_kept_in_the_history_after_it_is_published(invoke, sqs, 
     request = only([item for item in items if item["entry"]["S"] == "request"])
     assert (request["count_stopped"]["N"], request["count_failed"]["N"]) == ("2", "1")
     assert request["source"]["S"] == "sqs" and request["requestedBy"]["S"] == "ops"
+    assert published["cd-1"]["producer"] and json.loads(request["producer"]["S"]) == published["cd-1"]["producer"]
     assert request["day"]["S"] == request["at"]["S"][:10]
     assert json.loads(request["summary"]["S"])["outcomes"] == {"stopped": 2, "failed": 1}
     assert int(request["expiresAt"]["N"]) - int(items[0]["expiresAt"]["N"]) < 60

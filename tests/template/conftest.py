@@ -58,10 +58,17 @@ def function(resources: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def sqs_event_source(resources: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    mappings = [r for r in resources.values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
-    assert len(mappings) == 1, "the function has exactly one event source mapping (the stop queue)"
-    return mappings[0]["Properties"]
+def event_source_mappings(resources: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The function's SQS event source mappings, by the logical id of the queue each reads."""
+    mappings = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+    by_queue = {m["EventSourceArn"]["Fn::GetAtt"][0]: m for m in mappings}
+    assert set(by_queue) == {"StopQueue", "StopEventsQueue"}, "the stop queue and the stop bus's events queue"
+    return by_queue
+
+
+@pytest.fixture(scope="session")
+def sqs_event_source(event_source_mappings: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return event_source_mappings["StopQueue"]
 
 
 def _lint(text: str) -> list[Any]:

@@ -5,6 +5,7 @@ No network and no AWS account: aws-sam-translator runs with an empty managed-pol
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -107,11 +108,12 @@ def test_environment_variable_names_are_the_required_ones_plus_known_extras(func
     powertools = {
         "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL", "POWERTOOLS_TRACE_DISABLED"
     }
+    extras = {"STOP_CONCURRENCY", "KORE_RATE_LIMIT", "PRODUCER_POLICY_PARAMETER", "STOP_EVENTS_QUEUE_ARN",
+              "FUNCTION_ROLE_ID"}
     assert set(REQUIRED_ENV_VARS) <= names
-    tuned = {"STOP_CONCURRENCY", "KORE_RATE_LIMIT", "MAX_REQUEST_AGE_SECONDS", "REQUEST_HISTORY_TABLE",
-             "REQUEST_HISTORY_DAYS"}
-    assert names - set(REQUIRED_ENV_VARS) == powertools | tuned
-    assert tuned <= set(OPTIONAL_ENV_VARS)
+    extras |= {"MAX_REQUEST_AGE_SECONDS", "REQUEST_HISTORY_TABLE", "REQUEST_HISTORY_DAYS"}
+    assert names - set(REQUIRED_ENV_VARS) == powertools | extras
+    assert extras <= set(OPTIONAL_ENV_VARS)
 
 
 def test_environment_is_wired_to_the_stack_resources(function):
@@ -157,8 +159,19 @@ def test_every_invocation_path_is_bounded_by_reserved_concurrency_above_the_queu
     function = transformed["Resources"]["StopCampaignFunction"]["Properties"]
     parameters = transformed["Parameters"]
     assert function["ReservedConcurrentExecutions"] == _ref("ReservedConcurrency")
-    # Room for kill switches beside a stop queue at its cap.
-    assert parameters["ReservedConcurrency"]["Default"] > parameters["MaximumConcurrency"]["Default"]
+    # Room for kill switches beside both queues at their caps.
+    assert parameters["ReservedConcurrency"]["Default"] > (
+        parameters["MaximumConcurrency"]["Default"] + parameters["EventsQueueMaximumConcurrency"]["Default"])
+
+
+def test_the_events_queue_is_read_like_the_stop_queue_with_its_own_cap(event_source_mappings, resources):
+    events, stop = event_source_mappings["StopEventsQueue"], event_source_mappings["StopQueue"]
+    for name in ("FunctionResponseTypes", "BatchSize", "MaximumBatchingWindowInSeconds"):
+        assert events[name] == stop[name], name
+    assert events["ScalingConfig"]["MaximumConcurrency"] == _ref("EventsQueueMaximumConcurrency")
+    queue, stop_queue = resources["StopEventsQueue"]["Properties"], resources["StopQueue"]["Properties"]
+    for name in ("VisibilityTimeout", "MessageRetentionPeriod", "RedrivePolicy", "SqsManagedSseEnabled"):
+        assert queue[name] == stop_queue[name], name
 
 
 # ------------------------------------------------------------------------------------------- queues
@@ -205,10 +218,15 @@ def test_every_topic_is_encrypted(resources):
     assert "cloudwatch.amazonaws.com" in services
 
 
+def _unconditional(statements: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The statements, a conditional one ({"Fn::If": [condition, statement, AWS::NoValue]}) as its statement."""
+    return [s["Fn::If"][1] if "Fn::If" in s else s for s in statements]
+
+
 def _policy_statements(resources: dict[str, dict[str, Any]], queue_id: str) -> list[dict[str, Any]]:
     for policy in _of_type(resources, "AWS::SQS::QueuePolicy").values():
         if _ref(queue_id) in policy["Properties"]["Queues"]:
-            return policy["Properties"]["PolicyDocument"]["Statement"]
+            return _unconditional(policy["Properties"]["PolicyDocument"]["Statement"])
     raise AssertionError(f"{queue_id} has no queue policy")
 
 
@@ -221,9 +239,58 @@ def _allowed_source_arns(statements: list[dict[str, Any]], service: str) -> list
     return arns
 
 
-def test_stop_queue_policy_lets_only_the_stop_bus_rule_send(resources):
-    statements = _policy_statements(resources, "StopQueue")
+def test_only_the_stop_bus_rule_may_send_to_the_events_queue(resources):
+    """The function believes an events queue message is the bus's (events:<account>/<source>): the rule alone may
+    send, and a Deny keeps out even this account's principals that IAM would let send to any queue."""
+    statements = _policy_statements(resources, "StopEventsQueue")
     assert _allowed_source_arns(statements, "events.amazonaws.com") == [_arn("StopRequestsToQueue")]
+    assert [s["Principal"] for s in statements if s["Effect"] == "Allow"] == [{"Service": "events.amazonaws.com"}]
+    [deny] = [s for s in statements if s["Effect"] == "Deny" and "sqs:SendMessage" in _as_list(s["Action"])]
+    assert deny["Principal"] == "*"
+    assert deny["Condition"] == {"ArnNotEquals": {"aws:SourceArn": _arn("StopRequestsToQueue")}}
+    assert _allowed_source_arns(_policy_statements(resources, "StopQueue"), "events.amazonaws.com") == []
+
+
+def test_stop_queue_admits_other_accounts_producers_only_as_the_parameters_say(resources, transformed):
+    raw = next(p["Properties"]["PolicyDocument"]["Statement"] for p in _of_type(resources, "AWS::SQS::QueuePolicy")
+               .values() if _ref("StopQueue") in p["Properties"]["Queues"])
+    conditional = {s["Fn::If"][0]: s["Fn::If"] for s in raw if "Fn::If" in s}
+    assert set(conditional) == {"HasProducerAccounts", "HasProducerRoles", "HasProducerOrganization"}
+    for condition, statement, otherwise in conditional.values():
+        assert otherwise == _ref("AWS::NoValue"), condition
+        assert (statement["Effect"], statement["Action"]) == ("Allow", "sqs:SendMessage")
+        assert statement["Resource"] == _arn("StopQueue")
+    assert conditional["HasProducerAccounts"][1]["Principal"] == {"AWS": _ref("ProducerAccountIds")}
+    assert conditional["HasProducerRoles"][1]["Principal"] == {"AWS": _ref("ProducerRoleArns")}
+    organization = conditional["HasProducerOrganization"][1]
+    assert organization["Principal"] == "*"
+    assert organization["Condition"] == {"StringEquals": {"aws:PrincipalOrgID": _ref("ProducerOrganizationId")}}
+    parameters = transformed["Parameters"]
+    for name in ("ProducerAccountIds", "ProducerRoleArns", "AlarmAccountIds"):
+        assert (parameters[name]["Type"], parameters[name]["Default"]) == ("CommaDelimitedList", ""), name
+    assert parameters["ProducerOrganizationId"]["Default"] == ""
+    for condition, name in (("HasProducerAccounts", "ProducerAccountIds"), ("HasProducerRoles", "ProducerRoleArns"),
+                            ("HasAlarmAccounts", "AlarmAccountIds")):
+        assert transformed["Conditions"][condition] == {
+            "Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", _ref(name)]}, ""]}]}
+
+
+def test_stop_bus_admits_other_accounts_producers_only_as_the_parameters_say(resources):
+    policies = {p["Condition"]: p["Properties"] for p in _of_type(resources, "AWS::Events::EventBusPolicy").values()}
+    assert set(policies) == {"HasProducerAccounts", "HasProducerRoles", "HasProducerOrganization",
+                             "HasAlarmAccounts"}
+    for condition in ("HasProducerAccounts", "HasProducerRoles", "HasProducerOrganization"):
+        policy = policies[condition]
+        assert policy["EventBusName"] == _ref("StopBus")
+        assert (policy["Statement"]["Effect"], policy["Statement"]["Action"]) == ("Allow", "events:PutEvents")
+        assert policy["Statement"]["Resource"] == _arn("StopBus")
+    assert policies["HasProducerAccounts"]["Statement"]["Principal"] == {"AWS": _ref("ProducerAccountIds")}
+    assert policies["HasProducerRoles"]["Statement"]["Principal"] == {"AWS": _ref("ProducerRoleArns")}
+    assert policies["HasProducerOrganization"]["Statement"]["Condition"] == {
+        "StringEquals": {"aws:PrincipalOrgID": _ref("ProducerOrganizationId")}}
+    alarms = policies["HasAlarmAccounts"]  # forwarding to the default bus, where the alarm rule is
+    assert alarms["EventBusName"] == "default"
+    assert alarms["Statement"]["Principal"] == {"AWS": _ref("AlarmAccountIds")}
 
 
 def test_every_queue_denies_insecure_transport(resources):
@@ -256,11 +323,11 @@ def test_dead_letter_queue_policy_lets_every_rule_deliver_undeliverable_events(r
     assert sorted(map(str, allowed)) == sorted(str(_arn(rule)) for rule in _rules(resources))
 
 
-def test_stop_bus_rule_buffers_stop_requests_in_the_stop_queue(resources):
+def test_stop_bus_rule_buffers_stop_requests_in_the_events_queue(resources):
     rule = resources["StopRequestsToQueue"]["Properties"]
     assert rule["EventBusName"] == _ref("StopBus")
     assert rule["EventPattern"] == {"detail-type": ["Stop Campaign Request"]}
-    assert [t["Arn"] for t in rule["Targets"]] == [_arn("StopQueue")]
+    assert [t["Arn"] for t in rule["Targets"]] == [_arn("StopEventsQueue")]  # its own queue, not the stop queue
     assert rule["State"] == "ENABLED"
 
 
@@ -275,6 +342,12 @@ def test_alarm_rule_invokes_the_function_for_alarm_state_only(resources):
     for detail in (with_prefix, without_prefix):
         assert detail["state"] == {"value": ["ALARM"]}
     assert with_prefix["alarmName"] == [{"prefix": _ref("AlarmNamePrefix")}]
+    # only this account's alarms, and those of AlarmAccountIds (forwarded to this default bus)
+    condition, with_accounts, this_account = pattern["account"]["Fn::If"]
+    assert condition == "HasAlarmAccounts"
+    assert this_account == [_ref("AWS::AccountId")]
+    assert with_accounts == {"Fn::Split": [",", {"Fn::Join": [",", [
+        _ref("AWS::AccountId"), {"Fn::Join": [",", _ref("AlarmAccountIds")]}]]}]}
     # without a prefix, the stack's own operator alarms ("<stack>-...") never trigger a stop
     assert without_prefix["alarmName"] == [{"anything-but": {"prefix": {"Fn::Sub": "${AWS::StackName}-"}}}]
     for alarm in _of_type(resources, "AWS::CloudWatch::Alarm").values():
@@ -392,8 +465,8 @@ def test_function_role_grants_what_the_function_uses(resources):
         if logical_id == "StopCampaignFunctionRole" and statement["Effect"] == "Allow":
             for action in _as_list(statement["Action"]):
                 grants.setdefault(action, []).extend(_as_list(statement["Resource"]))
-    assert grants["sqs:ReceiveMessage"] == [_arn("StopQueue")]
-    assert grants["sqs:DeleteMessage"] == [_arn("StopQueue")]
+    assert grants["sqs:ReceiveMessage"] == [_arn("StopQueue"), _arn("StopEventsQueue")]
+    assert grants["sqs:DeleteMessage"] == [_arn("StopQueue"), _arn("StopEventsQueue")]
     assert grants["sqs:SendMessage"] == [_arn("DeadLetterQueue"), _arn("StopQueue")]  # dead letters; on-failure
     assert grants["sns:Publish"] == [_ref("ResultsTopic")]
     for action in ("GetItem", "DeleteItem"):
@@ -401,8 +474,10 @@ def test_function_role_grants_what_the_function_uses(resources):
     for action in ("PutItem", "UpdateItem"):  # the history is written, never read, by the function
         assert grants[f"dynamodb:{action}"] == [_arn("IdempotencyTable"), _arn("RequestHistoryTable")]
     assert grants["secretsmanager:GetSecretValue"] == [_ref("CredentialsSecretArn")]
+    parameter = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter"
     assert grants["ssm:GetParameter"] == [
-        {"Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${AlarmTargetsParameterName}"}
+        {"Fn::Sub": f"{parameter}${{ProducerPolicyParameterName}}"},
+        {"Fn::Sub": f"{parameter}${{AlarmTargetsParameterName}}"},
     ]
     assert grants["kms:Decrypt"] == [_ref("CredentialsSecretKmsKeyArn")]  # only with the condition
     assert grants["logs:PutLogEvents"] == [_arn("StopCampaignLogGroup")]
@@ -618,3 +693,45 @@ def test_alarm_lambda_action_permission_arns_resolve_to_alarm_arns(transformed):
     assert transformed["Conditions"]["HasAlarmNamePrefix"] == {
         "Fn::Not": [{"Fn::Equals": [_ref("AlarmNamePrefix"), ""]}]
     }
+
+
+# ------------------------------------------------------------------------------------------- producer policy
+def _default_policy(resources: dict[str, dict[str, Any]]) -> Any:
+    from devtools.template_loader import substitute
+    from stop_campaign.domain.policy import parse_policy
+
+    value = resources["ProducerPolicy"]["Properties"]["Value"]
+    text = substitute(value, {"AWS::AccountId": "111122223333", "AWS::Region": "eu-west-1", "AWS::Partition": "aws"})
+    assert "${" not in text, "only pseudo parameters in the default policy"
+    return parse_policy(json.loads(text))
+
+
+def test_the_function_reads_the_producer_policy_the_stack_creates(resources, function, transformed):
+    parameter = resources["ProducerPolicy"]["Properties"]
+    assert (parameter["Name"], parameter["Type"]) == (_ref("ProducerPolicyParameterName"), "String")
+    assert transformed["Parameters"]["ProducerPolicyParameterName"]["Default"] == "/campaign-stop/producer-policy"
+    variables = function["Environment"]["Variables"]
+    assert variables["PRODUCER_POLICY_PARAMETER"] == _ref("ProducerPolicy")  # its name, once it exists
+    assert variables["STOP_EVENTS_QUEUE_ARN"] == _arn("StopEventsQueue")
+    assert variables["FUNCTION_ROLE_ID"] == {"Fn::GetAtt": ["StopCampaignFunctionRole", "RoleId"]}
+
+
+@pytest.mark.parametrize(("sender", "allowed"), [
+    ("sqs:AROAANYROLEOFTHEACCOUNT:session", True),  # whoever the stop queue admits, as before
+    ("events:111122223333/com.example.fraud", True),
+    ("alarm:111122223333", True),
+    ("sns:arn:aws:sns:eu-west-1:111122223333:kill-switches", True),
+    ("direct:-", True),
+    ("events:999999999999/com.example.fraud", False),  # other accounts: only once a policy names them
+    ("alarm:999999999999", False),
+    ("sns:arn:aws:sns:eu-west-1:999999999999:topic", False),
+])
+def test_the_default_policy_keeps_todays_same_account_behaviour(resources, sender, allowed):
+    from stop_campaign.domain.models import CampaignType
+    from stop_campaign.domain.policy import Sender
+
+    policy = _default_policy(resources)
+    kind, _, ident = sender.partition(":")
+    for campaign_id in ("cd-1", None):  # a campaign by id, and all-active
+        verdict = policy.judge(Sender(kind, ident), "st-any", CampaignType.VOICE, campaign_id)
+        assert verdict.allowed is allowed, (sender, campaign_id, verdict.why)

@@ -100,33 +100,3 @@ def test_each_lane_is_granted_within_its_own_deadline_on_a_shared_trip_to_the_le
     change = Change(reserve={NORMAL: 1, URGENT: 1}, not_after=T0 + 1, reserve_by={URGENT: T0 + 30})
     applied = schedule.apply(change, T0, LIMIT)
     assert applied.grants == {URGENT: [T0 + 10], NORMAL: []}  # the kill switch can wait; the routine caller cannot
-
-
-def test_a_place_about_to_fall_due_unclaimed_goes_to_a_caller_who_is_here() -> None:
-    """Holders come a few seconds ahead of their place; one not here as it falls due is stuck behind other
-    messages. Its place would be a call the account never makes: a routine caller present takes it."""
-    schedule = Schedule()
-    schedule.apply(Change(reserve={NORMAL: 5}), T0, LIMIT)
-    schedule.apply(Change(book={TICKETS[0]: 1, TICKETS[1]: 4}), T0, LIMIT)  # all five due at T0 + 10
-    due_soon = T0 + 10 - LIMIT.place_grace / 2
-    applied = schedule.apply(Change(reserve={NORMAL: 2}, not_after=due_soon + 5), due_soon, LIMIT)
-    assert applied.grants[NORMAL] == [T0 + 10, T0 + 10]  # at the places' own time: the log is as valid as before
-    assert schedule.tickets == [TICKETS[1]] * 3  # the queue's front went to the callers here
-    assert busiest_window(schedule.slots + schedule.places, LIMIT.period_seconds) <= LIMIT.calls
-
-
-def test_a_place_not_yet_about_to_fall_due_stays_its_holders() -> None:
-    schedule = Schedule()
-    schedule.apply(Change(reserve={NORMAL: 5}), T0, LIMIT)
-    schedule.apply(Change(book={TICKETS[0]: 5}), T0, LIMIT)  # due at T0 + 10
-    early = T0 + 10 - LIMIT.place_grace - 1  # its holder may still come: holders come ahead of their place
-    applied = schedule.apply(Change(reserve={NORMAL: 1}, normal_horizon=math.inf), early, LIMIT)
-    assert applied.grants[NORMAL] == [T0 + 20]  # behind the queue, which keeps its places
-    assert schedule.tickets == [TICKETS[0]] * 5
-
-
-def test_what_only_ages_out_is_not_a_change_to_write() -> None:
-    schedule = Schedule()
-    schedule.apply(Change(reserve={NORMAL: 5}), T0, LIMIT)
-    applied = schedule.apply(Change(reserve={NORMAL: 0}), T0 + 3 * LIMIT.period_seconds, LIMIT)
-    assert not applied.changed  # any later reader forgets the old calls the same way

@@ -8,19 +8,27 @@ from collections.abc import Callable
 from typing import Any
 
 from stop_campaign.domain.models import Continuation
+from stop_campaign.domain.provenance import signed
 
 
 class StopQueue:
-    def __init__(self, queue_url: str, sqs_client: Callable[[], Any]) -> None:
+    def __init__(
+        self, queue_url: str, sqs_client: Callable[[], Any], signing_key: Callable[[], bytes] | None = None,
+    ) -> None:
         """``sqs_client`` gives the SQS client, called at the first send (composition.AwsClients.sqs builds it
-        then: most invocations send nothing)."""
+        then: most invocations send nothing). ``signing_key`` gives the key continuations are signed with (the
+        function honours no continuation it cannot verify: adapters/signing_key.py); None sends them unsigned."""
         self._queue_url = queue_url
         self._sqs = sqs_client
+        self._signing_key = signing_key
         self._fifo = queue_url.endswith(".fifo")
 
     def continue_later(self, continuation: Continuation, delay_seconds: int, redriven_from: str | None = None) -> str:
         """Send the continuation; raises on failure, so the message is retried and nothing is lost."""
-        body = json.dumps(continuation.as_message(), separators=(",", ":"))
+        message = continuation.as_message()
+        if self._signing_key is not None:
+            message = signed(message, self._signing_key())
+        body = json.dumps(message, separators=(",", ":"))
         request = continuation.request
         attributes = {
             "requestId": {"DataType": "String", "StringValue": request.request_id[:256]},

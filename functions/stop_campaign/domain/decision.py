@@ -274,4 +274,5 @@ def result_for(
         dry_run=request.dry_run,
         api=api,
         error=error,
+        producer=request.producer,
     )

@@ -31,6 +31,7 @@ from stop_campaign.domain.models import (
     Continuation,
     Origin,
     Outcome,
+    Producer,
     Progress,
     RequestRejected,
     Source,
@@ -309,6 +310,7 @@ def parse_continuation(payload: dict[str, Any], origin: Origin) -> Continuation:
         attempt=origin.attempt,
         ticket=ticket if isinstance(ticket, str) and TICKET_PATTERN.fullmatch(ticket) else None,
         disable_schedule=body.get("disableSchedule") is True,
+        producer=_producer(payload.get("producer")),
     )
     progress = Progress(
         segment=counts[0], invocations=counts[1], campaigns=counts[2], stalled=counts[3],
@@ -316,7 +318,29 @@ def parse_continuation(payload: dict[str, Any], origin: Origin) -> Continuation:
         tallies=tuple(sorted(tallies.items())),
         first_stop_at=_timestamp(marker.get("firstStopAt")), last_stop_at=_timestamp(marker.get("lastStopAt")),
     )
-    return Continuation(request, progress)
+    proof = payload.get("signature")
+    return Continuation(request, progress, signature=proof if isinstance(proof, str) else None,
+                        signed_text=canonical_text(payload))
+
+
+def canonical_text(message: dict[str, Any]) -> str:
+    """What a continuation's signature covers: the message without its signature, keys sorted, ASCII only, so
+    it is the same text after any JSON round trip (provenance.signed makes the signature of it)."""
+    unsigned = {key: value for key, value in message.items() if key != "signature"}
+    return json.dumps(unsigned, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+PRODUCER_KINDS = ("sqs", "events", "alarm", "sns", "direct")
+
+
+def _producer(value: Any) -> Producer | None:
+    """The producer a continuation names (believed only once its signature is checked: processing._plan)."""
+    if not isinstance(value, dict):
+        return None
+    kind, ident, name = value.get("kind"), value.get("id"), value.get("name")
+    if kind not in PRODUCER_KINDS or not isinstance(ident, str) or not ident or len(ident) > 2048:
+        return None
+    return Producer(str(kind), ident, name[:256] if isinstance(name, str) else None)
 
 
 def _timestamp(value: Any) -> str | None:

@@ -69,6 +69,18 @@ class Origin:
 
 
 @dataclass(frozen=True, slots=True)
+class Producer:
+    """Who sent a request, as AWS reported it (domain/provenance.py), and the producer policy's name for it."""
+
+    kind: str  # sqs, events, alarm, sns, direct
+    id: str
+    name: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "id": self.id, "name": self.name}
+
+
+@dataclass(frozen=True, slots=True)
 class StopRequest:
     """A validated stop request (v1), whatever shape it arrived in."""
 
@@ -87,6 +99,7 @@ class StopRequest:
     alarm_arn: str | None = None
     attempt: int = 1  # which delivery of the message this is (SQS ApproximateReceiveCount)
     ticket: str | None = None  # a continuation's places in its account's queue (rate_schedule); in no result
+    producer: Producer | None = None  # set once the sender is known (processing._plan), before any call
     not_after: str | None = None  # the request's own expiry (``notAfter``): see ``intake.expiry``
     sent_at: str | None = None  # when its message was first sent (Origin.sent_at, else the event's time)
     disable_schedule: bool = False  # ``disableSchedule``: once stopped (or found stopped), disable its recurrence
@@ -206,6 +219,7 @@ class ResultEvent:
     # ``disableSchedule`` only: {"disabled": true, ...} or {"disabled": false, "error": {...}}; not in the identity
     # (a campaign's one outcome stays one result), absent from the message when not asked
     schedule: dict[str, Any] | None = None
+    producer: Producer | None = None  # not part of the identity: the same stop is the same result
     schema_version: ClassVar[str] = "1"
 
     @property
@@ -234,6 +248,7 @@ class ResultEvent:
             "dryRun": self.dry_run,
             "api": self.api,
             "error": self.error.as_dict() if self.error else None,
+            "producer": self.producer.as_dict() if self.producer else None,
         } | ({"redrivenFrom": self.redriven_from} if self.redriven_from else {}) | (
             {"schedule": self.schedule} if self.schedule is not None else {})
 
@@ -331,8 +346,12 @@ class Continuation:
 
     request: StopRequest
     progress: Progress
+    # What arrived, for its proof (provenance.verify): the signature and the canonical text it signs.
+    signature: str | None = field(default=None, compare=False)
+    signed_text: str = field(default="", compare=False)
 
     def as_message(self) -> dict[str, Any]:
+        """The message to sign and send (without its signature: provenance.signed adds it)."""
         request = self.request
         return {
             "continuation": {
@@ -348,6 +367,7 @@ class Continuation:
                 "accountId": request.account_id, "dryRun": request.dry_run, "alarmArn": request.alarm_arn,
                 **({"disableSchedule": True} if request.disable_schedule else {}),
             },
+            **({"producer": request.producer.as_dict()} if request.producer else {}),
         }
 
 
@@ -396,6 +416,7 @@ class SummaryEvent:
             "completedAt": self.completed_at,
             "durationMs": self.duration_ms,
             "invocations": self.invocations,
+            "producer": request.producer.as_dict() if request.producer else None,
         } | ({"redrivenFrom": self.redriven_from} if self.redriven_from else {})
 
     def identity(self) -> dict[str, Any]:

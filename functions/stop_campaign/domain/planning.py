@@ -30,13 +30,14 @@ class PlannedRequest:
 
     request: StopRequest
     progress: Progress = field(default_factory=Progress)
+    refused: int = 0  # campaigns of it its producer may not stop (ended before any call: processing._authorize)
 
     @property
     def reports_summary(self) -> bool:
         """Requests that cover several campaigns end in a summary event besides their results."""
         request = self.request
         return (
-            request.all_active or len(request.campaign_ids) > 1 or request.source is Source.ALARM
+            request.all_active or len(request.campaign_ids) + self.refused > 1 or request.source is Source.ALARM
             or self.progress.segment > 1
         )
 

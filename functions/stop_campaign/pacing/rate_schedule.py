@@ -14,9 +14,7 @@ The log has two kinds of entry:
 Three ways to ask for calls now: a ``ticket`` claims its booked places; ``normal`` takes the earliest free
 entry of the log (behind every booked place when the queue is long); ``urgent`` (kill switches only) takes the
 earliest booked place instead and pushes the queue one place back. A holder whose place went by takes a free
-entry if one comes in time, else books again at the end. A place about to fall due that its holder has not
-claimed yet (holders come a few seconds ahead: it is late, stuck behind other messages) lapses: a caller that is
-here takes it (``normal`` or a late holder), so the account's budget is not lost to an empty place. Every
+entry if one comes in time, else books again at the end. Every
 entry, of either kind, keeps the sliding log valid, so the calls made never exceed the limit in any window.
 
 Hand-written because no well-kept library schedules a shared sliding log with a booked queue; the token-bucket
@@ -118,9 +116,9 @@ class Schedule:
     # -- the one entry point -------------------------------------------------------------------------------
 
     def apply(self, change: Change, now: float, limit: RateLimit) -> Applied:
-        # What trimming forgets needs no write of its own: whoever reads the item next trims it the same way.
+        before = (len(self.slots), len(self.places), self.paused_until)
         self.trim(now, limit)
-        changed = False
+        changed = (len(self.slots), len(self.places)) != before[:2]
         for grant in change.released:
             changed = _remove(self.slots, grant) or changed
         if change.pause_until is not None and change.pause_until > self.paused_until:
@@ -139,10 +137,9 @@ class Schedule:
             if lane == URGENT:
                 got = self.grant_urgent(wanted, start, not_after, limit)
             elif lane == NORMAL:
-                horizon = min(not_after, now + change.normal_horizon)
-                got = self.grant(wanted, start, horizon, limit, lapsing_by=now + limit.place_grace)
+                got = self.grant(wanted, start, min(not_after, now + change.normal_horizon), limit)
             else:
-                got = self.claim(lane, wanted, start, not_after, limit, lapsing_by=now + limit.place_grace)
+                got = self.claim(lane, wanted, start, not_after, limit)
             grants[lane] = got
             changed = changed or bool(got)
             next_free[lane] = self.next_free_for(lane, start, limit)
@@ -170,33 +167,19 @@ class Schedule:
     def entries(self) -> list[float]:
         return list(heapq.merge(self.slots, self.places))
 
-    def grant(
-        self, count: int, start: float, not_after: float, limit: RateLimit, *, lapsing_by: float | None = None,
-    ) -> list[float]:
-        """Up to ``count`` earliest free entries, none after ``not_after``, taken as slots; with ``lapsing_by``,
-        also the places due from ``start`` to then that no holder has claimed (a place taken becomes a slot at
-        its own time: the log is unchanged, so it stays valid)."""
+    def grant(self, count: int, start: float, not_after: float, limit: RateLimit) -> list[float]:
+        """Up to ``count`` earliest free entries, none after ``not_after``, taken as slots."""
         log = self.entries()
         grants: list[float] = []
         for _ in range(count):
             at = earliest_slot(log, start, limit)
-            lapsed = self._lapsing(start, min(at, not_after, lapsing_by if lapsing_by is not None else -math.inf))
-            if lapsed is not None:
-                at = self.places.pop(lapsed)
-                del self.tickets[lapsed]
-            elif at > not_after:
+            if at > not_after:
                 break
-            else:
-                bisect.insort(log, at)
+            bisect.insort(log, at)
             bisect.insort(self.slots, at)
             grants.append(at)
             start = at  # each entry only adds constraints: the next grant is never earlier
         return grants
-
-    def _lapsing(self, start: float, by: float) -> int | None:
-        """The index of the earliest unclaimed place due from ``start`` to ``by``, if any."""
-        index = bisect.bisect_left(self.places, start - _TIME_TOLERANCE)
-        return index if index < len(self.places) and self.places[index] <= by else None
 
     def grant_urgent(self, count: int, start: float, not_after: float, limit: RateLimit) -> list[float]:
         """Ahead of the queue: a free entry when one comes before the first booked place, else that place,
@@ -219,15 +202,11 @@ class Schedule:
             grants.append(at)
         return grants
 
-    def claim(
-        self, ticket: str, count: int, start: float, not_after: float, limit: RateLimit, *,
-        lapsing_by: float | None = None,
-    ) -> list[float]:
+    def claim(self, ticket: str, count: int, start: float, not_after: float, limit: RateLimit) -> list[float]:
         """The ticket's places that are due by ``not_after``. A holder whose place went by (or who holds none:
         its booking failed, the queue was full, or it needs one more call than it booked) takes a free entry in
-        time if there is one (or a place another holder let lapse), else books again at the end of the queue: it
-        never takes the place of a holder who came on time (each such move made that holder late in turn, and the
-        queue wasted place after place)."""
+        time if there is one, else books again at the end of the queue: it never takes the place of a holder who
+        came on time (each such move made that holder late in turn, and the queue wasted place after place)."""
         held = self._positions(ticket)
         grants: list[float] = []
         late = max(0, count - len(held))
@@ -242,7 +221,7 @@ class Schedule:
             else:  # due before now (or before a pause ends): a call then is no longer possible
                 late += 1
         if late:
-            grants.extend(self.grant(late, start, not_after, limit, lapsing_by=lapsing_by))
+            grants.extend(self.grant(late, start, not_after, limit))
         return sorted(grants)
 
     def book(self, ticket: str, places: int, start: float, limit: RateLimit) -> bool:

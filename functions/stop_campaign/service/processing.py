@@ -32,6 +32,7 @@ from stop_campaign.adapters.alarm_targets import AlarmTargets
 from stop_campaign.adapters.dead_letter import DeadLetterQueue
 from stop_campaign.adapters.history import RequestHistory
 from stop_campaign.adapters.kore_client import DEADLINE_MARGIN_SECONDS, Deadline
+from stop_campaign.adapters.producer_policy import ProducerPolicySource
 from stop_campaign.adapters.stop_queue import StopQueue
 from stop_campaign.domain.decision import IN_PROGRESS, ContinueLater, Decision, TargetEnd, decide, result_for
 from stop_campaign.domain.intake import AlarmStateChange, InvalidRequest, expiry, parse_event, parse_sqs_body
@@ -41,6 +42,7 @@ from stop_campaign.domain.models import (
     Origin,
     Outcome,
     PermanentStopError,
+    Producer,
     RequestRejected,
     ResultError,
     ResultEvent,
@@ -64,6 +66,8 @@ from stop_campaign.domain.planning import (
     target_key,
     unique_targets,
 )
+from stop_campaign.domain.policy import NotAuthorized, ProducerPolicy, Sender, judge_request, producer_of
+from stop_campaign.domain.provenance import DIRECT_DELIVERY, Delivery, sender_of, verified
 from stop_campaign.pacing.account_budgets import AccountBudgets
 from stop_campaign.pacing.rate_ledger import LedgerBusy, LedgerUnavailable
 from stop_campaign.pacing.rate_schedule import URGENT
@@ -97,6 +101,7 @@ class InboundMessage:
     origin: Origin
     payload: Any = None  # already decoded (direct invocations); None means parse ``body``
     final_attempt: bool = False  # the last delivery before the redrive policy: give up with a result now
+    delivery: Delivery = DIRECT_DELIVERY  # how it came, as Lambda's event says: who sent it (provenance.py)
 
 
 class RetryLater(Exception):
@@ -230,6 +235,17 @@ def remember_stoppable(stopper: CampaignStopper) -> Callable[..., PageRead]:
 @dataclass(frozen=True, slots=True)
 class _EndedInPlanning:
     results: list[ResultEvent]
+
+
+@dataclass(frozen=True, slots=True)
+class _Authorized:
+    """A message's requests once judged by the producer policy: every one (decide sums them up), those with
+    anything left to stop, and the ends of what their producer may not stop (no call is made for those)."""
+
+    planned: list[PlannedRequest]
+    runnable: list[PlannedRequest]
+    refused: list[TargetEnd]
+    delivery: str | None = None  # what tells a repeat of the message from another one (see ``_delivery``)
 
 
 def handing_over(queue: StopQueue, budgets: AccountBudgets | None) -> Callable[..., str]:
@@ -366,14 +382,20 @@ class MessageProcessor:
         executor: Executor,
         telemetry: Telemetry,
         max_wait_seconds: float = math.inf,
+        producer_policy: ProducerPolicySource | None = None,
+        signing_key: Callable[[], bytes] | None = None,
         republish_once: RepublishOnce | None = None,
         max_request_age_seconds: float = math.inf,
         disable_once: DisableOnce | None = None,
         history: RequestHistory | None = None,
     ) -> None:
+        """``producer_policy`` None: every producer may stop everything. ``signing_key``: the key continuations
+        are signed with (None: none is honoured)."""
         self._disable_once = disable_once
         self._history = history
         self._max_wait_seconds = max_wait_seconds
+        self._producer_policy = producer_policy
+        self._signing_key = signing_key
         self._republish_once = republish_once
         self._max_request_age_seconds = max_request_age_seconds
         self._stopper = stopper
@@ -392,28 +414,33 @@ class MessageProcessor:
         planned = self._plan(message)
         if isinstance(planned, _EndedInPlanning):  # rejected, ignored, or the alarm map unreadable to the end
             return planned.results
-        delivery = _delivery(planned)
-        ends = self._run(planned, deadline, started)
+        ends = self._run(planned.runnable, deadline, started)
         ends = self._disable_schedules(ends, deadline)  # after every stop of the message, never before one
-        decision = decide(planned, ends, message.origin, final_attempt=message.final_attempt, now=utc_now(),
-                          max_wait_seconds=self._max_wait_seconds)
-        self._report(message, decision, deadline, delivery)
+        decision = decide(planned.planned, [*planned.refused, *ends], message.origin,
+                          final_attempt=message.final_attempt, now=utc_now(), max_wait_seconds=self._max_wait_seconds)
+        self._report(message, decision, deadline, planned.delivery)
         return decision.publish
 
     # -- plan ------------------------------------------------------------------------------------------
 
-    def _plan(self, message: InboundMessage) -> list[PlannedRequest] | _EndedInPlanning:
+    def _plan(self, message: InboundMessage) -> _Authorized | _EndedInPlanning:
         origin = message.origin
         parsed: StopRequest | AlarmStateChange | Continuation | None = None
+        sender = sender_of(message.delivery, None, message.body, message.payload)  # before the body is read
+        producer = Producer(sender.kind, sender.id)
         delivery: str | None = stable_id({"body": message.body})  # until it is read: what a rejection repeats
         try:
+            policy = self._producer_policy.current() if self._producer_policy is not None else None
+            producer = producer_of(sender, policy)
             if message.payload is not None:
                 parsed = parse_event(message.payload, origin)
             else:
                 parsed = parse_sqs_body(message.body, origin)
+            sender = self._sender(message, parsed)
+            producer = producer_of(sender, policy)
             delivery = _delivery([PlannedRequest(parsed)]) if isinstance(parsed, StopRequest) else None
             if isinstance(parsed, AlarmStateChange) and not needs_alarm_map(parsed):
-                ignored = ignored_alarm(parsed, origin)
+                ignored = replace(ignored_alarm(parsed, origin), producer=producer)
                 self._keep_history([self._publish(ignored, delivery)], [], None)
                 return _EndedInPlanning([ignored])
             # First served (not a retry of a request taken up before, nor the function's own hand-over): in time?
@@ -421,21 +448,68 @@ class MessageProcessor:
                 parsed, datetime.now(UTC), self._max_request_age_seconds)
             if late is not None:
                 alarm = parsed if isinstance(parsed, AlarmStateChange) else None
-                return self._end_unserved(message, late, late.request_id, late.fields, alarm=alarm, delivery=delivery)
+                return self._end_unserved(message, late, late.request_id, late.fields, alarm=alarm, delivery=delivery,
+                                          producer=producer)
             alarm_map = self._alarm_targets.alarm_map() if needs_alarm_map(parsed) else None
-            return planned_requests(parsed, alarm_map)
+            planned = [replace(plan, request=replace(plan.request, producer=producer))
+                       for plan in planned_requests(parsed, alarm_map)]
+            return self._authorize(planned, policy, sender, _delivery(planned))  # what was asked, before judging
         except InvalidRequest as error:
-            return self._end_unserved(message, error, error.request_id, error.fields, delivery=delivery)
+            return self._end_unserved(message, error, error.request_id, error.fields, delivery=delivery,
+                                      producer=producer)
+        except NotAuthorized as error:  # a continuation this function did not hand over: none of it is believed
+            return self._end_unserved(message, error, origin.message_id, delivery=delivery, producer=producer)
         except RequestRejected as error:
             request_id = parsed.request_id if isinstance(parsed, AlarmStateChange) else origin.message_id
-            return self._end_unserved(message, error, request_id, alarm=parsed, delivery=delivery)
-        except TransientStopError as error:  # the alarm map could not be read
+            return self._end_unserved(message, error, request_id, alarm=parsed, delivery=delivery, producer=producer)
+        except TransientStopError as error:  # the alarm map, the policy or the signing key could not be read
             if not message.final_attempt:
                 raise RetryLater([error]) from None
             alarm = parsed if isinstance(parsed, AlarmStateChange) else None
             request_id = alarm.request_id if alarm else origin.message_id
             return self._end_unserved(message, error, request_id, alarm=alarm, gave_up_after=origin.attempt,
-                                      delivery=delivery)
+                                      delivery=delivery, producer=producer)
+
+    def _sender(self, message: InboundMessage, parsed: StopRequest | AlarmStateChange | Continuation) -> Sender:
+        """Who sent it: what the delivery says; for a continuation, the producer of the request it continues,
+        once its signature proves this function handed it over (NotAuthorized otherwise)."""
+        if not isinstance(parsed, Continuation):
+            return sender_of(message.delivery, parsed, message.body, message.payload)
+        request = parsed.request
+        if self._signing_key is None or not verified(parsed, self._signing_key()) or request.producer is None:
+            raise NotAuthorized("continuation: not handed over by this function (no valid signature)")
+        return Sender(request.producer.kind, request.producer.id)
+
+    def _authorize(
+        self, planned: list[PlannedRequest], policy: ProducerPolicy | None, sender: Sender, delivery: str | None,
+    ) -> _Authorized:
+        """Each request judged campaign by campaign (all-active as a whole): what its producer may not stop ends
+        ``rejected`` (not_authorized) here, before any call."""
+        judged: list[PlannedRequest] = []
+        runnable: list[PlannedRequest] = []
+        refused: list[TargetEnd] = []
+        for plan in planned:
+            verdict = judge_request(policy, sender, plan.request,
+                                    all_active=plan.request.all_active or plan.progress.all_active)
+            if verdict.all_active_refused is not None:
+                judged.append(plan)
+                refused.append(_request_level_end(plan.request, NotAuthorized(verdict.all_active_refused)))
+                continue
+            if verdict.refused:
+                plan = replace(plan, request=replace(plan.request, campaign_ids=verdict.allowed),
+                               refused=len(verdict.refused))
+                now = utc_now()
+                for campaign_id, why in verdict.refused:
+                    target = StopTarget(plan.request, campaign_id, plan.request.account_id or "")
+                    error = NotAuthorized(why)
+                    refused.append(TargetEnd(target, result=result_for(
+                        target, Outcome.REJECTED, completed_at=now, error=error.as_result_error()), permanent=error))
+                logger.warning("Campaigns refused by the producer policy", extra={
+                    "producer": str(sender), "refused": [campaign_id for campaign_id, _ in verdict.refused]})
+            judged.append(plan)
+            if plan.request.all_active or plan.request.campaign_ids:
+                runnable.append(plan)
+        return _Authorized(judged, runnable, refused, delivery)
 
     # -- run -------------------------------------------------------------------------------------------
 
@@ -762,9 +836,10 @@ class MessageProcessor:
     def _end_unserved(
         self, message: InboundMessage, error: StopError, request_id: str, fields: dict[str, Any] | None = None,
         alarm: Any = None, gave_up_after: int | None = None, delivery: str | None = None,
+        producer: Producer | None = None,
     ) -> _EndedInPlanning:
         """A message that ends before any campaign is known: one result, and the message as a dead letter."""
-        result = _unserved_result(message.origin, error, request_id, fields or {}, alarm, gave_up_after)
+        result = _unserved_result(message.origin, error, request_id, fields or {}, alarm, gave_up_after, producer)
         assert result.error is not None
         published = self._publish(result, delivery)
         self._dead_letter(message, result.error, result.request_id, result)
@@ -801,9 +876,11 @@ class MessageProcessor:
         """A request id used again by another message (another body: not a copy, nor a redelivery) stops nothing
         twice, and its idempotency records would otherwise drop it without a word: the event as first published
         goes out again, the same resultId, once per such message, so whoever waits for that request id sees it.
-        A record from before records said who published (a bare message id) is left as it is."""
+        A record from before records said who published (a bare message id) is left as it is, and so is one a
+        continuation published (no ``delivery``): which message began that request is not known there, and a late
+        copy of that very message would publish the result a second time."""
         if (delivery is None or self._republish_once is None or not isinstance(record, dict)
-                or record.get("delivery") == delivery or not isinstance(record.get("message"), dict)):
+                or record.get("delivery") in (None, delivery) or not isinstance(record.get("message"), dict)):
             return
         try:
             self._republish_once(identity={**identity, "delivery": delivery}, message=record["message"])
@@ -869,7 +946,8 @@ def _request_level_end(request: StopRequest, error: StopError) -> TargetEnd:
 
 
 def _unserved_result(
-    origin: Origin, error: StopError, request_id: str, fields: dict[str, Any], alarm: Any, gave_up_after: int | None
+    origin: Origin, error: StopError, request_id: str, fields: dict[str, Any], alarm: Any, gave_up_after: int | None,
+    producer: Producer | None,
 ) -> ResultEvent:
     """``rejected`` for a request that cannot be served; ``failed`` when a transient error outlasted the attempts."""
     is_alarm = isinstance(alarm, AlarmStateChange)
@@ -888,5 +966,5 @@ def _unserved_result(
         requested_by=alarm_requester(alarm) if is_alarm else None,
         requested_at=alarm.changed_at if is_alarm else None,
         alarm_arn=alarm.alarm_arn if is_alarm else None,
-        error=result_error, redriven_from=origin.redriven_from,
+        error=result_error, redriven_from=origin.redriven_from, producer=producer,
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from stop_campaign.domain.models import Origin, ResultEvent, Source
+from stop_campaign.domain.provenance import sns_delivery
 from stop_campaign.service.processing import InboundMessage, MessageProcessor
 from stop_campaign.sources.invocation import Invocation, answer, as_text
 
@@ -18,6 +19,6 @@ def serve_sns(records: list[dict[str, Any]], invocation: Invocation, processor: 
         fallback_id = invocation.request_id if len(records) == 1 else f"{invocation.request_id}:{index}"
         origin = Origin(Source.DIRECT, fallback_id, invocation.received_at)  # the SNS MessageId replaces it
         kept: Any = notification if isinstance(notification, dict) else record
-        message = InboundMessage(body=as_text(kept), origin=origin, payload=record)
+        message = InboundMessage(body=as_text(kept), origin=origin, payload=record, delivery=sns_delivery(record))
         results.extend(processor.process(message, invocation.deadline, invocation.started))
     return answer(results)

@@ -18,6 +18,7 @@ from aws_lambda_powertools import Logger
 
 from stop_campaign.domain.intake import first_sent_at, redrive_marker, usable_id
 from stop_campaign.domain.models import Origin, Source
+from stop_campaign.domain.provenance import Trust
 from stop_campaign.service.processing import InboundMessage, MessageProcessor, RetryLater
 from stop_campaign.sources.invocation import Invocation, as_text
 
@@ -26,11 +27,13 @@ logger = Logger(child=True)
 
 def serve_sqs_batch(
     records: list[dict[str, Any]], invocation: Invocation, processor: MessageProcessor, *,
-    max_receive_count: int, workers: ThreadPoolExecutor,
+    max_receive_count: int, workers: ThreadPoolExecutor, trust: Trust | None = None,
 ) -> dict[str, Any]:
     """A record without a message id cannot be reported back (nor would Lambda's event source send one): it is
     rejected on its own, its body kept as the dead letter, and left out of the batch response. Records with odd
-    attributes are read with the defaults (first attempt, no message group)."""
+    attributes are read with the defaults (first attempt, no message group). ``trust`` tells the events queue and
+    the function's own messages apart (who sent each record: domain/provenance.py)."""
+    trust = trust or Trust()
     served: list[dict[str, Any]] = []
     for index, record in enumerate(records):
         if isinstance(record.get("messageId"), str) and record["messageId"]:
@@ -42,6 +45,7 @@ def serve_sqs_batch(
             origin=Origin(Source.SQS, f"{invocation.request_id}:{index}", invocation.received_at,
                           receive_count(record)),
             payload=record,
+            delivery=trust.of_record(record),
         )
         processor.process(message, invocation.deadline, invocation.started)  # rejected: a result and a dead letter
     if not served:
@@ -58,6 +62,7 @@ def serve_sqs_batch(
                           sent_at=first_sent_at(record)),
             payload=None if usable else record,  # no body: intake rejects the record itself, saying so
             final_attempt=attempt >= max_receive_count,
+            delivery=trust.of_record(record),
         )
         processor.process(message, invocation.deadline, invocation.started)
 
