@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from campaign_stop_cli import alarm_map, dlq, doctor, producers, results, schedule, status, stop
+from campaign_stop_cli import alarm_map, dlq, doctor, history, producers, results, schedule, status, stop
 from campaign_stop_cli.common import OutputFormat
 
 app = typer.Typer(
@@ -37,6 +37,7 @@ def main(
 
 app.command("stop")(stop.stop)
 app.command("results")(results.results)
+app.command("history")(history.history)
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(alarm_map.app, name="alarm-map")
 app.add_typer(producers.app, name="producers")

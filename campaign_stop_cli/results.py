@@ -22,10 +22,13 @@ from campaign_stop_cli.common import (
     OutputFormat,
     console,
     fail,
+    find_resource,
     output_format,
     print_json,
     resource,
+    warn,
 )
+from campaign_stop_cli.history import HistoryUnreadable, past_events
 from campaign_stop_cli.subscription import Delivery, ResultsQueue, results_subscription
 from stop_campaign.domain.models import Outcome
 
@@ -56,14 +59,20 @@ def results(
     results_topic_arn: Annotated[
         str | None, typer.Option("--results-topic-arn", help="Results topic ARN (env RESULTS_TOPIC_ARN).")
     ] = None,
+    history_table: Annotated[
+        str | None, typer.Option("--history-table", help="Request history table, read with --request-id (env "
+                                                         "REQUEST_HISTORY_TABLE).")
+    ] = None,
     output: Annotated[OutputFormat | None, typer.Option("--output", "-o", help=OUTPUT_HELP)] = None,
 ) -> None:
     """Show result and summary events (outcome, error code and message) as the function publishes them.
 
-    SNS keeps no history: a new subscription sees only events published after it exists, so start this before,
-    or while, the requests you care about run. It subscribes a temporary queue to the results topic (filtered
-    on the flags) and removes both when it ends, Ctrl-C included. Exit 1 when any event shown is failed or
-    rejected, else 0. json output: one list, or one event per line with --follow.
+    With --request-id, the results that request already has come first, from the request history (kept
+    REQUEST_HISTORY_DAYS), then any published while this listens. Otherwise only events published after it starts
+    listening are seen (SNS keeps none): start it before, or while, the requests you care about run. It subscribes
+    a temporary queue to the results topic (filtered on the flags) and removes both when it ends, Ctrl-C included.
+    Exit 1 when any event shown is failed or rejected, else 0. json output: one list, or one event per line with
+    --follow.
     """
     mode = output_format(ctx, output)
     if request_id is not None and not request_id.strip():
@@ -71,14 +80,38 @@ def results(
     if stream is not None and not stream.strip():
         fail("--stream must not be empty", EXIT_USAGE, mode)
     topic = resource("results_topic_arn", results_topic_arn, mode)
-    policy = filter_policy(request_id, [o.value for o in outcome or []], stream)
+    outcomes = [o.value for o in outcome or []]
+    policy = filter_policy(request_id, outcomes, stream)
+    table = find_resource("history_table", history_table, mode) if request_id else None
     with results_subscription(topic, policy, mode) as queue:
+        # Subscribed first, then the history read: a result published in between is in one or the other (or both,
+        # and then shown once, by its resultId).
+        past = _past(table, request_id, outcomes, stream) if table and request_id else []
         if follow:
-            shown = _follow(queue, timeout, mode)
+            shown = _follow(queue, timeout, mode, past)
         else:
-            shown = _collect(queue, DEFAULT_WINDOW_SECONDS if timeout is None else timeout, mode)
+            shown = _collect(queue, DEFAULT_WINDOW_SECONDS if timeout is None else timeout, mode, past)
             _print_collected(shown, mode)
     raise typer.Exit(EXIT_FAILED if shown.any_failed() else EXIT_OK)
+
+
+def _past(table: str, request_id: str, outcomes: list[str], stream: str | None) -> list[Delivery]:
+    """The request's events from the history, filtered like the subscription; none (and a warning) when the
+    history cannot be read: the live ones are still shown."""
+    try:
+        events = past_events(table, request_id)
+    except HistoryUnreadable as error:
+        warn(f"{error}; showing only results published from now on")
+        return []
+    past = []
+    for event in events:
+        is_summary = event.get("eventType") == "summary"
+        if outcomes and (is_summary or event.get("outcome") not in outcomes):
+            continue
+        if stream and event.get("streamId") != stream:
+            continue
+        past.append(Delivery(event, "summary" if is_summary else "result", {}))
+    return past
 
 
 def filter_policy(request_id: str | None, outcomes: list[str], stream: str | None) -> dict[str, list[Any]] | None:
@@ -114,12 +147,14 @@ class Shown:
         return any(d.event_type != "summary" and d.event.get("outcome") in FAILED_OUTCOMES for d in self.events)
 
 
-def _collect(queue: ResultsQueue, window: float, mode: OutputFormat) -> Shown:
-    """Listen for ``window`` seconds, until QUIET_SECONDS pass without a new event once one has arrived, or until
-    Ctrl-C."""
+def _collect(queue: ResultsQueue, window: float, mode: OutputFormat, past: list[Delivery]) -> Shown:
+    """Listen for ``window`` seconds, until QUIET_SECONDS pass without a new event once one has arrived (or was
+    in the history), or until Ctrl-C."""
     shown = Shown()
+    for delivery in past:
+        shown.add(delivery)
     started = time.monotonic()
-    last_new: float | None = None
+    last_new: float | None = started if shown.events else None
     progress = Progress(
         SpinnerColumn(), TextColumn("listening for results: {task.completed} so far"), TimeElapsedColumn(),
         console=console(), transient=True, disable=mode is OutputFormat.JSON,
@@ -140,14 +175,18 @@ def _collect(queue: ResultsQueue, window: float, mode: OutputFormat) -> Shown:
             return shown  # Ctrl-C ends the window early: what arrived is still shown
 
 
-def _follow(queue: ResultsQueue, timeout: float | None, mode: OutputFormat) -> Shown:
-    """Print each new event at once until Ctrl-C (the normal way to end) or the timeout."""
+def _follow(queue: ResultsQueue, timeout: float | None, mode: OutputFormat, past: list[Delivery]) -> Shown:
+    """Print the past events, then each new event at once until Ctrl-C (the normal way to end) or the timeout."""
     shown = Shown()
     deadline = None if timeout is None else time.monotonic() + timeout
     if mode is OutputFormat.TABLE:
-        console().print("Following results (Ctrl-C to stop); only events published from now on are shown.",
+        since = "the request's past results first (history), then" if past else "only"
+        console().print(f"Following results (Ctrl-C to stop); {since} events published from now on.",
                         highlight=False)
         console().print(_table(fixed=True, header=True))
+    for delivery in past:
+        if shown.add(delivery):
+            _print_one(delivery, mode)
     try:
         while deadline is None or time.monotonic() < deadline:
             remaining = POLL_SECONDS if deadline is None else deadline - time.monotonic()
@@ -180,8 +219,9 @@ def _print_collected(shown: Shown, mode: OutputFormat) -> None:
         return
     out = console()
     if not shown.events:
-        out.print("No results arrived while listening. Only events published after the subscription was made are "
-                  "seen: use --follow, or a longer --timeout, and start it before the requests.", highlight=False)
+        out.print("No results arrived while listening, and none in the history for that request (with --request-id). "
+                  "Without --request-id only events published after the subscription was made are seen: use "
+                  "--follow, or a longer --timeout, and start it before the requests.", highlight=False)
         return
     table = _table(fixed=False, header=True)
     for delivery in sorted(shown.events, key=lambda d: str(d.event.get("completedAt") or "")):

@@ -179,12 +179,19 @@ def result_row(scenario: str, result: dict[str, Any], stop_statuses: Iterable[in
         scenario,
         str(result.get("requestId") or "-"),
         str(result.get("campaignId") or "-"),
-        str(result.get("outcome")) + (f" ({error})" if error else ""),
+        str(result.get("outcome")) + (f" ({error})" if error else "") + _schedule_note(result),
         producer_text(result.get("producer")),
         str(result.get("attempts", "-")),
         f"{time_to_stop} ms" if time_to_stop is not None else "-",
         " ".join(str(status) for status in stop_statuses) or "-",
     )
+
+
+def _schedule_note(result: dict[str, Any]) -> str:
+    schedule = result.get("schedule")
+    if not isinstance(schedule, dict):
+        return ""
+    return ", schedule disabled" if schedule.get("disabled") else ", schedule NOT disabled"
 
 
 def producer_text(producer: Any) -> str:
@@ -365,6 +372,7 @@ def cli_environment(stack: LocalStack, kore_base_url: str) -> dict[str, str]:
         "credentials_secret_id": stack.secret_id,
         "kore_base_url": kore_base_url,
         "table_name": stack.table_name,
+        "history_table": stack.history_table_name,
     }
     return {
         "AWS_ENDPOINT_URL": stack.endpoint_url,

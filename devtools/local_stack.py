@@ -154,6 +154,7 @@ class LocalStack:
     results_topic_arn: str
     results_queue_url: str  # subscribed to the results topic (raw delivery), so results can be read back
     table_name: str
+    history_table_name: str
     secret_id: str
     alarm_parameter: str
     bus_name: str
@@ -182,6 +183,7 @@ class LocalStack:
             "MAX_RECEIVE_COUNT": str(self.max_receive_count),
             "ALARM_TARGETS_PARAMETER": self.alarm_parameter,
             "STOP_QUEUE_URL": self.stop_queue_url,
+            "REQUEST_HISTORY_TABLE": self.history_table_name,
             "PRODUCER_POLICY_PARAMETER": self.producer_policy_parameter,
             "STOP_EVENTS_QUEUE_ARN": self.events_queue_arn,
             "FUNCTION_ROLE_ID": LOCAL_FUNCTION_ROLE_ID,
@@ -319,6 +321,8 @@ def create_stack(endpoint_url: str, prefix: str = "campaign-stop") -> LocalStack
         TimeToLiveSpecification={"Enabled": True, "AttributeName": settings["ttl_attribute"]},
     )
 
+    history_table_name = _create_history_table(dynamodb, prefix, settings)
+
     secret_id = f"{prefix}/kore-credentials"
     boto3.client("secretsmanager", **session).create_secret(Name=secret_id, SecretString="{}")
     alarm_parameter = settings["environment"]["ALARM_TARGETS_PARAMETER"] or f"/{prefix}/alarm-targets"
@@ -344,11 +348,33 @@ def create_stack(endpoint_url: str, prefix: str = "campaign-stop") -> LocalStack
     return LocalStack(
         endpoint_url=endpoint_url, stop_queue_url=stop_queue_url, stop_queue_arn=stop_queue_arn,
         dead_letter_queue_url=dlq_url, results_topic_arn=topic_arn, results_queue_url=results_queue_url,
-        table_name=table_name, secret_id=secret_id, alarm_parameter=alarm_parameter, bus_name=bus_name,
+        table_name=table_name, history_table_name=history_table_name,
+        secret_id=secret_id, alarm_parameter=alarm_parameter, bus_name=bus_name,
         max_receive_count=max_receive_count, visibility_timeout=visibility_timeout,
         events_queue_url=events_queue_url, events_queue_arn=events_queue_arn,
         producer_policy_parameter=policy_parameter, account_id=account_id,
     )
+
+
+def _create_history_table(dynamodb: Any, prefix: str, settings: dict[str, Any]) -> str:
+    """The request history table as template.yaml declares it (keys, the "recent" index, TTL); "" without one."""
+    properties = settings["history_table_properties"]
+    if not properties:
+        return ""
+    name = f"{prefix}-{settings['history_table_logical_id']}"
+    indexes = [
+        {"IndexName": index["IndexName"], "KeySchema": index["KeySchema"], "Projection": index["Projection"]}
+        for index in properties.get("GlobalSecondaryIndexes", [])
+    ]
+    dynamodb.create_table(
+        TableName=name, KeySchema=properties["KeySchema"], AttributeDefinitions=properties["AttributeDefinitions"],
+        BillingMode="PAY_PER_REQUEST", **({"GlobalSecondaryIndexes": indexes} if indexes else {}),
+    )
+    ttl = properties.get("TimeToLiveSpecification")
+    if ttl:
+        dynamodb.update_time_to_live(
+            TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]})
+    return name
 
 
 @contextmanager

@@ -74,6 +74,10 @@ def status_path(campaign_id: str, stream_id: str = STREAM_ID) -> str:
     return f"/campaign/api/v2/public/{stream_id}/campaign/{campaign_id}/status"
 
 
+def schedule_path(stream_id: str = STREAM_ID) -> str:
+    return f"/campaign/api/v2/public/{stream_id}/campaign/schedule"
+
+
 @dataclass(frozen=True)
 class Campaign:
     """Seeded (or reset) on the simulator before the scenario runs."""
@@ -82,6 +86,8 @@ class Campaign:
     campaign_type: str = "sms"
     status: str = "Active"
     stream_id: str = STREAM_ID
+    name: str | None = None  # None: its id
+    recurring: bool = False  # an enabled recurring schedule: FireRecurrence starts it again, unless disabled
 
 
 @dataclass(frozen=True)
@@ -112,7 +118,16 @@ class InvokeDirectly:
     event: Mapping[str, Any]
 
 
-Step = SendToQueue | PutOnBus | InvokeDirectly
+@dataclass(frozen=True)
+class FireRecurrence:
+    """The next recurrence of these campaigns comes round on the simulator: one whose recurring schedule is still
+    enabled starts again (Active)."""
+
+    campaign_ids: tuple[str, ...]
+    stream_id: str = STREAM_ID
+
+
+Step = SendToQueue | PutOnBus | InvokeDirectly | FireRecurrence
 
 
 @dataclass(frozen=True)
@@ -125,6 +140,7 @@ class Result:
     source: str | None = None
     attempts: int | None = None
     error_code: str | None = None
+    schedule_disabled: bool | None = None  # the result's schedule.disabled; None: not checked
 
     def matches(self, actual: Mapping[str, Any], message_ids: list[str], event_ids: list[str]) -> bool:
         error = actual.get("error") or {}
@@ -142,6 +158,8 @@ class Result:
             and (self.source is None or actual.get("source") == self.source)
             and (self.attempts is None or actual.get("attempts") == self.attempts)
             and (self.error_code is None or error.get("code") == self.error_code)
+            and (self.schedule_disabled is None
+                 or (actual.get("schedule") or {}).get("disabled") is self.schedule_disabled)
         )
 
     def describe(self) -> str:
@@ -150,7 +168,7 @@ class Result:
             f"{name}={value}"
             for name, value in (
                 ("requestId", self.request_id), ("source", self.source), ("attempts", self.attempts),
-                ("error", self.error_code),
+                ("error", self.error_code), ("scheduleDisabled", self.schedule_disabled),
             )
             if value is not None
         ]
@@ -198,6 +216,8 @@ class Scenario:
     # The platform's own rate limit for this scenario: (calls, seconds), answered with 429 + Retry-After: 1.
     platform_rate_limit: tuple[int, float] | None = None
     function_timeout_seconds: float | None = None  # None: the template's
+    # Each campaign's status on the simulator once the scenario has run: (campaign id, status)
+    statuses_after: tuple[tuple[str, str], ...] = ()
 
 
 # ---- the scenarios -----------------------------------------------------------------------------------
@@ -232,6 +252,9 @@ def all_scenarios() -> tuple[Scenario, ...]:
     alarm_ok = load_event("eventbridge_alarm_ok.json")
     alarm_id = f"alarm:{alarm['detail']['alarmName']}:{alarm['detail']['state']['timestamp']}"
     alarm_ok_id = f"alarm:{alarm_ok['detail']['alarmName']}:{alarm_ok['detail']['state']['timestamp']}"
+    for_good = json.dumps({**load_event("direct_stop_recurring.json"), "requestId": "req-daily-for-good"})
+    until_next = json.dumps({"streamId": STREAM_ID, "campaignId": "cd-weekly", "requestId": "req-weekly-until-next",
+                             "reason": "the same stop without disableSchedule", "requestedBy": "make demo"})
     # The same alarm, of an account the stack's default producer policy does not name (its own alarms only).
     foreign_arn = alarm["resources"][0].replace(":123456789012:", ":999999999999:")
     foreign_alarm = {**alarm, "account": "999999999999", "resources": [foreign_arn],
@@ -398,6 +421,28 @@ def all_scenarios() -> tuple[Scenario, ...]:
             ),
         ),
         Scenario(
+            name="stopped-for-good",
+            title=(
+                "A recurring campaign stopped for good: cd-daily with disableSchedule (events/direct_stop_recurring"
+                ".json: stop, then its schedule disabled by name), cd-weekly without; their next recurrence comes "
+                "round: cd-weekly starts again, cd-daily stays Stopped"
+            ),
+            campaigns=(Campaign("cd-daily", name="Daily reminder", recurring=True),
+                       Campaign("cd-weekly", name="Weekly digest", recurring=True)),
+            steps=(SendToQueue((for_good, until_next)), FireRecurrence(("cd-daily", "cd-weekly"))),
+            results=(
+                Result("cd-daily", "stopped", "req-daily-for-good", attempts=1, schedule_disabled=True),
+                Result("cd-weekly", "stopped", "req-weekly-until-next", attempts=1),
+            ),
+            calls=(
+                Call("stop_sms", sms_stop_path("cd-daily"), 200),
+                Call("status", status_path("cd-daily"), 200),  # a stop by id: its name from the status call
+                Call("schedule", schedule_path(), 200),
+                Call("stop_sms", sms_stop_path("cd-weekly"), 200),
+            ),
+            statuses_after=(("cd-daily", "Stopped"), ("cd-weekly", "Active")),
+        ),
+        Scenario(
             name="refused-producer",
             title=(
                 "A producer the policy does not name: the same mapped alarm, of account 999999999999 (the default "
@@ -467,6 +512,7 @@ class Observed:
     notes: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     left_in_queue: int = 0
+    statuses: dict[str, str] = field(default_factory=dict)  # the campaigns of Scenario.statuses_after, at the end
 
 
 @dataclass
@@ -496,7 +542,8 @@ def run_scenario(scenario: Scenario, world: World) -> ScenarioRun:
     observed = Observed()
     sim, stack = world.sim, world.stack
     for campaign in scenario.campaigns:
-        sim.add_campaign(campaign.stream_id, campaign.campaign_id, campaign.campaign_type, campaign.status)
+        sim.add_campaign(campaign.stream_id, campaign.campaign_id, campaign.campaign_type, campaign.status,
+                         campaign.name, scheduling=campaign.recurring, recurrence=campaign.recurring)
     if scenario.alarm_map is not None:
         stack.put_alarm_map(dict(scenario.alarm_map))
     sim.clear_faults()
@@ -528,6 +575,9 @@ def run_scenario(scenario: Scenario, world: World) -> ScenarioRun:
     observed.summaries = stack.drain_summaries()
     observed.dead_letters = stack.drain_dead_letters()
     observed.left_in_queue = world.mapping.messages_in_queue()
+    streams = {campaign.campaign_id: campaign.stream_id for campaign in scenario.campaigns}
+    observed.statuses = {campaign_id: sim.campaign_status(streams.get(campaign_id, STREAM_ID), campaign_id)
+                         for campaign_id, _ in scenario.statuses_after}
     return ScenarioRun(scenario, observed, check(scenario, observed), time.perf_counter() - started)
 
 
@@ -555,6 +605,11 @@ def _run_step(step: Step, world: World, observed: Observed) -> None:
             observed.message_ids.append(sent["MessageId"])
     elif isinstance(step, PutOnBus):
         _put_on_bus(step, world, observed)
+    elif isinstance(step, FireRecurrence):
+        for campaign_id in step.campaign_ids:
+            started = world.sim.fire_recurrence(step.stream_id, campaign_id)
+            observed.notes.append(f"{campaign_id}'s next recurrence {'started it' if started else 'left it as it was'}")
+        return
     else:
         try:
             response = world.handler(dict(step.event), LocalLambdaContext(world.mapping.function_timeout_seconds))
@@ -637,6 +692,10 @@ def check(scenario: Scenario, observed: Observed) -> list[str]:
     ]
     if observed.left_in_queue:
         problems.append(f"{observed.left_in_queue} message(s) left in the stop queue")
+    problems += [
+        f"{campaign_id} ended {observed.statuses.get(campaign_id)}, not {status}"
+        for campaign_id, status in scenario.statuses_after if observed.statuses.get(campaign_id) != status
+    ]
     return problems
 
 

@@ -205,9 +205,11 @@ def local_stack_settings(template: dict[str, Any] | None = None) -> dict[str, An
     dead_letter_queue_id = _logical_id(redrive["deadLetterTargetArn"])
     dead_letter_queue = queues[dead_letter_queue_id]["Properties"]
 
-    table_id, table = _only(_resources_of_type(template, "AWS::DynamoDB::Table"), "DynamoDB table")
-    table_properties = table["Properties"]
+    tables = _resources_of_type(template, "AWS::DynamoDB::Table")
+    table_id = _logical_id(variables.get("IDEMPOTENCY_TABLE_NAME")) or ""
+    table_properties = tables[table_id]["Properties"]
     partition_key = next(k["AttributeName"] for k in table_properties["KeySchema"] if k["KeyType"] == "HASH")
+    history_id = _logical_id(variables.get("REQUEST_HISTORY_TABLE"))
 
     env_values = {name: resolve_static(template, value) for name, value in variables.items()}
     policy_id = _logical_id(variables.get("PRODUCER_POLICY_PARAMETER"))
@@ -244,6 +246,10 @@ def local_stack_settings(template: dict[str, Any] | None = None) -> dict[str, An
         "idempotency_table_logical_id": table_id,
         "idempotency_partition_key": partition_key,
         "ttl_attribute": table_properties["TimeToLiveSpecification"]["AttributeName"],
+        # The request history table: its logical id and the properties a local copy is created from (keys,
+        # indexes, TTL), None when the template declares none.
+        "history_table_logical_id": history_id,
+        "history_table_properties": tables[history_id]["Properties"] if history_id else None,
         "results_topic_logical_id": results_topic_id,
         "stop_bus_logical_id": bus_id,
         "stop_request_detail_types": list(stop_rule["EventPattern"]["detail-type"]),

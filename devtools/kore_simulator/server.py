@@ -62,6 +62,9 @@ _ROUTES = (
         {"accountId": None, "campaignType": "voice", "trigger": "stop"},
     ),
     _Route("status", (*_PUBLIC, "{campaign}", "status"), {"accountId": None, "view": "status"}),
+    # "Disable a Scheduled Voice or SMS Campaign": by name, in the query (no accountId there); before start_sms,
+    # which would take "schedule" for a campaign id.
+    _Route("schedule", (*_PUBLIC, "schedule"), {"enableSchedule": None, "campaignName": None}),
     _Route("start_sms", (*_PUBLIC, "{campaign}"), {"campaignType": "sms", "trigger": "play"}),
 )
 
@@ -196,7 +199,7 @@ def _check_query_and_body(req: _Incoming, route: _Route) -> None:
         raise _refuse(412, VALIDATION_ERROR, "body must be a JSON object")
 
 
-def _perform(sim: SimulatorState, match: _Match, body: dict[str, Any]) -> Reply:
+def _perform(sim: SimulatorState, match: _Match, body: dict[str, Any], query: dict[str, str]) -> Reply:
     kind, stream_id, campaign_id = match.route.kind, match.stream_id, match.campaign_id or ""
     if kind == "stop_sms":
         return sim.stop_campaign("sms", stream_id, campaign_id)
@@ -206,6 +209,8 @@ def _perform(sim: SimulatorState, match: _Match, body: dict[str, Any]) -> Reply:
         return sim.start_campaign(stream_id, campaign_id)
     if kind == "status":
         return sim.describe_campaign(stream_id, campaign_id)
+    if kind == "schedule":
+        return sim.set_schedule(stream_id, query["campaignName"], query["enableSchedule"])
     return sim.list_campaigns(stream_id, body)
 
 
@@ -220,7 +225,7 @@ def _serve(sim: SimulatorState, req: _Incoming, match: _Match | None) -> tuple[R
         _check_headers(sim, req, match)
         claims = _verify_jwt(sim, req.headers["auth"], req.headers["accountid"])
         _check_query_and_body(req, match.route)
-        return _perform(sim, match, req.body), claims
+        return _perform(sim, match, req.body, dict(req.query)), claims
     except _Refused as refused:
         return refused.reply, claims
 
@@ -422,6 +427,8 @@ class KoreSimulator(SimulatorState):
                 campaign_type=campaign.get("type", "sms"),
                 status=campaign.get("status", "Active"),
                 name=campaign.get("name"),
+                scheduling=bool(campaign.get("schedule", {}).get("isSchedulingEnabled", False)),
+                recurrence=bool(campaign.get("schedule", {}).get("isRecurrenceEnabled", False)),
             )
         return sim
 

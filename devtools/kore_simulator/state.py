@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
-KINDS = ("stop_sms", "stop_voice", "start_sms", "status", "list")
+KINDS = ("stop_sms", "stop_voice", "start_sms", "status", "list", "schedule")
 STOP_KINDS = ("stop_sms", "stop_voice")
 CAMPAIGN_TYPES = ("sms", "voice")
 STATUSES = ("Active", "Completed", "Ready", "Paused", "Preparing", "Stopped", "Scheduled", "Rescheduled")
@@ -168,19 +168,41 @@ class SimulatorState:
         campaign_type: str = "sms",
         status: str = "Active",
         name: str | None = None,
+        *,
+        scheduling: bool = False,
+        recurrence: bool = False,
     ) -> None:
-        """Add (or replace) a campaign. Unknown types/statuses fail loudly: "Running" is not a Kore status."""
+        """Add (or replace) a campaign. Unknown types/statuses fail loudly: "Running" is not a Kore status.
+        ``scheduling`` and ``recurrence``: its schedule (isSchedulingEnabled, isRecurrenceEnabled): a campaign with
+        both starts again at each ``fire_recurrence``, until its schedule is disabled."""
         if campaign_type not in CAMPAIGN_TYPES:
             raise ValueError(f"campaign_type must be one of {CAMPAIGN_TYPES}, not {campaign_type!r}")
         if status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, not {status!r}")
-        campaign = Campaign(stream_id, campaign_id, campaign_type, status, name or campaign_id, iso_now())
+        campaign = Campaign(stream_id, campaign_id, campaign_type, status, name or campaign_id, iso_now(),
+                            scheduling=scheduling, recurrence=recurrence)
         with self._lock:
             self._campaigns[(stream_id, campaign_id)] = campaign
 
     def campaign_status(self, stream_id: str, campaign_id: str) -> str:
         with self._lock:
             return self._campaigns[(stream_id, campaign_id)].status
+
+    def schedule_of(self, stream_id: str, campaign_id: str) -> dict[str, bool]:
+        """The campaign's schedule as its list row shows it."""
+        with self._lock:
+            return dict(self._campaigns[(stream_id, campaign_id)].as_list_row()["schedule"])
+
+    def fire_recurrence(self, stream_id: str, campaign_id: str) -> bool:
+        """The campaign's next recurrence comes round (a control, not an API call): a campaign whose recurring
+        schedule is enabled starts again (``Active``), whatever stopped it; one whose schedule was disabled stays as
+        it is. True when it started."""
+        with self._lock:
+            campaign = self._campaigns[(stream_id, campaign_id)]
+            if not (campaign.scheduling and campaign.recurrence):
+                return False
+            campaign.status, campaign.updated_at = "Active", iso_now()
+            return True
 
     def inject(
         self,
@@ -351,6 +373,22 @@ class SimulatorState:
             updated_at = found.updated_at
         body = {"status": "Active", "message": "Campaign Started", "updatedAt": updated_at}
         return Reply(200, {**body, "campaignExecutionType": "NORMAL"})
+
+    def set_schedule(self, stream_id: str, campaign_name: str, enable: str) -> Reply:
+        """Disable (or enable) a campaign's schedule by its name, as "Disable a Scheduled Voice or SMS Campaign"
+        documents it; an unknown name is a 404 (undocumented)."""
+        if enable not in ("true", "false"):
+            return error_reply(412, VALIDATION_ERROR, reason="enableSchedule must be true or false")
+        with self._lock:
+            found = next((campaign for campaign in self._campaigns.values()
+                          if campaign.stream_id == stream_id and campaign.name == campaign_name), None)
+            if found is None:
+                return error_reply(404, "Campaign not found", reason=f"no campaign named {campaign_name!r}")
+            found.scheduling = enable == "true"
+            campaign_id = found.campaign_id
+        verb = "enabled" if enable == "true" else "disabled"
+        return Reply(200, {"status": "success", "message": f"Campaign {campaign_name} schedule has been {verb} "
+                                                           "successfully", "id": campaign_id})
 
     def describe_campaign(self, stream_id: str, campaign_id: str) -> Reply:
         with self._lock:

@@ -27,6 +27,7 @@ from botocore.config import Config
 from stop_campaign.adapters.alarm_targets import AlarmTargets
 from stop_campaign.adapters.credentials import CredentialStore
 from stop_campaign.adapters.dead_letter import DeadLetterQueue
+from stop_campaign.adapters.history import RequestHistory
 from stop_campaign.adapters.kore_client import ClientSettings, KoreClient
 from stop_campaign.adapters.producer_policy import ProducerPolicySource
 from stop_campaign.adapters.results import ResultsPublisher
@@ -39,6 +40,7 @@ from stop_campaign.pacing.rate_ledger import RateLedger
 from stop_campaign.service.processing import (
     MessageProcessor,
     Telemetry,
+    disabling,
     handing_over,
     observed,
     observed_summary,
@@ -50,6 +52,10 @@ from stop_campaign.service.processing import (
 from stop_campaign.service.stopper import CampaignStopper
 from stop_campaign.settings import IDEMPOTENCY_TTL_ATTRIBUTE, Settings, get_settings
 
+# A history write takes at most ~4 s (two attempts, max_attempts counting retries, of 0.5 s connect + 1 s read,
+# and the backoff between them):
+# processing.HISTORY_MIN_SECONDS keeps that much, and the end of the invocation's own bookkeeping, in hand.
+HISTORY_AWS_CONFIG = Config(connect_timeout=0.5, read_timeout=1.0, retries={"mode": "standard", "max_attempts": 1})
 NORMAL_HORIZON_SECONDS = 1.0  # how far ahead a routine call may hold a grant (pacing.account_budgets.AccountBudgets)
 metrics = Metrics()
 telemetry = Telemetry(metrics)
@@ -68,6 +74,7 @@ class AwsClients:
         self._building = threading.Lock()
         self._sqs: Any = None
         self._ssm_parameters: SSMProvider | None = None
+        self._history: Any = None
 
     def _client(self, service: str) -> Any:
         return self._session.client(service, config=self._config)
@@ -94,6 +101,15 @@ class AwsClients:
                 if self._sqs is None:
                     self._sqs = self._client("sqs")
         return self._sqs
+
+    def history_dynamodb(self) -> Any:
+        """The request history's DynamoDB client (a factory: built at the first write, after a request's stops):
+        short timeouts and one retry, so that a slow table cannot hold an invocation past what it has left."""
+        if self._history is None:
+            with self._building:
+                if self._history is None:
+                    self._history = self._session.client("dynamodb", config=self._config.merge(HISTORY_AWS_CONFIG))
+        return self._history
 
     def ssm_parameters(self) -> SSMProvider:
         """The SSM provider of the alarm map and the producer policy (a factory: built at their first read)."""
@@ -190,6 +206,8 @@ def container() -> Container:
         budgets,
     )
     publisher = ResultsPublisher(settings.results_topic_arn, clients.sns)
+    history = (RequestHistory(settings.request_history_table, clients.history_dynamodb,
+                              settings.request_history_days) if settings.request_history_table else None)
     signing_key = ContinuationKey(settings.idempotency_table_name, clients.dynamodb)
     return Container(
         processor=MessageProcessor(
@@ -217,6 +235,8 @@ def container() -> Container:
             signing_key=signing_key.get,
             republish_once=once(republishing(publisher.republish), "identity", "republish"),
             max_request_age_seconds=settings.max_request_age_seconds,
+            disable_once=once(disabling(stopper, telemetry), "key", "schedule"),
+            history=history,
         ),
         idempotency=idempotency,
         record_workers=ThreadPoolExecutor(settings.stop_concurrency, thread_name_prefix="record"),

@@ -43,6 +43,10 @@ OPTIONAL_ENV_VARS: dict[str, str] = {
     "AWS_CONNECT_TIMEOUT_SECONDS": "1",
     "AWS_READ_TIMEOUT_SECONDS": "2",
     "AWS_MAX_ATTEMPTS": "4",
+    # The request history table (DynamoDB; the template declares it): every request's per-campaign results, for
+    # `campaign-stop results --request-id` and `campaign-stop history`. Empty: no history is kept.
+    "REQUEST_HISTORY_TABLE": "",
+    "REQUEST_HISTORY_DAYS": "90",  # how long the history keeps a request (the table's TTL)
     # Who may stop what (domain/policy.py): the SSM parameter holding the producer policy; "" = no policy, every
     # producer may stop everything (the template always sets one).
     "PRODUCER_POLICY_PARAMETER": "",
@@ -89,6 +93,8 @@ class Settings:
     stop_events_queue_arn: str = ""
     function_role_id: str = ""
     max_request_age_seconds: int = 86400
+    request_history_table: str = ""
+    request_history_days: int = 90
 
 
 def _number(env: dict[str, str], name: str, kind: type[int] | type[float], low: float, high: float) -> float:
@@ -156,6 +162,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         stop_events_queue_arn=env.get("STOP_EVENTS_QUEUE_ARN", "").strip(),
         function_role_id=env.get("FUNCTION_ROLE_ID", "").strip(),
         max_request_age_seconds=int(_number(env, "MAX_REQUEST_AGE_SECONDS", int, 60, NO_AGE_LIMIT_SECONDS)),
+        request_history_table=env.get("REQUEST_HISTORY_TABLE", "").strip(),
+        request_history_days=int(_number(env, "REQUEST_HISTORY_DAYS", int, 1, 3650)),
     )
 
 

@@ -415,6 +415,78 @@ def test_body_must_be_a_json_object(pool: urllib3.HTTPConnectionPool, body: byte
     assert_error(post(pool, stop_sms_path(), body), 412, VALIDATION)
 
 
+# ---- schedules ---------------------------------------------------------------------------------------
+
+
+def schedule_path(name: str = "Spring promo", enable: str = "false") -> str:
+    return f"/campaign/api/v2/public/{STREAM}/campaign/schedule?enableSchedule={enable}&campaignName={quote(name)}"
+
+
+def test_disable_schedule_by_name_keeps_a_recurring_campaign_stopped(
+    sim: KoreSimulator, pool: urllib3.HTTPConnectionPool
+) -> None:
+    sim.add_campaign(STREAM, "cd-1", name="Spring promo", status="Stopped", scheduling=True, recurrence=True)
+    assert sim.fire_recurrence(STREAM, "cd-1") and sim.campaign_status(STREAM, "cd-1") == "Active"
+    sim.add_campaign(STREAM, "cd-1", name="Spring promo", status="Stopped", scheduling=True, recurrence=True)
+
+    response = post(pool, schedule_path())
+
+    assert (response.status, response.json()) == (200, {
+        "status": "success", "message": "Campaign Spring promo schedule has been disabled successfully", "id": "cd-1"})
+    recorded = sim.requests[-1]
+    assert (recorded.kind, recorded.query) == ("schedule", {"enableSchedule": "false", "campaignName": "Spring promo"})
+    assert sim.schedule_of(STREAM, "cd-1") == {"isSchedulingEnabled": False, "isRecurrenceEnabled": True}
+    assert not sim.fire_recurrence(STREAM, "cd-1")
+    assert sim.campaign_status(STREAM, "cd-1") == "Stopped"
+
+
+def test_a_campaign_without_a_recurrence_is_not_started_by_one(sim: KoreSimulator) -> None:
+    sim.add_campaign(STREAM, "cd-1", status="Stopped", scheduling=True, recurrence=False)
+    assert not sim.fire_recurrence(STREAM, "cd-1")
+    assert sim.campaign_status(STREAM, "cd-1") == "Stopped"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/campaign/api/v2/public/{STREAM}/campaign/schedule?enableSchedule=false",  # no name
+        f"/campaign/api/v2/public/{STREAM}/campaign/schedule?campaignName=Spring%20promo",  # no enableSchedule
+        schedule_path(enable="no"),
+        schedule_path() + f"&accountId={ACCOUNT}",  # not a parameter of this call
+    ],
+    ids=["no-name", "no-enable", "bad-enable", "extra"],
+)
+def test_disable_schedule_checks_the_exact_query(
+    sim: KoreSimulator, pool: urllib3.HTTPConnectionPool, path: str
+) -> None:
+    sim.add_campaign(STREAM, "cd-1", name="Spring promo", scheduling=True, recurrence=True)
+    assert_error(post(pool, path), 412, VALIDATION)
+    assert sim.schedule_of(STREAM, "cd-1")["isSchedulingEnabled"] is True
+
+
+def test_disable_schedule_checks_headers_and_token_like_every_call(
+    sim: KoreSimulator, pool: urllib3.HTTPConnectionPool
+) -> None:
+    assert_error(post(pool, schedule_path(), hdrs=headers(iid="st-other")), 412, VALIDATION)
+    assert_error(post(pool, schedule_path(), hdrs=headers(auth=token(secret="wrong-secret-long-enough-hs256!!"))),
+                 401, INVALID_JWT)
+    assert post(pool, schedule_path(), hdrs=headers(auth=None)).status == 401
+    assert pool.request("GET", schedule_path(), headers=headers()).status == 405
+
+
+def test_disable_schedule_of_an_unknown_name_is_404(sim: KoreSimulator, pool: urllib3.HTTPConnectionPool) -> None:
+    response = post(pool, schedule_path("No such campaign"))
+    assert response.status == 404 and response.json()["errors"][0]["msg"] == "Campaign not found"
+
+
+def test_a_seed_can_give_a_campaign_a_recurring_schedule() -> None:
+    seed = json.loads(SEED_FILE.read_text())
+    sim = KoreSimulator.from_seed(seed)
+    assert sim.schedule_of("st-demo", "cd-reminders") == {"isSchedulingEnabled": True, "isRecurrenceEnabled": True}
+    assert sim.schedule_of("st-demo", "cd-spring-promo") == {"isSchedulingEnabled": False,
+                                                            "isRecurrenceEnabled": False}
+
+
 # ---- already stopped -----------------------------------------------------------------------------
 
 

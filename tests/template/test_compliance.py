@@ -682,6 +682,7 @@ def test_outputs_the_cli_reads_name_what_the_function_reads(transformed, functio
         ("StopQueueUrl", "STOP_QUEUE_URL"),
         ("DeadLetterQueueUrl", "DEAD_LETTER_QUEUE_URL"),
         ("IdempotencyTableName", "IDEMPOTENCY_TABLE_NAME"),
+        ("RequestHistoryTableName", "REQUEST_HISTORY_TABLE"),
     ):
         assert outputs[output]["Value"] == variables[variable], output
         assert "Condition" not in outputs[output], output

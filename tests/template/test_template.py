@@ -111,7 +111,7 @@ def test_environment_variable_names_are_the_required_ones_plus_known_extras(func
     extras = {"STOP_CONCURRENCY", "KORE_RATE_LIMIT", "PRODUCER_POLICY_PARAMETER", "STOP_EVENTS_QUEUE_ARN",
               "FUNCTION_ROLE_ID"}
     assert set(REQUIRED_ENV_VARS) <= names
-    extras |= {"MAX_REQUEST_AGE_SECONDS"}
+    extras |= {"MAX_REQUEST_AGE_SECONDS", "REQUEST_HISTORY_TABLE", "REQUEST_HISTORY_DAYS"}
     assert names - set(REQUIRED_ENV_VARS) == powertools | extras
     assert extras <= set(OPTIONAL_ENV_VARS)
 
@@ -126,6 +126,8 @@ def test_environment_is_wired_to_the_stack_resources(function):
     assert variables["ALARM_TARGETS_PARAMETER"] == _ref("AlarmTargetsParameterName")
     assert variables["STOP_CONCURRENCY"] == _ref("StopConcurrency")
     assert variables["STOP_QUEUE_URL"] == _ref("StopQueue")  # continuations go back to the stop queue
+    assert variables["REQUEST_HISTORY_TABLE"] == _ref("RequestHistoryTable")
+    assert variables["REQUEST_HISTORY_DAYS"] == _ref("RequestHistoryDays")
     assert variables["KORE_RATE_LIMIT"] == _ref("KoreRateLimit")
     assert variables["MAX_REQUEST_AGE_SECONDS"] == _ref("MaxRequestAgeSeconds")
     assert variables["POWERTOOLS_SERVICE_NAME"] == "campaign-stop"
@@ -375,6 +377,24 @@ def test_idempotency_table_key_ttl_on_demand_pitr_and_encryption(resources):
     assert table["SSESpecification"] == {"SSEEnabled": True}
 
 
+def test_request_history_table_keys_recent_index_ttl_pitr_and_encryption(resources, transformed):
+    from stop_campaign.domain import history
+
+    table = resources["RequestHistoryTable"]["Properties"]
+    assert table["KeySchema"] == [{"AttributeName": history.PARTITION_KEY, "KeyType": "HASH"},
+                                  {"AttributeName": history.SORT_KEY, "KeyType": "RANGE"}]
+    (index,) = table["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == history.RECENT_INDEX
+    assert index["KeySchema"] == [{"AttributeName": history.RECENT_PARTITION, "KeyType": "HASH"},
+                                  {"AttributeName": history.RECENT_SORT, "KeyType": "RANGE"}]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": history.TTL_ATTRIBUTE, "Enabled": True}
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert table["SSESpecification"] == {"SSEEnabled": True}
+    assert transformed["Parameters"]["RequestHistoryDays"]["Default"] == 90
+    assert transformed["Outputs"]["RequestHistoryTableName"]["Value"] == _ref("RequestHistoryTable")
+
+
 def test_ttl_attribute_matches_the_settings(resources):
     ttl = resources["IdempotencyTable"]["Properties"]["TimeToLiveSpecification"]
     assert ttl["AttributeName"] == IDEMPOTENCY_TTL_ATTRIBUTE
@@ -449,8 +469,10 @@ def test_function_role_grants_what_the_function_uses(resources):
     assert grants["sqs:DeleteMessage"] == [_arn("StopQueue"), _arn("StopEventsQueue")]
     assert grants["sqs:SendMessage"] == [_arn("DeadLetterQueue"), _arn("StopQueue")]  # dead letters; on-failure
     assert grants["sns:Publish"] == [_ref("ResultsTopic")]
-    for action in ("GetItem", "PutItem", "UpdateItem", "DeleteItem"):
+    for action in ("GetItem", "DeleteItem"):
         assert grants[f"dynamodb:{action}"] == [_arn("IdempotencyTable")]
+    for action in ("PutItem", "UpdateItem"):  # the history is written, never read, by the function
+        assert grants[f"dynamodb:{action}"] == [_arn("IdempotencyTable"), _arn("RequestHistoryTable")]
     assert grants["secretsmanager:GetSecretValue"] == [_ref("CredentialsSecretArn")]
     parameter = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter"
     assert grants["ssm:GetParameter"] == [

@@ -18,7 +18,7 @@ from stop_campaign.domain.intake import (
     parse_sqs_body,
     redrive_marker,
 )
-from stop_campaign.domain.models import CampaignType, Source, StopRequest
+from stop_campaign.domain.models import CampaignType, Continuation, Progress, Source, StopRequest
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 SQS = Origin(Source.SQS, "sqs-message-id", "2026-11-28T10:00:01.000Z", attempt=2)
@@ -481,3 +481,27 @@ def test_an_alarm_request_id_is_well_formed_and_distinct_whatever_the_name(name)
 
 def test_a_well_formed_alarm_request_id_is_unchanged():
     assert alarm_request_id("checkout-sms-error-rate", "2026-11-28T10:05:00.000+0000") == SAME_CHANGE
+
+
+# -- disableSchedule ------------------------------------------------------------------------------------------
+
+
+def test_disable_schedule_is_read_and_defaults_to_false():
+    assert request({"streamId": "st-1", "campaignId": "cd-1", "disableSchedule": True}).disable_schedule is True
+    assert request({"streamId": "st-1", "campaignId": "cd-1"}).disable_schedule is False
+    assert rejection({"streamId": "st-1", "campaignId": "cd-1", "disableSchedule": "yes"}).message == (
+        "request.disableSchedule must be boolean")
+
+
+def test_the_sample_recurring_stop_asks_for_its_schedule_to_be_disabled():
+    payload = json.loads((EVENTS / "direct_stop_recurring.json").read_text())
+    assert request(payload).disable_schedule is True
+
+
+def test_a_continuation_carries_disable_schedule():
+    asked = request({"streamId": "st-1", "campaignIds": ["cd-1", "cd-2"], "disableSchedule": True})
+    message = Continuation(asked, Progress(segment=2)).as_message()
+    assert message["request"]["disableSchedule"] is True
+    assert parse_sqs_body(json.dumps(message), SQS).request.disable_schedule is True  # type: ignore[union-attr]
+    plain = Continuation(request({"streamId": "st-1", "campaignIds": ["cd-1"]}), Progress(segment=2)).as_message()
+    assert "disableSchedule" not in plain["request"]

@@ -437,3 +437,16 @@ def test_a_page_too_big_to_keep_for_a_redelivery_fails_loudly():
         read_page({"results": rows, "hasMore": False})
     assert raised.value.code == "list_too_long"
     assert len(read_page({"results": rows[:100], "hasMore": False})["ids"]) == 100
+
+
+def test_a_page_keeps_the_names_of_its_stoppable_campaigns_for_disable_schedule():
+    page = read_page({"results": [
+        {"id": "cd-1", "name": "Daily reminder", "status": "Active",
+         "schedule": {"isSchedulingEnabled": True, "isRecurrenceEnabled": True}},
+        {"_id": "cd-2", "name": "Weekly call", "status": "Scheduled"},
+        {"id": "cd-3", "name": "Done", "status": "Completed"},  # not stopped: its name is not needed
+        {"id": "cd-4", "status": "Active"},  # no name: asked for with a status call if ever needed
+        {"id": "cd-5", "name": "x" * 600, "status": "Active"},
+    ]})
+    assert page["names"] == {"cd-1": "Daily reminder", "cd-2": "Weekly call"}
+    assert page["ids"] == ["cd-1", "cd-2", "cd-4", "cd-5"]

@@ -15,7 +15,7 @@ from stop_campaign.domain.models import (
     StopRequest,
     StopTarget,
 )
-from stop_campaign.domain.planning import ignored_alarm, needs_alarm_map, planned_requests, unique_targets
+from stop_campaign.domain.planning import ignored_alarm, merged, needs_alarm_map, planned_requests, unique_targets
 
 
 def change(state: str = "ALARM") -> AlarmStateChange:
@@ -81,3 +81,21 @@ def test_an_alarm_leaving_alarm_needs_no_map_and_is_ignored():
     assert result.outcome is Outcome.IGNORED and result.request_id == ok.request_id
     with pytest.raises(ValueError, match="alarm map"):
         planned_requests(change())
+
+
+def test_alarm_entries_are_merged_only_when_they_agree_on_disable_schedule():
+    asks = StopRequest(stream_id="st-1", campaign_type=CampaignType.SMS, request_id="r-1", source=Source.ALARM,
+                       received_at="2026-11-28T10:00:00.000Z", campaign_ids=("cd-1",), disable_schedule=True)
+    plain = StopRequest(stream_id="st-1", campaign_type=CampaignType.SMS, request_id="r-1", source=Source.ALARM,
+                        received_at="2026-11-28T10:00:00.000Z", campaign_ids=("cd-2",))
+    kept = merged([asks, plain])
+    assert [(request.campaign_ids, request.disable_schedule) for request in kept] == [
+        (("cd-1",), True), (("cd-2",), False)]  # cd-2's schedule is not disabled: its entry did not ask
+
+
+def test_the_same_campaign_in_two_entries_keeps_the_one_that_asked_for_its_schedule_disabled():
+    plain = request("cd-1")
+    asks = StopRequest(stream_id="st-1", campaign_type=CampaignType.SMS, request_id="r-1", source=Source.SQS,
+                       received_at="2026-11-28T10:00:00.000Z", campaign_ids=("cd-1",), disable_schedule=True)
+    (kept,) = unique_targets([StopTarget(plain, "cd-1", "acc-1"), StopTarget(asks, "cd-1", "acc-1")])
+    assert kept.request.disable_schedule is True

@@ -22,6 +22,8 @@ STOP_PATHS: dict[CampaignType, str] = {
 }
 STATUS_PATH = "/campaign/api/v2/public/{stream_id}/campaign/{campaign_id}/status"
 LIST_PATH = "/campaign/api/v2/public/{stream_id}/campaign/getAllCampaignDetails"
+# "Disable a Scheduled Voice or SMS Campaign": by the campaign's name (a query parameter), not its id.
+SCHEDULE_PATH = "/campaign/api/v2/public/{stream_id}/campaign/schedule"
 
 # Never start an attempt that cannot finish before Lambda's own timeout, leaving room for what follows the
 # last call: the idempotency update, the result and, on a final attempt, the dead letter.
@@ -116,6 +118,15 @@ class KoreClient:
     ) -> ApiResponse:
         path = LIST_PATH.format(stream_id=_segment(stream_id))
         return self._post(path, {"accountId": account_id}, body, headers, deadline, pacer)
+
+    def disable_schedule(
+        self, stream_id: str, campaign_name: str, headers: HeadersFactory, deadline: Deadline,
+        pacer: Pacer | None = None,
+    ) -> ApiResponse:
+        path = SCHEDULE_PATH.format(stream_id=_segment(stream_id))
+        # urlencode quotes the name: no name can add a parameter or change the path
+        return self._post(path, {"enableSchedule": "false", "campaignName": campaign_name}, {}, headers, deadline,
+                          pacer)
 
     def _post(
         self, path: str, query: dict[str, str], body: dict[str, Any], headers: HeadersFactory,

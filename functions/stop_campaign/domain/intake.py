@@ -309,6 +309,7 @@ def parse_continuation(payload: dict[str, Any], origin: Origin) -> Continuation:
         alarm_arn=_text(body.get("alarmArn"), 2048),
         attempt=origin.attempt,
         ticket=ticket if isinstance(ticket, str) and TICKET_PATTERN.fullmatch(ticket) else None,
+        disable_schedule=body.get("disableSchedule") is True,
         producer=_producer(payload.get("producer")),
     )
     progress = Progress(
@@ -605,6 +606,7 @@ def parse_stop_request(payload: dict[str, Any], origin: Origin, default_request_
         attempt=origin.attempt,
         not_after=payload.get("notAfter"),
         sent_at=origin.sent_at,
+        disable_schedule=payload.get("disableSchedule") is True,
     )
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from stop_campaign.domain.models import ID_PATTERN, STOPPABLE_STATUSES, PermanentStopError
 from stop_campaign.domain.outcomes import scrubbed
@@ -40,6 +40,11 @@ class PageRead(TypedDict):
     totalPages: int | None
     totalResults: int | None
     limit: int | None
+    # What the rows call the stoppable campaigns (Disable Schedule works by name); absent in older records
+    names: NotRequired[dict[str, str]]
+
+
+MAX_NAME_CHARS = 512  # a name kept for Disable Schedule; a longer one is asked for again if ever needed
 
 
 def read_page(data: Any) -> PageRead:
@@ -49,17 +54,22 @@ def read_page(data: Any) -> PageRead:
         raise PermanentStopError("list_failed", "Get All Campaigns answered without data.results")
     ids: list[str] = []
     others: list[str] = []
+    names: dict[str, str] = {}
     for campaign in results:
         # The vendor's own samples key a voice campaign "_id" and an SMS campaign "id": read whichever it has.
         campaign_id = _campaign_id(campaign)
         if campaign_id is None:  # skipped: unusable_items says which, for the caller to log
             continue
-        (ids if campaign.get("status") in STOPPABLE_STATUSES else others).append(campaign_id)
+        stoppable = campaign.get("status") in STOPPABLE_STATUSES
+        (ids if stoppable else others).append(campaign_id)
+        name = campaign.get("name")
+        if stoppable and isinstance(name, str) and name.strip() and len(name) <= MAX_NAME_CHARS:
+            names[campaign_id] = name
     has_more = data.get("hasMore")
     page = PageRead(
         ids=ids, others=others, served=len(results), hasMore=has_more if isinstance(has_more, bool) else None,
         totalPages=_positive_int(data.get("totalPages")), totalResults=_positive_int(data.get("totalResults")),
-        limit=_positive_int(data.get("limit")),
+        limit=_positive_int(data.get("limit")), names=names,
     )
     if len(json.dumps(page)) > MAX_PAGE_RECORD_CHARS:
         raise PermanentStopError(

@@ -102,6 +102,7 @@ class StopRequest:
     producer: Producer | None = None  # set once the sender is known (processing._plan), before any call
     not_after: str | None = None  # the request's own expiry (``notAfter``): see ``intake.expiry``
     sent_at: str | None = None  # when its message was first sent (Origin.sent_at, else the event's time)
+    disable_schedule: bool = False  # ``disableSchedule``: once stopped (or found stopped), disable its recurrence
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +112,8 @@ class StopTarget:
     request: StopRequest
     campaign_id: str
     account_id: str
+    # The campaign's name when a list row said it (Disable Schedule works by name); None: asked when needed
+    campaign_name: str | None = field(default=None, compare=False)
 
     def idempotency_key(self) -> dict[str, str]:
         return {
@@ -175,6 +178,7 @@ class StopOutcome:
     completed_at: str
     time_to_stop_ms: int | None = None
     api_latency_ms: float | None = None
+    campaign_name: str | None = None  # from the status answer of an "already stopped" check, when it was asked
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +216,9 @@ class ResultEvent:
     # The dead letter this delivery was redriven from, on a failure. Part of the identity: a redriven request that
     # fails again says so in a new result, while copies of one request stay one result.
     redriven_from: str | None = None
+    # ``disableSchedule`` only: {"disabled": true, ...} or {"disabled": false, "error": {...}}; not in the identity
+    # (a campaign's one outcome stays one result), absent from the message when not asked
+    schedule: dict[str, Any] | None = None
     producer: Producer | None = None  # not part of the identity: the same stop is the same result
     schema_version: ClassVar[str] = "1"
 
@@ -242,7 +249,8 @@ class ResultEvent:
             "api": self.api,
             "error": self.error.as_dict() if self.error else None,
             "producer": self.producer.as_dict() if self.producer else None,
-        } | ({"redrivenFrom": self.redriven_from} if self.redriven_from else {})
+        } | ({"redrivenFrom": self.redriven_from} if self.redriven_from else {}) | (
+            {"schedule": self.schedule} if self.schedule is not None else {})
 
     def publication(self) -> dict[str, Any]:
         """What is published at most once: the identity, except that ``stopped`` and ``already_stopped`` are one
@@ -357,6 +365,7 @@ class Continuation:
                 "source": request.source.value, "receivedAt": request.received_at, "reason": request.reason,
                 "requestedBy": request.requested_by, "requestedAt": request.requested_at,
                 "accountId": request.account_id, "dryRun": request.dry_run, "alarmArn": request.alarm_arn,
+                **({"disableSchedule": True} if request.disable_schedule else {}),
             },
             **({"producer": request.producer.as_dict()} if request.producer else {}),
         }

@@ -56,12 +56,13 @@ def planned_requests(
 
 
 def merged(requests: list[StopRequest]) -> list[StopRequest]:
-    """Alarm map entries naming campaigns of the same stream (and type, account, dry run) are one request:
-    one list of campaigns, one summary."""
+    """Alarm map entries naming campaigns of the same stream (and type, account, dry run, disableSchedule) are one
+    request: one list of campaigns, one summary. (A schedule is never disabled for an entry that did not ask.)"""
     by_scope: dict[tuple[object, ...], StopRequest] = {}
     kept: list[StopRequest] = []
     for request in requests:
-        scope = (request.stream_id, request.campaign_type, request.account_id, request.dry_run)
+        scope = (request.stream_id, request.campaign_type, request.account_id, request.dry_run,
+                 request.disable_schedule)
         earlier = by_scope.get(scope)
         if request.all_active or earlier is None:
             kept.append(request)
@@ -98,7 +99,9 @@ def unique_targets(targets: list[StopTarget]) -> list[StopTarget]:
     block each other on one idempotency record; a dry run and a real stop of it stay two."""
     unique: dict[str, StopTarget] = {}
     for target in targets:
-        unique.setdefault(target_key(target), target)
+        kept = unique.setdefault(target_key(target), target)
+        if target.request.disable_schedule and not kept.request.disable_schedule:
+            unique[target_key(target)] = target  # one entry asked for its schedule to be disabled: that one is kept
     return list(unique.values())
 
 

@@ -30,6 +30,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 
 from stop_campaign.adapters.alarm_targets import AlarmTargets
 from stop_campaign.adapters.dead_letter import DeadLetterQueue
+from stop_campaign.adapters.history import RequestHistory
 from stop_campaign.adapters.kore_client import DEADLINE_MARGIN_SECONDS, Deadline
 from stop_campaign.adapters.producer_policy import ProducerPolicySource
 from stop_campaign.adapters.stop_queue import StopQueue
@@ -70,7 +71,7 @@ from stop_campaign.domain.provenance import DIRECT_DELIVERY, Delivery, sender_of
 from stop_campaign.pacing.account_budgets import AccountBudgets
 from stop_campaign.pacing.rate_ledger import LedgerBusy, LedgerUnavailable
 from stop_campaign.pacing.rate_schedule import URGENT
-from stop_campaign.service.stopper import LIST_PAGE_SIZE, CampaignStopper, lane
+from stop_campaign.service.stopper import LIST_PAGE_SIZE, CampaignStopper, lane, schedule_not_disabled
 
 logger = Logger(child=True)
 
@@ -83,6 +84,8 @@ RepublishOnce = Callable[..., str]  # publisher.republish behind idempotency, ke
 ResolveOnce = Callable[..., PageRead]  # one page of the all-active list behind idempotency, keyed on request and page
 HandOverOnce = Callable[..., str]  # StopQueue.continue_later behind idempotency, keyed on request and segment
 DeadLetterOnce = Callable[..., str]  # DeadLetterQueue.send behind idempotency, keyed on the failure result
+# stopper.disable_schedule behind idempotency, keyed on StopTarget.idempotency_key(): a redelivery calls it no more
+DisableOnce = Callable[..., dict[str, Any]]
 
 MAX_DELAY_SECONDS = 900  # SQS's DelaySeconds ceiling
 EARLY_ARRIVAL_SECONDS = 3  # a continuation with booked places arrives this much before its first is due
@@ -147,6 +150,26 @@ def observed(publish: Callable[[ResultEvent], str], telemetry: Telemetry) -> Cal
         return published(message_id, delivery, result.as_message())
 
     return publish_result
+
+
+# A history write starts only with this long left in the invocation: a write (composition.HISTORY_AWS_CONFIG, ~4 s
+# at worst) then still ends before the end-of-invocation bookkeeping (app.SETTLE_SECONDS) and Lambda's timeout.
+HISTORY_MIN_SECONDS = 6.0
+
+
+def disabling(stopper: CampaignStopper, telemetry: Telemetry) -> Callable[..., dict[str, Any]]:
+    """The function made idempotent for disabling a schedule: ``key`` is what idempotency hashes. A success or a
+    refusal is kept (a redelivery calls nothing again); what may succeed later raises, and keeps no record."""
+
+    def disable_schedule(*, key: dict[str, str], target: StopTarget, deadline: Deadline) -> dict[str, Any]:
+        schedule = stopper.disable_schedule(target, deadline)
+        if schedule.get("disabled"):
+            telemetry.count("SchedulesDisabled")
+        else:
+            telemetry.count("ScheduleDisableFailures")
+        return schedule
+
+    return disable_schedule
 
 
 def published(message_id: str, delivery: str | None, message: dict[str, Any]) -> dict[str, Any]:
@@ -363,9 +386,13 @@ class MessageProcessor:
         signing_key: Callable[[], bytes] | None = None,
         republish_once: RepublishOnce | None = None,
         max_request_age_seconds: float = math.inf,
+        disable_once: DisableOnce | None = None,
+        history: RequestHistory | None = None,
     ) -> None:
         """``producer_policy`` None: every producer may stop everything. ``signing_key``: the key continuations
         are signed with (None: none is honoured)."""
+        self._disable_once = disable_once
+        self._history = history
         self._max_wait_seconds = max_wait_seconds
         self._producer_policy = producer_policy
         self._signing_key = signing_key
@@ -388,6 +415,7 @@ class MessageProcessor:
         if isinstance(planned, _EndedInPlanning):  # rejected, ignored, or the alarm map unreadable to the end
             return planned.results
         ends = self._run(planned.runnable, deadline, started)
+        ends = self._disable_schedules(ends, deadline)  # after every stop of the message, never before one
         decision = decide(planned.planned, [*planned.refused, *ends], message.origin,
                           final_attempt=message.final_attempt, now=utc_now(), max_wait_seconds=self._max_wait_seconds)
         self._report(message, decision, deadline, planned.delivery)
@@ -413,7 +441,7 @@ class MessageProcessor:
             delivery = _delivery([PlannedRequest(parsed)]) if isinstance(parsed, StopRequest) else None
             if isinstance(parsed, AlarmStateChange) and not needs_alarm_map(parsed):
                 ignored = replace(ignored_alarm(parsed, origin), producer=producer)
-                self._publish(ignored, delivery)
+                self._keep_history([self._publish(ignored, delivery)], [], None)
                 return _EndedInPlanning([ignored])
             # First served (not a retry of a request taken up before, nor the function's own hand-over): in time?
             late = None if isinstance(parsed, Continuation) or origin.attempt > 1 else expiry(
@@ -565,8 +593,13 @@ class MessageProcessor:
         held: list[str] = []
         found: list[str] = []
         outstanding: dict[Future[PageRead], dict[str, int]] = {}
+        names: dict[str, str] = {}  # what the rows call them: disableSchedule then needs no status call
+
+        def targets(ids: list[str]) -> list[StopTarget]:
+            return [StopTarget(request, campaign_id, account_id, names.get(campaign_id)) for campaign_id in ids]
 
         def take(fields: dict[str, int], page: PageRead) -> list[str]:
+            names.update(page.get("names") or {})
             fresh = [campaign_id for campaign_id in paging.take(fields, page) if campaign_id not in known]
             known.update(fresh)
             found.extend(fresh)
@@ -574,7 +607,7 @@ class MessageProcessor:
 
         def stop(fresh: list[str]) -> None:
             if key["read"] == 1 and paging.counted:
-                fan_out.start([StopTarget(request, campaign_id, account_id) for campaign_id in fresh])
+                fan_out.start(targets(fresh))
             else:
                 held.extend(fresh)
 
@@ -599,7 +632,7 @@ class MessageProcessor:
                     ask(fields)
         finally:
             wait(outstanding)  # no page read left running behind an error
-        fan_out.start([StopTarget(request, campaign_id, account_id) for campaign_id in held])
+        fan_out.start(targets(held))
         return found
 
     def _read_page(
@@ -645,7 +678,54 @@ class MessageProcessor:
             logger.thread_safe_remove_keys(["correlation_id", "request_id", "stream_id", "campaign_id"])
         result = result_for(target, Outcome(stop.outcome), completed_at=stop.completed_at, api=stop.api,
                             time_to_stop_ms=stop.time_to_stop_ms)
+        if stop.campaign_name and not target.campaign_name:
+            target = replace(target, campaign_name=stop.campaign_name)  # the status check named it
         return TargetEnd(target, result=result)
+
+    # -- schedules (disableSchedule) --------------------------------------------------------------------
+
+    def _disable_schedules(self, ends: list[TargetEnd], deadline: Deadline) -> list[TargetEnd]:
+        """Each campaign this message stopped or found stopped whose request asked for ``disableSchedule`` gets its
+        recurring schedule disabled, once every stop of the message has been made (a disable never delays a stop
+        of its own message); the outcome stays what the stop made it, whatever the schedule call says."""
+        asked = [index for index, end in enumerate(ends) if _disables_schedule(end)]
+        if not asked:
+            return ends
+        ends = list(ends)
+        if len(asked) == 1:
+            ends[asked[0]] = self._disable_schedule(ends[asked[0]], deadline)
+        else:
+            done = self._executor.map(lambda index: self._disable_schedule(ends[index], deadline), asked)
+            for index, end in zip(asked, list(done), strict=True):
+                ends[index] = end
+        return ends
+
+    def _disable_schedule(self, end: TargetEnd, deadline: Deadline) -> TargetEnd:
+        target = end.target
+        assert end.result is not None
+        logger.thread_safe_append_keys(request_id=target.request.request_id, campaign_id=target.campaign_id)
+        try:
+            if self._disable_once is not None:
+                schedule = self._disable_once(key=target.idempotency_key(), target=target, deadline=deadline)
+            else:
+                schedule = self._stopper.disable_schedule(target, deadline)
+        except StopDeferred as deferred:
+            schedule = schedule_not_disabled("not_attempted", f"not called: {deferred.why}", retryable=True)
+        except TransientStopError as error:
+            schedule = schedule_not_disabled(error.code, error.message, retryable=True)
+        except IdempotencyAlreadyInProgressError:
+            schedule = schedule_not_disabled("not_attempted", "being disabled by another invocation", retryable=True)
+        except Exception as error:  # never lets a schedule undo or fail the stop it follows
+            logger.exception("Disabling the schedule failed unexpectedly")
+            schedule = schedule_not_disabled("schedule_error", type(error).__name__, retryable=True)
+        finally:
+            logger.thread_safe_remove_keys(["request_id", "campaign_id"])
+        if not schedule.get("disabled"):
+            why = schedule.get("error") or {}
+            logger.warning("Campaign stopped, its schedule not disabled", extra={"error_code": why.get("code")})
+            if why.get("retryable"):
+                self._telemetry.count("ScheduleDisableFailures")
+        return replace(end, result=replace(end.result, schedule=schedule))
 
     def _stop_once_reported(self, target: StopTarget, deadline: Deadline, started: float) -> StopOutcome:
         """The stop, behind idempotency. When the call was made but its record could not be completed (an AWS
@@ -665,23 +745,55 @@ class MessageProcessor:
     # -- report ----------------------------------------------------------------------------------------
 
     def _report(self, message: InboundMessage, decision: Decision, deadline: Deadline, delivery: str | None) -> None:
-        """Stops first, reports second: the last campaign of a stop-all does not wait for results."""
-        self._publish_each(decision.publish, delivery)
+        """Stops first, reports second: the last campaign of a stop-all does not wait for results. The request
+        history comes last of all (it can wait; a hand-over or a dead letter cannot)."""
+        published = self._publish_each(decision.publish, delivery)
         for later in decision.continuations:
             self._hand_over(later, message.origin.redriven_from, deadline)
-        for summary in decision.summaries:
-            self._publish_summary(summary, delivery)
+        summaries = [self._publish_summary(summary, delivery) for summary in decision.summaries]
         failure = next((result for result in decision.publish if result.error is not None), None)
         if decision.dead_letter is not None:
             self._dead_letter(message, decision.dead_letter, decision.dead_letter_request_id, failure)
+        self._keep_history(published, summaries, deadline)
         if decision.retry:
             raise RetryLater(decision.retry)
 
-    def _publish_each(self, results: list[ResultEvent], delivery: str | None) -> None:
+    def _publish_each(self, results: list[ResultEvent], delivery: str | None) -> list[dict[str, Any] | None]:
         if len(results) == 1:
-            self._publish(results[0], delivery)
-        elif results:  # iterating re-raises a publish failure: the message is then retried, and nothing is lost
-            list(self._executor.map(lambda result: self._publish(result, delivery), results))
+            return [self._publish(results[0], delivery)]
+        # iterating re-raises a publish failure: the message is then retried, and nothing is lost
+        return list(self._executor.map(lambda result: self._publish(result, delivery), results))
+
+    def _keep_history(
+        self, results: list[dict[str, Any] | None], summaries: list[dict[str, Any] | None], deadline: Deadline | None,
+    ) -> None:
+        """Write the events as published (``None``: published by another invocation, which writes it) to the request
+        history. Every write is idempotent (a campaign's item is replaced, its request's counts move only when its
+        outcome does), so a redelivery may write again. A failure loses nothing that was promised (the events are
+        published, the request goes on): it is logged and counted (HistoryWriteFailures), never raised."""
+        history = self._history
+        writes = [(history.record_result, message) for message in results if message is not None] + [
+            (history.record_summary, message) for message in summaries if message is not None] if history else []
+        if not writes:
+            return
+
+        def write(record: Callable[[dict[str, Any]], None], message: dict[str, Any]) -> None:
+            if deadline is not None and deadline.seconds_left() < HISTORY_MIN_SECONDS:
+                logger.warning("No time left to write the request history", extra={
+                    "request_id": message.get("requestId")})
+                self._telemetry.count("HistoryWriteFailures")
+                return
+            try:
+                record(message)
+            except Exception as error:  # whatever the table or the SDK raised: history must not fail a request
+                logger.warning("Could not write the request history", extra={
+                    "request_id": message.get("requestId"), "error": f"{type(error).__name__}: {error}"[:300]})
+                self._telemetry.count("HistoryWriteFailures")
+
+        if len(writes) == 1:
+            write(*writes[0])
+        else:
+            list(self._executor.map(lambda pair: write(*pair), writes))
 
     def _dead_letter(
         self, message: InboundMessage, error: ResultError, request_id: str | None, failure: ResultEvent | None,
@@ -729,13 +841,16 @@ class MessageProcessor:
         """A message that ends before any campaign is known: one result, and the message as a dead letter."""
         result = _unserved_result(message.origin, error, request_id, fields or {}, alarm, gave_up_after, producer)
         assert result.error is not None
-        self._publish(result, delivery)
+        published = self._publish(result, delivery)
         self._dead_letter(message, result.error, result.request_id, result)
+        self._keep_history([published], [], None)
         logger.warning("Request not served", extra={"error_code": result.error.code,
                                                     "error_message": result.error.message})
         return _EndedInPlanning([result])
 
-    def _publish(self, result: ResultEvent, delivery: str | None = None) -> None:
+    def _publish(self, result: ResultEvent, delivery: str | None = None) -> dict[str, Any] | None:
+        """Publish once; the event as it was published (by this invocation or an earlier one: a campaign's one
+        outcome), None when a duplicate delivery is publishing it right now."""
         identity = result.publication()
         try:
             record = self._publish_once(identity=identity, result=result, delivery=delivery)
@@ -743,17 +858,19 @@ class MessageProcessor:
             # A duplicate of this message is publishing this very result right now; should that invocation
             # fail, its own message is retried and publishes it. Publishing here too would double it.
             logger.info("Result is being published by a duplicate delivery", extra={"outcome": result.outcome})
-            return
+            return None
         self._publish_again(record, identity, delivery)
+        return _as_published(record, result.as_message())
 
-    def _publish_summary(self, summary: SummaryEvent, delivery: str | None = None) -> None:
+    def _publish_summary(self, summary: SummaryEvent, delivery: str | None = None) -> dict[str, Any] | None:
         identity = summary.identity()
         try:
             record = self._publish_summary_once(identity=identity, summary=summary, delivery=delivery)
         except IdempotencyAlreadyInProgressError:
             logger.info("Summary is being published by a duplicate delivery")
-            return
+            return None
         self._publish_again(record, identity, delivery)
+        return _as_published(record, summary.as_message())
 
     def _publish_again(self, record: Any, identity: dict[str, Any], delivery: str | None) -> None:
         """A request id used again by another message (another body: not a copy, nor a redelivery) stops nothing
@@ -786,7 +903,21 @@ def _delivery(planned: list[PlannedRequest]) -> str | None:
         "campaignIds": list(request.campaign_ids), "allActive": request.all_active, "requestId": request.request_id,
         "reason": request.reason, "requestedBy": request.requested_by, "requestedAt": request.requested_at,
         "accountId": request.account_id, "dryRun": request.dry_run, "notAfter": request.not_after,
-    })
+    } | ({"disableSchedule": True} if request.disable_schedule else {}))
+
+
+def _as_published(record: Any, made: dict[str, Any]) -> dict[str, Any]:
+    """The event a publication's record says went out (an earlier delivery's, for a copy), else the one just made
+    (a record from before records kept the message)."""
+    message = record.get("message") if isinstance(record, dict) else None
+    return message if isinstance(message, dict) else made
+
+
+def _disables_schedule(end: TargetEnd) -> bool:
+    """Asked (``disableSchedule``), not a dry run, and the campaign is stopped: by this request or before it."""
+    request = end.target.request
+    return (request.disable_schedule and not request.dry_run and bool(end.target.campaign_id)
+            and end.result is not None and end.result.outcome in (Outcome.STOPPED, Outcome.ALREADY_STOPPED))
 
 
 def _placeholder(request: StopRequest) -> StopTarget:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from aws_lambda_powertools import Logger
 
@@ -110,11 +111,46 @@ class CampaignStopper:
         if finished is not None:
             api = ApiConfirmation(http_status=refusal.status, status=finished, message=refused.message)
             return StopOutcome(
-                outcome=StopVerdict.ALREADY_STOPPED.value, api=api.as_result_field(), completed_at=utc_now()
+                outcome=StopVerdict.ALREADY_STOPPED.value, api=api.as_result_field(), completed_at=utc_now(),
+                campaign_name=campaign_name(status),  # what disableSchedule needs, from an answer already paid for
             )
         if status.retryable:
             raise TransientStopError("api_unavailable", describe_refusal(status), refused.as_result_field())
         raise PermanentStopError("stop_refused", describe_refusal(refusal), refused.as_result_field())
+
+    def disable_schedule(self, target: StopTarget, deadline: Deadline) -> dict[str, Any]:
+        """Disable the recurring schedule of a campaign just stopped (or found stopped), by its name: the list row's
+        or the stop's own status check's when known, else one Get Campaign Status call (the one documented answer
+        that names a single campaign for one call; a list page costs the same call and may not hold it). Paced like
+        every call. Returns the result's ``schedule`` field for a success or a refusal; raises TransientStopError
+        (or StopDeferred) when another attempt may succeed, so that no record keeps a failure worth retrying."""
+        request = target.request
+        name = target.campaign_name
+        if not name:
+
+            def status_call(headers: HeadersFactory, pacer: Pacer | None) -> ApiResponse:
+                return self._client.campaign_status(
+                    request.stream_id, target.campaign_id, target.account_id, headers, deadline, pacer
+                )
+
+            status = self._call(request, status_call)
+            name = campaign_name(status)
+            if name is None:
+                if status.retryable:
+                    raise TransientStopError("api_unavailable", describe_refusal(status))
+                return schedule_not_disabled("name_unknown", "Get Campaign Status did not say the campaign's name: "
+                                             + describe_refusal(status))
+        known: str = name
+
+        def schedule_call(headers: HeadersFactory, pacer: Pacer | None) -> ApiResponse:
+            return self._client.disable_schedule(request.stream_id, known, headers, deadline, pacer)
+
+        response = self._call(request, schedule_call)
+        if response.ok and (response.body or {}).get("status") != "failure":
+            return {"disabled": True, "campaignName": known}
+        if response.retryable:
+            raise TransientStopError("api_unavailable", describe_refusal(response))
+        return schedule_not_disabled("schedule_refused", describe_refusal(response)) | {"campaignName": known}
 
     def list_page(
         self, request: StopRequest, account_id: str, paging: dict[str, int], deadline: Deadline,
@@ -182,6 +218,18 @@ class _Announcing:
     def throttled(self, retry_after: float | None) -> None:
         if self._pacer is not None:
             self._pacer.throttled(retry_after)
+
+
+def campaign_name(status: ApiResponse) -> str | None:
+    """The campaign's name in a Get Campaign Status answer (``data.name``), if it has a usable one."""
+    data = (status.body or {}).get("data") if status.ok else None
+    name = data.get("name") if isinstance(data, dict) else None
+    return name if isinstance(name, str) and name.strip() and len(name) <= 512 else None
+
+
+def schedule_not_disabled(code: str, message: str, retryable: bool = False) -> dict[str, Any]:
+    """The result's ``schedule`` field for a schedule left as it was (the stop stands either way)."""
+    return {"disabled": False, "error": {"code": code, "message": message[:1024], "retryable": retryable}}
 
 
 def lane(request: StopRequest) -> str:
