@@ -31,6 +31,7 @@ from campaign_stop_cli.common import (
     find_resource,
     output_format,
     print_json,
+    read_parameter,
     resource,
 )
 from stop_campaign.adapters.credentials import CredentialStore, CredentialsUnavailable, SecretUnreadable
@@ -270,15 +271,6 @@ def validate(
     raise typer.Exit(EXIT_USAGE if report.problems or (strict and report.warnings) else EXIT_OK)
 
 
-def _read_parameter(name: str, mode: OutputFormat) -> dict[str, Any]:
-    try:
-        return client("ssm").get_parameter(Name=name)["Parameter"]  # type: ignore[no-any-return]
-    except client("ssm").exceptions.ParameterNotFound:
-        fail(f"SSM parameter {name} does not exist", EXIT_USAGE, mode)
-    except (BotoCoreError, ClientError) as error:
-        fail(f"cannot read SSM parameter {name}: {error}", EXIT_FAILED, mode)
-
-
 @app.command("show")
 def show(
     ctx: typer.Context,
@@ -288,7 +280,7 @@ def show(
     """Print the alarm map the function reads (the SSM parameter), with any problems in it."""
     mode = output_format(ctx, output)
     name = resource("alarm_parameter", parameter, mode)
-    stored = _read_parameter(name, mode)
+    stored = read_parameter(name, mode)
     report = Report()
     alarm_map = parse_map_text(stored["Value"], report)
     if alarm_map is not None:
@@ -381,7 +373,7 @@ def test(
     else:
         source = resource("alarm_parameter", parameter, mode)
         report = Report()
-        alarm_map = parse_map_text(_read_parameter(source, mode)["Value"], report)
+        alarm_map = parse_map_text(read_parameter(source, mode)["Value"], report)
     if alarm_map is None:
         fail(f"{source}: {report.problems[0][1]}", EXIT_USAGE, mode)
     key = _selected_key(alarm_name, alarm_map)

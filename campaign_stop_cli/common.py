@@ -218,6 +218,16 @@ def client(service: str) -> Any:
     return cached[1].client(service)
 
 
+def read_parameter(name: str, mode: OutputFormat) -> dict[str, Any]:
+    """An SSM parameter as GetParameter returns it; exit 2 when it does not exist, 1 when it cannot be read."""
+    try:
+        return client("ssm").get_parameter(Name=name)["Parameter"]  # type: ignore[no-any-return]
+    except client("ssm").exceptions.ParameterNotFound:
+        fail(f"SSM parameter {name} does not exist", EXIT_USAGE, mode)
+    except (BotoCoreError, ClientError) as error:
+        fail(f"cannot read SSM parameter {name}: {error}", EXIT_FAILED, mode)
+
+
 # -- signals ---------------------------------------------------------------------------------------------
 
 # What ends a command from outside: Ctrl-C, `kill` (SIGTERM, e.g. a CI job cancelled) and a closed terminal (SIGHUP).

@@ -31,6 +31,7 @@ from campaign_stop_cli.common import (
     fail,
     output_format,
     print_json,
+    read_parameter,
     resource,
 )
 from stop_campaign.domain.intake import InvalidRequest, parse_stop_request
@@ -141,21 +142,12 @@ def validate(
     raise typer.Exit(EXIT_USAGE if loaded.problems else EXIT_OK)
 
 
-def _read_parameter(name: str, mode: OutputFormat) -> dict[str, Any]:
-    try:
-        return client("ssm").get_parameter(Name=name)["Parameter"]  # type: ignore[no-any-return]
-    except client("ssm").exceptions.ParameterNotFound:
-        fail(f"SSM parameter {name} does not exist", EXIT_USAGE, mode)
-    except (BotoCoreError, ClientError) as error:
-        fail(f"cannot read SSM parameter {name}: {error}", EXIT_FAILED, mode)
-
-
 @app.command("show")
 def show(ctx: typer.Context, parameter: ParameterOption = None, output: OutputOption = None) -> None:
     """Print the policy the function reads (the SSM parameter), with any problems in it (exit 2 if invalid)."""
     mode = output_format(ctx, output)
     name = resource("producer_policy_parameter", parameter, mode)
-    stored = _read_parameter(name, mode)
+    stored = read_parameter(name, mode)
     loaded = parse_text(stored["Value"], role_arns=False)
     if mode is OutputFormat.JSON:
         print_json({"parameter": name, "version": stored.get("Version"), "lastModified": stored.get("LastModifiedDate"),
@@ -277,7 +269,7 @@ def _policy_for_test(file: Path | None, parameter: str | None, mode: OutputForma
             loaded = parse_text(json.dumps(loaded.document), role_arns=False)
     else:
         source = resource("producer_policy_parameter", parameter, mode)
-        loaded = parse_text(_read_parameter(source, mode)["Value"], role_arns=False)
+        loaded = parse_text(read_parameter(source, mode)["Value"], role_arns=False)
     if loaded.problems:
         fail(f"{source}: {'; '.join(loaded.problems[:3])}", EXIT_USAGE, mode)
     return source, parse_policy(loaded.document)
