@@ -37,6 +37,9 @@ def isolated_from_the_developers_environment(monkeypatch: pytest.MonkeyPatch) ->
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/campaign-stop-tests/config")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/campaign-stop-tests/credentials")
+    # Typer adds and deletes this variable while it parses a command line; a test's publisher thread copying
+    # os.environ at that moment (botocore does) raised KeyError. Set beforehand, Typer only ever rewrites it.
+    monkeypatch.setenv("PYDANTIC_DISABLE_PLUGINS", "1")
 
 
 @pytest.fixture
