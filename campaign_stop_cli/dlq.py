@@ -482,7 +482,7 @@ def list_letters(
                     break
     except (BotoCoreError, ClientError) as error:
         _scan_failed(error, mode)
-    if mode is OutputFormat.JSON:
+    if mode.machine:
         print_json({"queueUrl": url, "approximateVisible": visible, "approximateInFlight": in_flight,
                     "shown": len(letters), "messages": [letter.as_json() for letter in letters]})
         return
@@ -528,7 +528,7 @@ def show(
                 if is_fifo(url) else "")
         fail(f"message {message_id} is not in {_queue_name(url)} (or another reader holds it just now{fifo})",
              EXIT_FAILED, mode)
-    if mode is OutputFormat.JSON:
+    if mode.machine:
         print_json(found.as_json(with_body=True))
         return
     out = console()
@@ -722,7 +722,7 @@ def _move(sqs: Any, dlq: str, stop_queue: str, chosen: Callable[[DeadLetter], bo
     moves = _Moves()
     progress = Progress(
         SpinnerColumn(), TextColumn("moving"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console(), transient=True, disable=mode is OutputFormat.JSON,
+        console=console(), transient=True, disable=mode.machine,
     )
     settle_until: float | None = None
     try:
@@ -812,7 +812,7 @@ def _with_move_task(sqs: Any, dlq_arn: str, stop_queue_arn: str, expected: int, 
     moves = _Moves(method="move-task")
     progress = Progress(
         SpinnerColumn(), TextColumn("move task"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console(), transient=True, disable=mode is OutputFormat.JSON,
+        console=console(), transient=True, disable=mode.machine,
     )
     with progress:
         bar = progress.add_task("move task", total=expected or None)
@@ -853,7 +853,7 @@ def _brief(error: BaseException) -> str:
 def _report_dry_run(snapshot: list[DeadLetter], not_found: list[str], dlq: str, stop_queue: str,
                     mode: OutputFormat, in_flight: int, redriven: dict[str, Redriven]) -> None:
     expired = sum(1 for verdict in redriven.values() if verdict.expired)
-    if mode is OutputFormat.JSON:
+    if mode.machine:
         print_json({"dryRun": True, "dlqUrl": dlq, "stopQueueUrl": stop_queue, "wouldMove": len(snapshot),
                     "wouldExpire": expired,
                     "messages": [{**letter.as_json(), "redrive": redriven[letter.message_id].as_json()}
@@ -881,7 +881,7 @@ def _report(moves: _Moves, dlq: str, stop_queue: str, mode: OutputFormat, snapsh
             f"[yellow]warning:[/] {' and '.join(part for part in parts if part)}: matching dead letters may still be "
             f"in {_queue_name(dlq)}. Run the redrive again once they are free (`campaign-stop dlq list` shows "
             "them).", highlight=False)
-    if mode is OutputFormat.JSON:
+    if mode.machine:
         print_json({"dlqUrl": dlq, "stopQueueUrl": stop_queue, **moves.as_json()})
         return
     out = console()

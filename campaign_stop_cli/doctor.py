@@ -486,7 +486,7 @@ def _queue_name(url: str) -> str:
 
 def _print(run: Doctor, code: int) -> None:
     counts = {status: sum(1 for check in run.checks if check.status is status) for status in Status}
-    if run.mode is OutputFormat.JSON:
+    if run.mode.machine:
         print_json({
             "stack": stack_name(),
             "checks": [{**asdict(check), "status": check.status.value} for check in run.checks],

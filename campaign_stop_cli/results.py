@@ -157,7 +157,7 @@ def _collect(queue: ResultsQueue, window: float, mode: OutputFormat, past: list[
     last_new: float | None = started if shown.events else None
     progress = Progress(
         SpinnerColumn(), TextColumn("listening for results: {task.completed} so far"), TimeElapsedColumn(),
-        console=console(), transient=True, disable=mode is OutputFormat.JSON,
+        console=console(), transient=True, disable=mode.machine,
     )
     with progress:
         task = progress.add_task("results", total=None)
@@ -205,7 +205,7 @@ def _wait_seconds(remaining: float) -> int:
 
 
 def _print_one(delivery: Delivery, mode: OutputFormat) -> None:
-    if mode is OutputFormat.JSON:
+    if mode.machine:
         typer.echo(json.dumps(delivery.event, separators=(",", ":"), default=str))  # JSON lines; echo flushes
         return
     table = _table(fixed=True, header=False)
@@ -214,7 +214,7 @@ def _print_one(delivery: Delivery, mode: OutputFormat) -> None:
 
 
 def _print_collected(shown: Shown, mode: OutputFormat) -> None:
-    if mode is OutputFormat.JSON:
+    if mode.machine:
         print_json([delivery.event for delivery in shown.events])
         return
     out = console()

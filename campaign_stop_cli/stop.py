@@ -139,7 +139,7 @@ def stop(
                            "results…")
     collected = waited.collected
     code = collected.exit_code()
-    if mode is OutputFormat.JSON:
+    if mode.machine:
         print_json({
             "requestId": request["requestId"], "via": via.value, **(waited.sent or {}), "request": request,
             "results": collected.results, "summary": collected.summary, "timedOut": collected.timed_out,
@@ -194,7 +194,7 @@ def _send(request: dict[str, Any], via: Via, target: str, mode: OutputFormat) ->
 
 def _report_sent(request: dict[str, Any], via: Via, sent: dict[str, str], mode: OutputFormat,
                  preview: list[str] | None = None) -> None:
-    if mode is OutputFormat.JSON:
+    if mode.machine:
         print_json({"requestId": request["requestId"], "via": via.value, **sent, "request": request,
                     **({"preview": preview} if preview is not None else {})})
     else:
@@ -229,7 +229,7 @@ def preview_all_active(request: dict[str, Any], send: Callable[[dict[str, Any]],
         fail(f"no answer to the dry run within {timeout:g} s (is the function running?): nothing was stopped. "
              "Pass --yes to stop without a dry run.", EXIT_TIMEOUT, mode)
     if any(result.get("outcome") not in SUCCESSFUL_OUTCOMES for result in collected.results):
-        _print_results(collected, error_console() if mode is OutputFormat.JSON else None)
+        _print_results(collected, error_console() if mode.machine else None)
         fail("the dry run did not succeed, and the stop would not either: nothing was stopped", EXIT_FAILED, mode)
     return collected
 
@@ -239,7 +239,7 @@ def confirm_stream(stream: str, collected: Collected, mode: OutputFormat, action
     """Show what the dry run would stop; go on only once the stream id is typed. Returns the campaign ids."""
     campaigns = sorted(str(r["campaignId"]) for r in collected.results
                        if r.get("outcome") == "dry_run" and isinstance(r.get("campaignId"), str))
-    out = error_console() if mode is OutputFormat.JSON else console()  # stdout stays the JSON document
+    out = error_console() if mode.machine else console()  # stdout stays the JSON document
     out.print(Text(f"Would stop {len(campaigns)} campaign(s) of {stream}{note}:", style="bold"))
     if campaigns:
         table = Table("campaign")
@@ -352,7 +352,7 @@ def _wait_for_results(queue: ResultsQueue, expected: int | None, timeout: float,
     deadline = time.monotonic() + timeout
     progress = Progress(
         SpinnerColumn(), TextColumn("results"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console(), transient=True, disable=mode is OutputFormat.JSON,
+        console=console(), transient=True, disable=mode.machine,
     )
     with progress:
         task = progress.add_task("results", total=expected)
