@@ -29,8 +29,9 @@ app = typer.Typer(
 def main(
     ctx: typer.Context,
     output: Annotated[
-        OutputFormat, typer.Option("--output", "-o", help="table (for people; plain lines when stdout is not a terminal), json "
-                                           "(one document) or jsonl (one JSON object a line).")
+        OutputFormat, typer.Option("--output", "-o", help="table (for people; plain lines when stdout is not a "
+                                                          "terminal), json (one document) or jsonl (one JSON object "
+                                                          "a line).")
     ] = OutputFormat.TABLE,
     stack: Annotated[str | None, typer.Option(
         "--stack", envvar="CAMPAIGN_STOP_STACK", help="CloudFormation stack whose outputs name the resources "
