@@ -848,7 +848,7 @@ def fire(
                         "summary": collected.summary, "timedOut": collected.timed_out,
                         "interrupted": collected.interrupted, "sent": waited.sent_state, "exitCode": code})
         else:
-            stop_command._print_results(collected)
+            stop_command.print_results(collected)
             stop_command.print_interrupted(waited, request["requestId"])
             if collected.timed_out and not collected.results:
                 console().print("No result arrived: if this scheduled time was already sent, the function took "

@@ -158,7 +158,7 @@ def stop(
             **({"preview": preview} if preview is not None else {}),
         })
     else:
-        _print_results(collected)
+        print_results(collected)
         _explain_earlier(collected, request)
         print_interrupted(waited, request["requestId"])
     raise typer.Exit(code)
@@ -195,7 +195,7 @@ def _report_duplicate(request: dict[str, Any], earlier: list[dict[str, Any]], mo
                     "exitCode": code})
     else:
         console().print(Text.assemble(("Duplicate: ", "bold yellow"), message), highlight=False)
-        _print_results(collected)
+        print_results(collected)
     raise typer.Exit(code)
 
 
@@ -286,7 +286,7 @@ def preview_all_active(request: dict[str, Any], send: Callable[[dict[str, Any]],
         fail(f"no answer to the dry run within {timeout:g} s (is the function running?): nothing was stopped. "
              "Pass --yes to stop without a dry run.", EXIT_TIMEOUT, mode)
     if any(result.get("outcome") not in SUCCESSFUL_OUTCOMES for result in collected.results):
-        _print_results(collected, error_console() if mode.machine else None)
+        print_results(collected, error_console() if mode.machine else None)
         fail("the dry run did not succeed, and the stop would not either: nothing was stopped", EXIT_FAILED, mode)
     return collected
 
@@ -440,7 +440,7 @@ def _wait_for_results(queue: ResultsQueue, expected: int | None, timeout: float,
     return collected
 
 
-def _print_results(collected: Collected, out: Console | None = None) -> None:
+def print_results(collected: Collected, out: Console | None = None) -> None:
     out = out or console()
     if collected.interrupted and not collected.results and collected.summary is None:
         out.print("No result arrived before the interruption.", highlight=False)
