@@ -52,7 +52,7 @@ from campaign_stop_cli.common import (
     terminate_as_ctrl_c,
     warn,
 )
-from campaign_stop_cli.output import outcomes_exit_code
+from campaign_stop_cli.output import one_line, outcomes_exit_code, share_of_width
 from campaign_stop_cli.stop import Collected, print_results
 from campaign_stop_cli.subscription import ResultsQueue, results_subscription
 from stop_campaign.domain.intake import (
@@ -539,17 +539,19 @@ def _letters_table(letters: list[DeadLetter], title: str | None = None,
     columns: list[Column | str] = [
         Column("message id", no_wrap=True, min_width=36), Column("request id", overflow="fold", min_width=12),
         Column("stream / campaign", overflow="fold"), Column("error code", overflow="fold"),
-        Column("error message", ratio=1), "source", Column("age", no_wrap=True),
+        Column("error message", ratio=share_of_width()), "source", Column("age", no_wrap=True),
     ]
     if redriven is not None:
-        columns += [Column("would stop", ratio=1), Column("request age", no_wrap=True), Column("sent back now")]
+        columns += [Column("would stop", ratio=share_of_width()), Column("request age", no_wrap=True),
+                    Column("sent back now")]
     table = Table(*columns, title=title)
     for letter in letters:
         code = letter.error_code
         message = letter.error_message if letter.writer != "redrive-policy" else NO_REASON
         cells: list[Any] = [letter.message_id, escape(letter.request_id or "-"),
                             Text(f"{letter.stream_id or '-'} / {letter.campaigns_text()}"),
-                            f"[red]{escape(code)}[/]" if code else "-", escape(message or ""), escape(letter.source),
+                            f"[red]{escape(code)}[/]" if code else "-", escape(one_line(message)),
+                            escape(letter.source),
                             _age(letter.age_seconds())]
         verdict = (redriven or {}).get(letter.message_id)
         if redriven is not None and verdict is not None:
@@ -664,7 +666,7 @@ def show(
     if not found:
         fifo = (f"; a FIFO queue shows only the first {FIFO_GROUP_DEPTH} messages of each message group"
                 if is_fifo(url) else "")
-        fail(f"no dead letter with message id or request id {letter_id} in {_queue_name(url)} (or another reader "
+        fail(f"{letter_id} is not in {_queue_name(url)}, as a message id or as a request id (or another reader "
              f"holds it just now{fifo})", EXIT_FAILED, mode)
     if mode.machine:
         documents = [letter.as_json(with_body=True) for letter in found]

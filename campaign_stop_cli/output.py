@@ -6,6 +6,7 @@ One place, so that every command (and the ones added later) reads the same in a 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from contextvars import ContextVar
@@ -113,8 +114,9 @@ def stdout_is_terminal() -> bool:
 
 
 def console() -> Console:
-    """Rich on stdout: a terminal's own width there; elsewhere (a pipe, a file, a log) no colour, no wrapping and
-    no cutting, whatever COLUMNS says. Made per call: the streams may be replaced (tests, redirection)."""
+    """Rich on stdout: a terminal's own width there; elsewhere (a pipe, a file, a log) no colour, and no wrapping or
+    cutting unless COLUMNS is exported (then that width, as on a terminal of that size: bash sets COLUMNS without
+    exporting it). Made per call: the streams may be replaced (tests, redirection)."""
     return _console(sys.stdout)
 
 
@@ -123,10 +125,16 @@ def error_console() -> Console:
 
 
 def _console(stream: Any) -> Console:
-    if _isatty(stream):
+    if _isatty(stream) or os.environ.get("COLUMNS", "").strip().isdigit():
         return Console(file=stream, soft_wrap=True)
     return Console(file=stream, soft_wrap=True, width=PLAIN_WIDTH, color_system=None, force_terminal=False,
                    force_interactive=False)
+
+
+def share_of_width() -> int | None:
+    """A column's ratio: on a terminal it takes the width left over; elsewhere none, as the console is
+    PLAIN_WIDTH wide and a ratio column would pad every row out to it."""
+    return 1 if _isatty(sys.stdout) or os.environ.get("COLUMNS", "").strip().isdigit() else None
 
 
 def _isatty(stream: Any) -> bool:
@@ -156,10 +164,10 @@ class LineWriter:
 
     def _line(self, cells: Sequence[str]) -> None:
         widths = [width for _, width in self.columns]
-        parts = [_one_line(cell).ljust(width) for cell, width in zip(cells[:-1], widths[:-1], strict=False)]
-        _write("  ".join([*parts, _one_line(cells[-1]) if cells else ""]).rstrip())
+        parts = [one_line(cell).ljust(width) for cell, width in zip(cells[:-1], widths[:-1], strict=False)]
+        _write("  ".join([*parts, one_line(cells[-1]) if cells else ""]).rstrip())
 
 
-def _one_line(text: Any) -> str:
+def one_line(text: Any) -> str:
     """A cell on one line: a newline or tab in an API's message would split the event."""
     return " ".join(str(text).split()) if text is not None else ""

@@ -30,7 +30,7 @@ from campaign_stop_cli.common import (
     warn,
 )
 from campaign_stop_cli.history import HistoryUnreadable, past_events
-from campaign_stop_cli.output import LineWriter
+from campaign_stop_cli.output import LineWriter, one_line, share_of_width
 from campaign_stop_cli.subscription import Delivery, ResultsQueue, results_subscription
 from stop_campaign.domain.models import Outcome
 
@@ -239,7 +239,7 @@ def _counts(shown: Shown) -> str:
 def _table() -> Table:
     """Ids and times never wrap (they are copied into other commands); the messages fold."""
     columns = [Column(name, no_wrap=True) for name in ("at (UTC)", "request", "stream", "campaign", "outcome")]
-    columns += [Column("error code", overflow="fold"), Column("error message", overflow="fold", ratio=1)]
+    columns += [Column("error code", overflow="fold"), Column("error message", overflow="fold", ratio=share_of_width())]
     return Table(*columns, box=box.HEAVY_HEAD)
 
 
@@ -260,7 +260,7 @@ def _cells(delivery: Delivery) -> tuple[str, ...]:
                 f"{event.get('campaigns')} campaign(s): {counts or 'none'}")
     error: dict[str, Any] = event["error"] if isinstance(event.get("error"), dict) else {}
     return (time_of_day, request, stream, str(event.get("campaignId") or "-"), str(event.get("outcome") or "-"),
-            str(error.get("code") or ""), str(error.get("message") or ""))
+            str(error.get("code") or ""), one_line(error.get("message") or ""))
 
 
 def _row(delivery: Delivery) -> tuple[Text, ...]:
