@@ -719,7 +719,7 @@ def list_schedules(
     now = datetime.now(UTC)
     summaries = sorted((_summary(schedule, now) for schedule in schedules), key=lambda s: str(s["name"]))
     if mode.machine:
-        print_json({"group": group, "schedules": summaries})
+        print_json({"group": group, "schedules": summaries}, records="schedules")
         raise typer.Exit(EXIT_OK)
     if not summaries:
         console().print(f"No schedules in group {group}.", highlight=False)
