@@ -224,10 +224,16 @@ def _print_collected(shown: Shown, mode: OutputFormat) -> None:
                   "Without --request-id only events published after the subscription was made are seen: use "
                   "--follow, or a longer --timeout, and start it before the requests.", highlight=False)
         return
-    table = _table()
-    for delivery in sorted(shown.events, key=lambda d: str(d.event.get("completedAt") or "")):
-        table.add_row(*_row(delivery))
-    out.print(table, highlight=False)
+    ordered = sorted(shown.events, key=lambda d: str(d.event.get("completedAt") or ""))
+    if out.width < WIDE_TABLE_COLUMNS:  # a table would squeeze the ids and the message: one line per event instead
+        lines = LineWriter(FOLLOW_COLUMNS)
+        for delivery in ordered:
+            lines.row(_cells(delivery))
+    else:
+        table = _table()
+        for delivery in ordered:
+            table.add_row(*_row(delivery))
+        out.print(table, highlight=False)
     out.print(_counts(shown), highlight=False)
 
 
@@ -243,6 +249,7 @@ def _table() -> Table:
     return Table(*columns, box=box.HEAVY_HEAD)
 
 
+WIDE_TABLE_COLUMNS = 160  # narrower than this (an 80-120 column terminal), results print as --follow's lines
 # --follow: one line per event, these widths (a longer value widens its own line; nothing is cut or wrapped).
 FOLLOW_COLUMNS = (("at (UTC)", 8), ("request", 36), ("stream", 12), ("campaign", 14), ("outcome", 15),
                   ("error code", 16), ("error message", 0))

@@ -104,3 +104,15 @@ def test_help_shows_no_type_noise(runner: CliRunner, command: list[str]) -> None
     assert result.exit_code == 0, result.output
     assert "<bool>" not in result.stdout and "╭" not in result.stdout
     assert "--help" in result.stdout
+
+
+def test_results_on_a_narrow_terminal_keep_each_event_whole(
+    runner: CliRunner, stack: LocalStack, cli_env: dict[str, str], function_running: Callable[[], None]
+) -> None:
+    publisher = ResultsPublisher(stack.results_topic_arn, stack.client("sns"))
+    with _when_listening(stack, lambda: publisher.publish(_failed_result("cd-y"))):
+        result = runner.invoke(app, ["results", "--timeout", "20"], env={"COLUMNS": "100"})
+    assert result.exit_code == 1, result.output
+    (line,) = [line for line in result.stdout.splitlines() if "cd-y" in line]
+    assert line.split()[:6] == ["20:13:06", LONG_REQUEST_ID, STREAM_ID, "cd-y", "failed", "stop_refused"]
+    assert "1 result(s), 0 summary event(s)." in result.stdout
