@@ -39,6 +39,7 @@ from stop_campaign.domain.models import (
     TransientStopError,
 )
 from stop_campaign.domain.planning import PlannedRequest
+from stop_campaign.domain.resume import SCHEDULE_NOT_REENABLED
 
 # A stop held by another invocation of the same request: that invocation reports it.
 IN_PROGRESS = "in_progress"
@@ -275,4 +276,6 @@ def result_for(
         api=api,
         error=error,
         producer=request.producer,
+        resume_of=request.resume_of,
+        schedule=dict(SCHEDULE_NOT_REENABLED) if request.resume_of is not None else None,
     )

@@ -22,6 +22,7 @@ from stop_campaign.domain.models import (
     STOPPABLE_STATUSES,
     ApiConfirmation,
     ApiResponse,
+    Outcome,
     PermanentStopError,
     Source,
     StopOutcome,
@@ -31,6 +32,7 @@ from stop_campaign.domain.models import (
     utc_now,
 )
 from stop_campaign.domain.outcomes import StopVerdict, confirmation, describe_refusal, finished_status, judge_stop
+from stop_campaign.domain.resume import RESUMABLE_STATUS, current_status, not_resumed_message, started
 from stop_campaign.pacing.account_budgets import AccountBudgets
 from stop_campaign.pacing.rate_ledger import LedgerUnavailable
 from stop_campaign.pacing.rate_schedule import NORMAL, URGENT
@@ -64,7 +66,8 @@ class CampaignStopper:
         for target in targets:
             if not target.request.dry_run and target.account_id:
                 key = (target.account_id, lane(target.request))
-                wanted[key] = wanted.get(key, 0) + 1
+                # a resume's campaign: a status call, then (when it is still stopped) its start
+                wanted[key] = wanted.get(key, 0) + (2 if target.request.resume_of is not None else 1)
         not_after = deadline.latest_start(MIN_CALL_SECONDS)
         for (account_id, lane_name), calls in wanted.items():
             self._budgets.for_account(account_id, lane_name).prepare(calls, not_after)
@@ -117,6 +120,48 @@ class CampaignStopper:
         if status.retryable:
             raise TransientStopError("api_unavailable", describe_refusal(status), refused.as_result_field())
         raise PermanentStopError("stop_refused", describe_refusal(refusal), refused.as_result_field())
+
+    def start(self, target: StopTarget, deadline: Deadline) -> StopOutcome:
+        """A resume's call for one campaign: Get Campaign Status, then Start Campaign v2 only if it is ``Stopped``
+        (``resumed``); any other status is left alone (``ignored``, one call). The status call rather than a list
+        page: one call per campaign whatever the stream holds (a list filtered to ``Stopped`` grows with every
+        campaign ever stopped), made right before the start, so a campaign restarted meanwhile is seen. Raises like
+        ``stop`` when it did not succeed."""
+        request = target.request
+
+        def status_call(headers: HeadersFactory, pacer: Pacer | None) -> ApiResponse:
+            return self._client.campaign_status(
+                request.stream_id, target.campaign_id, target.account_id, headers, deadline, pacer
+            )
+
+        status = self._call(request, status_call)
+        current = current_status(status)
+        if current is None:
+            api = confirmation(status).as_result_field()
+            if status.retryable:
+                raise TransientStopError("api_unavailable", describe_refusal(status), api)
+            code = "unauthorized" if status.status == 401 else "status_unreadable"
+            raise PermanentStopError(code, "Get Campaign Status did not say the campaign's status: "
+                                     + describe_refusal(status), api)
+        if current != RESUMABLE_STATUS:
+            seen = ApiConfirmation(http_status=status.status, status=current, message=not_resumed_message(current))
+            return StopOutcome(outcome=Outcome.IGNORED.value, api=seen.as_result_field(), completed_at=utc_now())
+
+        def start_call(headers: HeadersFactory, pacer: Pacer | None) -> ApiResponse:
+            return self._client.start_campaign(
+                request.stream_id, target.campaign_id, request.campaign_type, target.account_id, headers, deadline,
+                pacer,
+            )
+
+        response = self._call(request, start_call)
+        api = confirmation(response).as_result_field()
+        if started(response):
+            return StopOutcome(outcome=Outcome.RESUMED.value, api=api, completed_at=utc_now(),
+                               api_latency_ms=round(response.latency_ms, 1))
+        if response.retryable:
+            raise TransientStopError("api_unavailable", describe_refusal(response), api)
+        code = "unauthorized" if response.status == 401 else "start_refused"
+        raise PermanentStopError(code, describe_refusal(response), api)
 
     def disable_schedule(self, target: StopTarget, deadline: Deadline) -> dict[str, Any]:
         """Disable the recurring schedule of a campaign just stopped (or found stopped), by its name: the list row's
