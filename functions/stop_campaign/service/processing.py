@@ -443,7 +443,7 @@ class MessageProcessor:
         planned = self._plan(message)
         if isinstance(planned, _EndedInPlanning):  # rejected, ignored, or the alarm map unreadable to the end
             return planned.results
-        runnable, released = self._release_holds(planned.runnable, message.final_attempt)
+        runnable, released = release_holds(self._hold_release, planned.runnable, message.final_attempt)
         ends = [*released, *self._run(runnable, deadline, started)]
         ends = self._disable_schedules(ends, deadline)  # after every stop of the message, never before one
         decision = decide(planned.planned, [*planned.refused, *ends], message.origin,
@@ -524,32 +524,6 @@ class MessageProcessor:
         logger.info("Resuming the campaigns a request stopped", extra={
             "resume_of": resume.resume_of, "campaign_count": sum(len(plan.request.campaign_ids) for plan in planned)})
         return self._authorize(planned, policy, sender, delivery)
-
-    def _release_holds(
-        self, runnable: list[PlannedRequest], final_attempt: bool,
-    ) -> tuple[list[PlannedRequest], list[TargetEnd]]:
-        """Before any start of a resume, the hold of the request it resumes ends (a hold check would stop again what
-        the resume starts). A release that fails starts nothing: the message is tried again (its campaigns end
-        ``failed`` after the last attempt)."""
-        resumes = {plan.request.resume_of for plan in runnable
-                   if plan.request.resume_of is not None and not plan.request.dry_run}
-        if self._hold_release is None or not resumes:
-            return runnable, []
-        try:
-            for request_id in sorted(str(resume_of) for resume_of in resumes):
-                self._hold_release.release(request_id)
-        except Exception as error:  # whatever the hold store raised: no start while the hold may still stand
-            logger.warning("Could not release the hold of the request to resume", extra={
-                "error": f"{type(error).__name__}: {error}"[:300]})
-            failure = TransientStopError("hold_not_released", f"the hold could not be released: {type(error).__name__}")
-            if not final_attempt:
-                raise RetryLater([failure]) from None
-            kept = [plan for plan in runnable if plan.request.resume_of is None or plan.request.dry_run]
-            held = [plan for plan in runnable if plan not in kept]
-            return kept, [TargetEnd(StopTarget(plan.request, campaign_id, plan.request.account_id or ""),
-                                    transient=failure)
-                          for plan in held for campaign_id in plan.request.campaign_ids]
-        return runnable, []
 
     def _sender(
         self, message: InboundMessage, parsed: StopRequest | AlarmStateChange | ResumeRequest | Continuation,
@@ -1004,6 +978,33 @@ def _delivery(planned: list[PlannedRequest]) -> str | None:
         "reason": request.reason, "requestedBy": request.requested_by, "requestedAt": request.requested_at,
         "accountId": request.account_id, "dryRun": request.dry_run, "notAfter": request.not_after,
     } | ({"disableSchedule": True} if request.disable_schedule else {}))
+
+
+def release_holds(
+    holds: HoldRelease | None, runnable: list[PlannedRequest], final_attempt: bool,
+) -> tuple[list[PlannedRequest], list[TargetEnd]]:
+    """Before any start of a resume, the hold of the request it resumes ends (a hold check would stop again what the
+    resume starts); a dry run releases nothing. What may run now, and the ends of what may not: a release that fails
+    starts nothing of its resume; the message is tried again (RetryLater), and after its last attempt those campaigns
+    end ``failed``."""
+    resumes = sorted({str(plan.request.resume_of) for plan in runnable
+                      if plan.request.resume_of is not None and not plan.request.dry_run})
+    if holds is None or not resumes:
+        return runnable, []
+    try:
+        for request_id in resumes:
+            holds.release(request_id)
+    except Exception as error:  # whatever the hold store raised: no start while the hold may still stand
+        logger.warning("Could not release the hold of the request to resume", extra={
+            "error": f"{type(error).__name__}: {error}"[:300]})
+        failure = TransientStopError("hold_not_released", f"the hold could not be released: {type(error).__name__}")
+        if not final_attempt:
+            raise RetryLater([failure]) from None
+        held = [plan for plan in runnable if plan.request.resume_of is not None and not plan.request.dry_run]
+        return [plan for plan in runnable if plan not in held], [
+            TargetEnd(StopTarget(plan.request, campaign_id, plan.request.account_id or ""), transient=failure)
+            for plan in held for campaign_id in plan.request.campaign_ids]
+    return runnable, []
 
 
 def _named_id(parsed: Any, origin: Origin) -> str:
