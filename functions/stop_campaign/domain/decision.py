@@ -39,6 +39,7 @@ from stop_campaign.domain.models import (
     TransientStopError,
 )
 from stop_campaign.domain.planning import PlannedRequest
+from stop_campaign.domain.readonly import readonly_dataclass
 from stop_campaign.domain.resume import SCHEDULE_NOT_REENABLED
 
 # A stop held by another invocation of the same request: that invocation reports it.
@@ -51,7 +52,7 @@ MAX_STALLED_INVOCATIONS = 5
 EndKind = Literal["ended", "transient", "deferred"]
 
 
-@dataclass(frozen=True, slots=True)
+@readonly_dataclass
 class TargetEnd:
     """How one campaign ended in this invocation: exactly one of ``result``, ``transient`` or ``deferred`` is set
     (``kind`` says which; a ``permanent`` error only comes with a result), checked when it is made. A request that
@@ -77,7 +78,7 @@ class TargetEnd:
         return "transient" if self.transient is not None else "deferred"
 
 
-@dataclass(frozen=True, slots=True)
+@readonly_dataclass
 class ContinueLater:
     continuation: Continuation
     resume_at: float  # epoch seconds: the earliest the rate budget allows the next call

@@ -15,7 +15,6 @@ campaign's call is "is it still Stopped? then start it" (service/stopper.py ``st
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from stop_campaign.domain.history import stopped_campaigns
@@ -28,6 +27,7 @@ from stop_campaign.domain.models import (
     Source,
     StopRequest,
 )
+from stop_campaign.domain.readonly import readonly_dataclass
 
 RESUME_ACTION = "resume"
 UNKNOWN_REQUEST = "unknown_request"  # the error code of a resume of a request the history does not know
@@ -45,7 +45,7 @@ class HoldRelease(Protocol):
     def release(self, request_id: str) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
+@readonly_dataclass
 class ResumeRequest:
     """A validated resume request (v1)."""
 
