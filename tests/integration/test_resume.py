@@ -8,6 +8,8 @@ made, to which path, with which query.
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -15,6 +17,8 @@ from conftest import ACCOUNT_ID, STREAM_ID
 
 from devtools.kore_simulator import KoreSimulator
 from devtools.local_stack import LocalStack
+from devtools.poller import SqsEventSourceMapping
+from stop_campaign import app
 
 STOP = {"streamId": STREAM_ID, "campaignIds": ["cd-1", "cd-2", "cd-3"], "requestId": "req-incident",
         "requestedBy": "oncall@example.com"}
@@ -177,3 +181,51 @@ def test_a_start_the_platform_refuses_fails_and_is_dead_lettered(invoke, sqs, st
     assert results["cd-1"]["outcome"] == "resumed"
     assert (results["cd-2"]["outcome"], results["cd-2"]["error"]["code"]) == ("failed", "start_refused")
     assert len(stack.drain_dead_letters()) == 1
+
+
+def test_a_start_the_api_fails_twice_is_retried_within_the_invocation(invoke, sqs, stack, stopped):
+    stopped.inject("start_sms", status=503, times=2, campaign_id="cd-1")
+
+    invoke(sqs(RESUME))
+
+    assert [call.status for call in stopped.start_calls("cd-1")] == [503, 503, 200]
+    assert by_campaign(stack.drain_results()) == {"cd-1": "resumed", "cd-2": "resumed"}
+    assert stack.drain_dead_letters() == []
+
+
+def test_a_resume_past_the_rate_budget_continues_as_a_resume(invoke, stack, kore, cold_start, monkeypatch):
+    """Two calls a campaign (status, start) at 10 calls per 2 s and 6 s invocations: the rest of the resume is handed
+    over to the stop queue, and its continuation starts campaigns; it never stops one."""
+    campaigns = [f"cd-paced-{number:02}" for number in range(12)]
+    for campaign_id in campaigns:
+        kore.add_campaign(STREAM_ID, campaign_id, status="Active")
+    invoke({"streamId": STREAM_ID, "campaignIds": campaigns, "requestId": "req-paced"})  # its history is kept
+    assert {result["outcome"] for result in stack.drain_results()} == {"stopped"}
+    stack.drain_summaries()
+    kore.reset_log()
+    monkeypatch.setenv("KORE_RATE_LIMIT", "10/2")
+    kore.set_rate_limit(max_requests=10, window_seconds=2.0, retry_after=1)
+    cold_start()
+    mapping = SqsEventSourceMapping(stack, handler=app.lambda_handler, function_timeout_seconds=6,
+                                    retry_delay_seconds=30)
+
+    stack.client("sqs").send_message(QueueUrl=stack.stop_queue_url, MessageBody=json.dumps(
+        {"action": "resume", "resumeOf": "req-paced", "requestId": "req-paced-undo"}))
+    reports = mapping.poll_until_empty(max_seconds=60)
+
+    assert len(reports) >= 2  # 24 calls at 10 per 2 s: continued at least once
+    kinds = [call.kind for call in kore.requests if call.status == 200]
+    # a status call takes its start's slot with it (a status call without its start is one cut off by the deadline)
+    assert kinds.count("start_sms") == 12 and kinds.count("status") <= 14
+    assert sum(1 for call in kore.requests if call.status == 429) <= 2  # paced by the budget, not by refusals
+    assert all(not report.failed_ids and not report.error for report in reports)
+    assert kore.stop_calls() == []  # a continuation of a resume is a resume
+    started = Counter(call.path.rsplit("/", 1)[1] for call in kore.start_calls() if call.status == 200)
+    assert started == dict.fromkeys(campaigns, 1)
+    assert {kore.campaign_status(STREAM_ID, campaign_id) for campaign_id in campaigns} == {"Active"}
+    results = stack.drain_results()
+    assert Counter((r["campaignId"], r["outcome"], r["resumeOf"]) for r in results) == {
+        (campaign_id, "resumed", "req-paced"): 1 for campaign_id in campaigns}
+    [summary] = stack.drain_summaries()
+    assert (summary["outcomes"], summary["campaigns"], summary["resumeOf"]) == ({"resumed": 12}, 12, "req-paced")
+    assert stack.drain_dead_letters() == []

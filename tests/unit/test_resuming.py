@@ -5,6 +5,7 @@ sockets."""
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import replace
 from typing import Any
 
@@ -21,12 +22,14 @@ from stop_campaign.domain.models import (
     Progress,
     ResultEvent,
     Source,
+    StopDeferred,
     StopRequest,
     StopTarget,
 )
 from stop_campaign.domain.planning import PlannedRequest
 from stop_campaign.domain.resume import ResumeRequest, current_status, resumed_requests, started
 from stop_campaign.service.processing import RetryLater, release_holds
+from stop_campaign.service.stopper import PairedSlots
 
 ORIGIN = Origin(Source.SQS, "m-1", "2026-12-03T10:00:00.000Z")
 RESUME = ResumeRequest(resume_of="req-incident", request_id="req-undo", source=Source.SQS,
@@ -219,3 +222,48 @@ def test_a_hold_that_cannot_be_released_starts_nothing():
     assert runnable == []
     assert [(end.target.campaign_id, end.kind, end.transient and end.transient.code) for end in ends] == [
         ("cd-1", "transient", "hold_not_released"), ("cd-2", "transient", "hold_not_released")]
+
+
+# -- a resume's two calls take their budget slots together -------------------------------------------------------
+
+
+class CountingBudget:
+    """A pacer with ``slots`` calls left: what the account's budget does, without time."""
+
+    def __init__(self, slots: int) -> None:
+        self.slots = slots
+        self.taken = 0
+
+    def acquire(self, not_after: float) -> float:
+        if self.taken == self.slots:
+            raise StopDeferred(0.0, "spent", budget=True)
+        self.taken += 1
+        return 0.0
+
+    def throttled(self, retry_after: float | None) -> None:
+        """Not needed here."""
+
+
+def test_the_status_call_takes_the_starts_slot_and_the_start_uses_it():
+    budget, pair = CountingBudget(slots=2), PairedSlots(threading.Lock())
+    pair.first(budget).acquire(1.0)
+    assert budget.taken == 2
+    pair.second(budget).acquire(1.0)  # its slot is already held
+    assert budget.taken == 2
+    with pytest.raises(StopDeferred):
+        pair.second(budget).acquire(1.0)  # a retry of the start needs a slot of its own
+
+
+def test_no_status_call_when_its_start_would_find_no_slot():
+    budget = CountingBudget(slots=1)
+    with pytest.raises(StopDeferred):
+        PairedSlots(threading.Lock()).first(budget).acquire(1.0)
+
+
+def test_a_resume_waiting_for_the_budget_books_two_places_a_campaign():
+    target = resume_target()
+    end = TargetEnd(target, deferred=StopDeferred(5.0, "spent", budget=True))
+    decision = decide([PlannedRequest(target.request)], [end], ORIGIN, final_attempt=False,
+                      now="2026-12-03T10:00:02.000Z")
+    [later] = decision.continuations
+    assert later.places == 2 and later.continuation.request.resume_of == "req-incident"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -50,6 +51,12 @@ class CampaignStopper:
         self._credentials = credentials
         self._jwt_ttl = jwt_ttl_seconds
         self._budgets = budgets  # None: unpaced (tests of the client alone)
+        self._pairing: dict[str, threading.Lock] = {}  # per account: a resume's two slots are taken together
+        self._pairing_guard = threading.Lock()
+
+    def _pairing_lock(self, account_id: str) -> threading.Lock:
+        with self._pairing_guard:
+            return self._pairing.setdefault(account_id, threading.Lock())
 
     def credentials_for(self, request: StopRequest) -> StreamCredentials:
         try:
@@ -128,13 +135,14 @@ class CampaignStopper:
         campaign ever stopped), made right before the start, so a campaign restarted meanwhile is seen. Raises like
         ``stop`` when it did not succeed."""
         request = target.request
+        pair = PairedSlots(self._pairing_lock(target.account_id))
 
         def status_call(headers: HeadersFactory, pacer: Pacer | None) -> ApiResponse:
             return self._client.campaign_status(
                 request.stream_id, target.campaign_id, target.account_id, headers, deadline, pacer
             )
 
-        status = self._call(request, status_call)
+        status = self._call(request, status_call, paced=pair.first)
         current = current_status(status)
         if current is None:
             api = confirmation(status).as_result_field()
@@ -153,7 +161,7 @@ class CampaignStopper:
                 pacer,
             )
 
-        response = self._call(request, start_call)
+        response = self._call(request, start_call, paced=pair.second)
         api = confirmation(response).as_result_field()
         if started(response):
             return StopOutcome(outcome=Outcome.RESUMED.value, api=api, completed_at=utc_now(),
@@ -221,7 +229,7 @@ class CampaignStopper:
 
     def _call(
         self, request: StopRequest, call: Callable[[HeadersFactory, Pacer | None], ApiResponse],
-        granted: Callable[[], None] | None = None,
+        granted: Callable[[], None] | None = None, paced: Callable[[Pacer], Pacer] | None = None,
     ) -> ApiResponse:
         """Make a call with fresh tokens; after a 401, re-read the secret once (rotation) and try again."""
         credentials = self.credentials_for(request)
@@ -230,6 +238,8 @@ class CampaignStopper:
             pacer = self._budgets.for_account(credentials.account_id, lane(request))
         if granted is not None:
             pacer = _Announcing(pacer, granted)
+        if paced is not None and pacer is not None:
+            pacer = paced(pacer)
         try:
             response = call(lambda: auth_headers(credentials, self._jwt_ttl), pacer)
             if response.status != 401:
@@ -263,6 +273,51 @@ class _Announcing:
     def throttled(self, retry_after: float | None) -> None:
         if self._pacer is not None:
             self._pacer.throttled(retry_after)
+
+
+class PairedSlots:
+    """A resume's two calls take their slots of the account's budget together: the status call's first attempt takes
+    the start's slot too, which the start's first attempt then uses. Otherwise, under a spent budget, every campaign
+    of a resume could get its status call and none its start, invocation after invocation."""
+
+    def __init__(self, together: threading.Lock) -> None:
+        self._held = 0
+        self._together = together  # the account's: no other resume takes a slot between this one's two
+
+    def first(self, pacer: Pacer) -> Pacer:
+        return _Pairing(pacer, self, take_two=True)
+
+    def second(self, pacer: Pacer) -> Pacer:
+        return _Pairing(pacer, self, take_two=False)
+
+    def acquire(self, pacer: Pacer, not_after: float, take_two: bool) -> float:
+        if take_two and self._held == 0:
+            with self._together:
+                waited = pacer.acquire(not_after)  # the status call's slot: StopDeferred when none in time
+                waited += pacer.acquire(not_after)  # the start's: none in time, no status call either
+            self._held = 1
+            return waited
+        if take_two:  # a retry of the status call: its own slot only
+            return pacer.acquire(not_after)
+        if self._held:
+            self._held = 0
+            return 0.0
+        return pacer.acquire(not_after)
+
+
+class _Pairing:
+    __slots__ = ("_pacer", "_slots", "_take_two")
+
+    def __init__(self, pacer: Pacer, slots: PairedSlots, *, take_two: bool) -> None:
+        self._pacer = pacer
+        self._slots = slots
+        self._take_two = take_two
+
+    def acquire(self, not_after: float) -> float:
+        return self._slots.acquire(self._pacer, not_after, self._take_two)
+
+    def throttled(self, retry_after: float | None) -> None:
+        self._pacer.throttled(retry_after)
 
 
 def campaign_name(status: ApiResponse) -> str | None:
