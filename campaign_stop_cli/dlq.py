@@ -66,6 +66,7 @@ from stop_campaign.domain.intake import (
     parse_sqs_body,
 )
 from stop_campaign.domain.models import Continuation, Origin, Source, StopRequest
+from stop_campaign.domain.resume import ResumeRequest
 from stop_campaign.settings import OPTIONAL_ENV_VARS
 
 app = typer.Typer(help="Look at the dead-letter queue and send its messages back to the stop queue.",
@@ -331,6 +332,9 @@ def judge(letter: DeadLetter, now: datetime, max_age_seconds: float) -> Redriven
     if isinstance(parsed, AlarmStateChange):
         stops = (f"what the alarm map maps {parsed.alarm_name} to" if parsed.state == "ALARM"
                  else f"nothing (alarm {parsed.alarm_name} {parsed.state})")
+    elif isinstance(parsed, ResumeRequest):
+        stops = (f"nothing: starts again what request {parsed.resume_of} stopped, if still Stopped"
+                 + (" (dry run)" if parsed.dry_run else ""))
     else:
         stops = _campaigns_text(parsed)
     return Redriven(stops, age, late.message if late is not None else None)
@@ -342,7 +346,8 @@ def _campaigns_text(request: StopRequest) -> str:
     else:
         ids = list(request.campaign_ids)
         what = ", ".join(ids[:3]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
-    return f"{what} of {request.stream_id}" + (" (dry run)" if request.dry_run else "")
+    resumed = f"resume of {request.resume_of}: start " if request.resume_of is not None else ""
+    return f"{resumed}{what} of {request.stream_id}" + (" (dry run)" if request.dry_run else "")
 
 
 def max_request_age(flag_value: int | None, mode: OutputFormat) -> float:

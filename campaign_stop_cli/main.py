@@ -6,13 +6,14 @@ from typing import Annotated
 
 import typer
 
-from campaign_stop_cli import alarm_map, dlq, doctor, history, producers, results, schedule, status, stop
+from campaign_stop_cli import alarm_map, dlq, doctor, history, producers, results, resume, schedule, status, stop
 from campaign_stop_cli.common import OutputFormat
 
 app = typer.Typer(
     name="campaign-stop",
     help="Operator's command line for the campaign-stop function: send stop requests and wait for their results, "
-    "watch results, inspect and redrive dead letters, check the alarm map and the producer policy, schedule "
+    "watch results, undo a request's stops (resume), "
+    "inspect and redrive dead letters, check the alarm map and the producer policy, schedule "
     "quiet-hours stops, check the "
     "setup.\n\n"
     "Exit codes: 0 success, 1 some request or campaign failed, 2 usage or configuration error, 3 timed out, "
@@ -43,6 +44,7 @@ def main(
 app.command("stop")(stop.stop)
 app.command("results")(results.results)
 app.command("history")(history.history)
+app.command("resume")(resume.resume)
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(alarm_map.app, name="alarm-map")
 app.add_typer(producers.app, name="producers")

@@ -45,6 +45,7 @@ OUTCOME_METRICS = {
     "ignored": "TriggersIgnored",
     "rejected": "RequestsRejected",
     "failed": "StopFailures",
+    "resumed": "CampaignsResumed",
 }
 TIME_TO_STOP = "TimeToStop"
 LAMBDA_METRICS = ("Invocations", "Errors", "Throttles")

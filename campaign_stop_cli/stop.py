@@ -335,8 +335,9 @@ class Collected:
                    if result.get("requestedAt") and result.get("requestedAt") != requested_at)
 
     def complete(self, expected: int | None) -> bool:
-        if any(r.get("outcome") == "rejected" and not r.get("campaignId") for r in self.results):
-            return True  # the request itself was rejected: no campaign results and no summary follow
+        if any(not r.get("campaignId") and (r.get("outcome") == "rejected" or r.get("resumeOf"))
+               for r in self.results):
+            return True  # the request itself was rejected (or a resume found nothing to resume): nothing follows
         if expected == 1:
             return len(self.results) >= 1
         if self.summary is None:

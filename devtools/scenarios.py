@@ -74,6 +74,10 @@ def status_path(campaign_id: str, stream_id: str = STREAM_ID) -> str:
     return f"/campaign/api/v2/public/{stream_id}/campaign/{campaign_id}/status"
 
 
+def sms_start_path(campaign_id: str, stream_id: str = STREAM_ID) -> str:
+    return f"/campaign/api/v2/public/{stream_id}/campaign/{campaign_id}"
+
+
 def schedule_path(stream_id: str = STREAM_ID) -> str:
     return f"/campaign/api/v2/public/{stream_id}/campaign/schedule"
 
@@ -261,6 +265,10 @@ def all_scenarios() -> tuple[Scenario, ...]:
                      "detail": {**alarm["detail"], "state": {**alarm["detail"]["state"],
                                                               "timestamp": "2026-11-28T10:15:00.000+0000"}}}
     foreign_id = f"alarm:{alarm['detail']['alarmName']}:2026-11-28T10:15:00.000+0000"
+    resume = load_event("direct_resume_request.json")  # resumes req-incident-2026-11-28
+    incident = json.dumps({"streamId": STREAM_ID, "campaignIds": ["cd-r1", "cd-r2", "cd-r3"],
+                           "requestId": resume["resumeOf"], "reason": "Incident: stop these three",
+                           "requestedBy": "make demo"})
 
     return (
         Scenario(
@@ -457,6 +465,33 @@ def all_scenarios() -> tuple[Scenario, ...]:
             ),
             calls=(),
             dead_letters=(DeadLetter("not_authorized"),),
+        ),
+        Scenario(
+            name="resume",
+            title=(
+                "A resume: an incident's stop of cd-r1, cd-r2 and cd-r3 (already stopped before it); cd-r2's "
+                "recurrence starts it again; then events/direct_resume_request.json starts again exactly what the "
+                "stop stopped and is still Stopped: cd-r1 resumed, cd-r2 ignored (running), cd-r3 not touched"
+            ),
+            campaigns=(Campaign("cd-r1"), Campaign("cd-r2", recurring=True), Campaign("cd-r3", status="Stopped")),
+            steps=(SendToQueue((incident,)), FireRecurrence(("cd-r2",)), SendToQueue((json.dumps(resume),))),
+            results=(
+                Result("cd-r1", "stopped", resume["resumeOf"]),
+                Result("cd-r2", "stopped", resume["resumeOf"]),
+                Result("cd-r3", "already_stopped", resume["resumeOf"]),
+                Result("cd-r1", "resumed", resume["requestId"]),
+                Result("cd-r2", "ignored", resume["requestId"]),
+            ),
+            calls=(
+                Call("stop_sms", sms_stop_path("cd-r1"), 200),
+                Call("stop_sms", sms_stop_path("cd-r2"), 200),
+                Call("stop_sms", sms_stop_path("cd-r3"), 400),  # already stopped: the status call says so
+                Call("status", status_path("cd-r3"), 200),
+                Call("status", status_path("cd-r1"), 200),  # the resume: still Stopped? then start it
+                Call("start_sms", sms_start_path("cd-r1"), 200),
+                Call("status", status_path("cd-r2"), 200),  # running again: left alone, no start call
+            ),
+            statuses_after=(("cd-r1", "Active"), ("cd-r2", "Active"), ("cd-r3", "Stopped")),
         ),
     )
 

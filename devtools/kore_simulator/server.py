@@ -61,6 +61,12 @@ _ROUTES = (
         ("", "api", "v2", "public", "{stream}", "campaign", "trigger", "{campaign}"),
         {"accountId": None, "campaignType": "voice", "trigger": "stop"},
     ),
+    # Start Voice Campaign v2: the voice stop path, told apart by its trigger.
+    _Route(
+        "start_voice",
+        ("", "api", "v2", "public", "{stream}", "campaign", "trigger", "{campaign}"),
+        {"accountId": None, "campaignType": "voice", "trigger": "play"},
+    ),
     _Route("status", (*_PUBLIC, "{campaign}", "status"), {"accountId": None, "view": "status"}),
     # "Disable a Scheduled Voice or SMS Campaign": by name, in the query (no accountId there); before start_sms,
     # which would take "schedule" for a campaign id.
@@ -76,8 +82,16 @@ class _Match:
     campaign_id: str | None
 
 
-def _match(raw_path: str) -> _Match | None:
-    """Match the raw path segment by segment, so '//' counts and '%2F' stays inside an id."""
+def _match(raw_path: str, trigger: str | None = None) -> _Match | None:
+    """Match the raw path segment by segment, so '//' counts and '%2F' stays inside an id. Of routes sharing a path
+    (the voice stop and start), the one whose ``trigger`` the query names; otherwise the first."""
+    matches = [match for match in _path_matches(raw_path)
+               if match.route.query.get("trigger") in (None, trigger)]
+    return matches[0] if matches else next(iter(_path_matches(raw_path)), None)
+
+
+def _path_matches(raw_path: str) -> list[_Match]:
+    found: list[_Match] = []
     parts = raw_path.split("/")
     for route in _ROUTES:
         if len(parts) != len(route.segments):
@@ -91,8 +105,8 @@ def _match(raw_path: str) -> _Match | None:
             elif part != expected:
                 break
         else:
-            return _Match(route, ids["{stream}"], ids.get("{campaign}"))
-    return None
+            found.append(_Match(route, ids["{stream}"], ids.get("{campaign}")))
+    return found
 
 
 @dataclass(frozen=True)
@@ -206,7 +220,9 @@ def _perform(sim: SimulatorState, match: _Match, body: dict[str, Any], query: di
     if kind == "stop_voice":
         return sim.stop_campaign("voice", stream_id, campaign_id)
     if kind == "start_sms":
-        return sim.start_campaign(stream_id, campaign_id)
+        return sim.start_campaign("sms", stream_id, campaign_id)
+    if kind == "start_voice":
+        return sim.start_campaign("voice", stream_id, campaign_id)
     if kind == "status":
         return sim.describe_campaign(stream_id, campaign_id)
     if kind == "schedule":
@@ -272,7 +288,7 @@ class _Handler(BaseHTTPRequestHandler):
         raw_path, _, raw_query = self.requestline.split()[1].partition("?")
         query = parse_qsl(raw_query, keep_blank_values=True)
         headers = {name.lower(): value for name, value in self.headers.items()}
-        match = _match(raw_path)
+        match = _match(raw_path, dict(query).get("trigger"))
         kind = _kind(match, self.command)
         body: Any = None
         claims: dict[str, Any] | None = None

@@ -17,8 +17,9 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
-KINDS = ("stop_sms", "stop_voice", "start_sms", "status", "list", "schedule")
+KINDS = ("stop_sms", "stop_voice", "start_sms", "start_voice", "status", "list", "schedule")
 STOP_KINDS = ("stop_sms", "stop_voice")
+START_KINDS = ("start_sms", "start_voice")
 CAMPAIGN_TYPES = ("sms", "voice")
 STATUSES = ("Active", "Completed", "Ready", "Paused", "Preparing", "Stopped", "Scheduled", "Rescheduled")
 STOPPABLE = frozenset({"Active", "Scheduled", "Rescheduled", "Preparing", "Paused", "Ready"})
@@ -363,16 +364,33 @@ class SimulatorState:
             body["campaignInstanceId"] = f"cid-{uuid.uuid4()}"
         return Reply(200, body)
 
-    def start_campaign(self, stream_id: str, campaign_id: str) -> Reply:
-        # Undocumented response; a mirror of the stop answer. Any state may be (re)started: handy in tests.
+    def start_campaign(self, campaign_type: str, stream_id: str, campaign_id: str) -> Reply:
+        """Start SMS / Voice Campaign v2 (``trigger=play``): a stopped campaign becomes Active again, answered as the
+        vendor's Start pages show (``Active``, ``Campaign Started``; voice adds ``totalCallsCompleted`` and
+        ``campaignInstanceId``). Starting a campaign that is not stopped is undocumented: refused with the platform's
+        validation error (412), which a client must survive either way."""
         with self._lock:
-            found = self._lookup(stream_id, campaign_id, "sms")
+            found = self._lookup(stream_id, campaign_id, campaign_type)
             if isinstance(found, Reply):
                 return found
+            if found.status != "Stopped":
+                return error_reply(412, VALIDATION_ERROR, reason=f"campaign is {found.status}, not Stopped")
             found.status, found.updated_at = "Active", iso_now()
             updated_at = found.updated_at
-        body = {"status": "Active", "message": "Campaign Started", "updatedAt": updated_at}
-        return Reply(200, {**body, "campaignExecutionType": "NORMAL"})
+        body: dict[str, Any] = {"status": "Active", "message": "Campaign Started", "updatedAt": updated_at}
+        if campaign_type == "voice":
+            body |= {"totalCallsCompleted": 0, "campaignInstanceId": f"cid-{uuid.uuid4()}"}
+        return Reply(200, body)
+
+    def start_calls(self, campaign_id: str | None = None) -> list[RecordedRequest]:
+        """The start calls (SMS and voice) received, in arrival order; only those for ``campaign_id`` when given."""
+        with self._lock:
+            entries = list(self._log)
+        return [
+            request
+            for request, target in sorted(entries, key=lambda entry: entry[0].at)
+            if request.kind in START_KINDS and (campaign_id is None or target == campaign_id)
+        ]
 
     def set_schedule(self, stream_id: str, campaign_name: str, enable: str) -> Reply:
         """Disable (or enable) a campaign's schedule by its name, as "Disable a Scheduled Voice or SMS Campaign"

@@ -48,6 +48,7 @@ from stop_campaign.service.processing import (
     remember_stoppable,
     republishing,
     sending_dead_letters,
+    starting,
     stop_and_observe,
 )
 from stop_campaign.service.stopper import CampaignStopper
@@ -238,6 +239,9 @@ def container() -> Container:
             max_request_age_seconds=settings.max_request_age_seconds,
             disable_once=once(disabling(stopper, telemetry), "key", "schedule"),
             history=history,
+            start_once=once(starting(stopper, telemetry), "key", "start",
+                            output_serializer=DataclassSerializer(StopOutcome)),
+            hold_release=None,  # holds (issue 18, item 2): the hold store's release(request_id), once it exists
         ),
         idempotency=idempotency,
         record_workers=ThreadPoolExecutor(settings.stop_concurrency, thread_name_prefix="record"),

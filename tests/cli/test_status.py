@@ -87,7 +87,7 @@ def test_cloudwatch_figures_of_a_deployed_stack(
     cloudwatch = document["cloudWatch"]
     assert cloudwatch["windowMinutes"] == 30
     assert cloudwatch["outcomes"] == {"stopped": 3, "already_stopped": None, "dry_run": None, "ignored": None,
-                                      "rejected": None, "failed": 1}
+                                      "rejected": None, "failed": 1, "resumed": None}
     assert cloudwatch["timeToStopMs"] == {"count": 3, "average": 300, "maximum": 600}
     assert cloudwatch["oldestMessageAgeSeconds"] == 42
     assert (cloudwatch["invocations"], cloudwatch["errors"], cloudwatch["throttles"]) == (5, None, None)

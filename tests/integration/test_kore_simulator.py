@@ -164,6 +164,52 @@ def test_start_sms_makes_a_stopped_campaign_active(
     assert sim.requests[-1].kind == "start_sms"
 
 
+def start_voice_path(campaign: str = "cd-voice", query: str | None = None) -> str:
+    query = query or f"accountId={ACCOUNT}&campaignType=voice&trigger=play"
+    return f"/api/v2/public/{STREAM}/campaign/trigger/{campaign}?{query}"
+
+
+def test_start_voice_takes_the_voice_stop_path_with_trigger_play(
+    sim: KoreSimulator, pool: urllib3.HTTPConnectionPool
+) -> None:
+    sim.add_campaign(STREAM, "cd-voice", campaign_type="voice", status="Stopped")
+
+    response = post(pool, start_voice_path())
+
+    body = response.json()
+    assert (response.status, body["status"], body["message"]) == (200, "Active", "Campaign Started")
+    assert body["campaignInstanceId"].startswith("cid-") and "totalCallsCompleted" in body
+    assert sim.campaign_status(STREAM, "cd-voice") == "Active"
+    assert [r.kind for r in sim.start_calls()] == ["start_voice"] and sim.stop_calls() == []
+
+
+@pytest.mark.parametrize("status", ["Active", "Completed", "Scheduled"])
+def test_starting_a_campaign_that_is_not_stopped_is_a_validation_error_and_changes_nothing(
+    sim: KoreSimulator, pool: urllib3.HTTPConnectionPool, status: str
+) -> None:
+    sim.add_campaign(STREAM, "cd-1", status=status)
+    sim.add_campaign(STREAM, "cd-voice", campaign_type="voice", status=status)
+
+    assert_error(post(pool, start_sms_path()), 412, VALIDATION)
+    assert_error(post(pool, start_voice_path()), 412, VALIDATION)
+    assert (sim.campaign_status(STREAM, "cd-1"), sim.campaign_status(STREAM, "cd-voice")) == (status, status)
+
+
+@pytest.mark.parametrize("path", [
+    start_voice_path(query="campaignType=voice&trigger=play"),  # the voice start needs accountId
+    f"/campaign/api/v2/public/{STREAM}/campaign/cd-1?accountId={ACCOUNT}&campaignType=sms&trigger=play",  # sms: none
+    start_voice_path(query=f"accountId={ACCOUNT}&campaignType=sms&trigger=play"),
+], ids=["voice-no-account", "sms-with-account", "voice-path-sms-type"])
+def test_start_calls_must_match_the_documented_query_exactly(
+    sim: KoreSimulator, pool: urllib3.HTTPConnectionPool, path: str
+) -> None:
+    sim.add_campaign(STREAM, "cd-1", status="Stopped")
+    sim.add_campaign(STREAM, "cd-voice", campaign_type="voice", status="Stopped")
+
+    assert_error(post(pool, path), 412, VALIDATION)
+    assert (sim.campaign_status(STREAM, "cd-1"), sim.campaign_status(STREAM, "cd-voice")) == ("Stopped", "Stopped")
+
+
 def test_status_reports_id_status_and_name(pool: urllib3.HTTPConnectionPool) -> None:
     response = post(pool, status_path())
 

@@ -471,8 +471,9 @@ def test_function_role_grants_what_the_function_uses(resources):
     assert grants["sns:Publish"] == [_ref("ResultsTopic")]
     for action in ("GetItem", "DeleteItem"):
         assert grants[f"dynamodb:{action}"] == [_arn("IdempotencyTable")]
-    for action in ("PutItem", "UpdateItem"):  # the history is written, never read, by the function
+    for action in ("PutItem", "UpdateItem"):  # the history is written by the function
         assert grants[f"dynamodb:{action}"] == [_arn("IdempotencyTable"), _arn("RequestHistoryTable")]
+    assert grants["dynamodb:Query"] == [_arn("RequestHistoryTable")]  # read by a resume only
     assert grants["secretsmanager:GetSecretValue"] == [_ref("CredentialsSecretArn")]
     parameter = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter"
     assert grants["ssm:GetParameter"] == [

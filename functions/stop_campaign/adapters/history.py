@@ -17,11 +17,14 @@ from stop_campaign.domain.history import (
     COUNT_PREFIX,
     PARTITION_KEY,
     REQUEST_ENTRY,
+    RESULT_PREFIX,
     SORT_KEY,
     TTL_ATTRIBUTE,
     request_fields,
     result_entry,
 )
+from stop_campaign.domain.models import TransientStopError
+from stop_campaign.domain.resume import HISTORY_UNAVAILABLE
 
 
 class RequestHistory:
@@ -54,6 +57,34 @@ class RequestHistory:
         was = previous.get("outcome", {}).get("S")
         counts = {} if was == outcome else {outcome: 1} | ({was: -1} if was else {})
         self._update_request(message, expires, counts)
+
+    def results(self, request_id: str) -> list[dict[str, Any]]:
+        """A request's result events as published, one per campaign (what a resume reads): one Query on the request's
+        partition, every page. Raises TransientStopError when the table cannot be read (the message is retried)."""
+        found: list[dict[str, Any]] = []
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "#request = :request AND begins_with(#entry, :results)",
+            "ExpressionAttributeNames": {"#request": PARTITION_KEY, "#entry": SORT_KEY},
+            "ExpressionAttributeValues": {":request": {"S": request_id}, ":results": {"S": RESULT_PREFIX}},
+            "ProjectionExpression": "#result",
+            "ConsistentRead": True,  # a resume right after its stop must see every result written
+        }
+        query["ExpressionAttributeNames"]["#result"] = "result"
+        try:
+            while True:
+                page = self._client.query(**query)
+                for item in page.get("Items", []):
+                    text = item.get("result", {}).get("S")
+                    message = json.loads(text) if isinstance(text, str) else None
+                    if isinstance(message, dict):
+                        found.append(message)
+                if not page.get("LastEvaluatedKey"):
+                    return found
+                query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        except Exception as error:  # whatever the table or the SDK raised (ClientError, timeouts): try again later
+            raise TransientStopError(HISTORY_UNAVAILABLE, f"the request history could not be read: "
+                                     f"{type(error).__name__}") from None
 
     def record_summary(self, message: dict[str, Any]) -> None:
         """Keep a multi-campaign request's summary event on its request item."""

@@ -20,6 +20,11 @@ STOP_PATHS: dict[CampaignType, str] = {
     CampaignType.SMS: "/campaign/api/v2/public/{stream_id}/campaign//trigger/{campaign_id}",
     CampaignType.VOICE: "/api/v2/public/{stream_id}/campaign/trigger/{campaign_id}",
 }
+# Start Campaign v2: SMS has a path of its own (and no accountId in its query); voice is the voice stop path.
+START_PATHS: dict[CampaignType, str] = {
+    CampaignType.SMS: "/campaign/api/v2/public/{stream_id}/campaign/{campaign_id}",
+    CampaignType.VOICE: STOP_PATHS[CampaignType.VOICE],
+}
 STATUS_PATH = "/campaign/api/v2/public/{stream_id}/campaign/{campaign_id}/status"
 LIST_PATH = "/campaign/api/v2/public/{stream_id}/campaign/getAllCampaignDetails"
 # "Disable a Scheduled Voice or SMS Campaign": by the campaign's name (a query parameter), not its id.
@@ -103,6 +108,17 @@ class KoreClient:
     ) -> ApiResponse:
         path = STOP_PATHS[campaign_type].format(stream_id=_segment(stream_id), campaign_id=_segment(campaign_id))
         query = {"accountId": account_id, "campaignType": campaign_type.value, "trigger": "stop"}
+        return self._post(path, query, {}, headers, deadline, pacer)
+
+    def start_campaign(
+        self, stream_id: str, campaign_id: str, campaign_type: CampaignType, account_id: str,
+        headers: HeadersFactory, deadline: Deadline, pacer: Pacer | None = None,
+    ) -> ApiResponse:
+        """Start SMS Campaign v2 / Start Voice Campaign v2 (``trigger=play``): what a resume calls."""
+        path = START_PATHS[campaign_type].format(stream_id=_segment(stream_id), campaign_id=_segment(campaign_id))
+        query = {"campaignType": campaign_type.value, "trigger": "play"}
+        if campaign_type is CampaignType.VOICE:
+            query = {"accountId": account_id, **query}
         return self._post(path, query, {}, headers, deadline, pacer)
 
     def campaign_status(

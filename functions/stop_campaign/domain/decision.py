@@ -40,6 +40,7 @@ from stop_campaign.domain.models import (
 )
 from stop_campaign.domain.planning import PlannedRequest
 from stop_campaign.domain.readonly import readonly_dataclass
+from stop_campaign.domain.resume import SCHEDULE_NOT_REENABLED
 
 # A stop held by another invocation of the same request: that invocation reports it.
 IN_PROGRESS = "in_progress"
@@ -151,7 +152,9 @@ def decide(
                                all_active=False)
             continuation = Continuation(rest, progress)
             resume_at = min(end.deferred.resume_at for end in deferred if end.deferred is not None)
-            places = sum(1 for end in deferred if end.deferred is not None and end.deferred.budget)
+            # a resume's campaign takes two calls (its status, then its start): one place each
+            per_campaign = 2 if plan.request.resume_of is not None else 1
+            places = per_campaign * sum(1 for end in deferred if end.deferred is not None and end.deferred.budget)
             queue = next((end.target.account_id for end in deferred if end.target.account_id), "")
             decision.continuations.append(ContinueLater(continuation, resume_at, places, queue))
         elif plan.reports_summary:
@@ -276,4 +279,6 @@ def result_for(
         api=api,
         error=error,
         producer=request.producer,
+        resume_of=request.resume_of,
+        schedule=dict(SCHEDULE_NOT_REENABLED) if request.resume_of is not None else None,
     )

@@ -38,6 +38,7 @@ from stop_campaign.domain.models import (
     StopRequest,
 )
 from stop_campaign.domain.readonly import readonly_dataclass
+from stop_campaign.domain.resume import RESUME_ACTION, ResumeRequest
 
 SCHEMAS = Path(__file__).parent.parent / "schemas"  # the published contracts, at the package root
 ALARM_DETAIL_TYPE = "CloudWatch Alarm State Change"
@@ -113,7 +114,12 @@ def _stop_request_validator() -> Any:
     return fastjsonschema.compile(json.loads((SCHEMAS / "stop_request_v1.json").read_text()))
 
 
-def parse_sqs_body(body: str, origin: Origin) -> StopRequest | AlarmStateChange | Continuation:
+@cache
+def _resume_request_validator() -> Any:
+    return fastjsonschema.compile(json.loads((SCHEMAS / "resume_request_v1.json").read_text()))
+
+
+def parse_sqs_body(body: str, origin: Origin) -> StopRequest | AlarmStateChange | ResumeRequest | Continuation:
     """An SQS body: a stop request, an EventBridge envelope, an SNS notification, a continuation, Lambda's
     on-failure record, or anything the function dead-lettered itself (so a redriven dead letter is understood)."""
     if len(body.encode("utf-8", "surrogatepass")) > MAX_BODY_BYTES:
@@ -199,12 +205,12 @@ def epoch_ms(text: str | None) -> int | None:
 
 
 def expiry(
-    parsed: StopRequest | AlarmStateChange, now: datetime, max_age_seconds: float,
+    parsed: StopRequest | AlarmStateChange | ResumeRequest, now: datetime, max_age_seconds: float,
 ) -> RequestExpired | None:
     """Whether a request arrives too late to be served: past its own ``notAfter``, or older than ``max_age_seconds``
     (see ``age_basis``). None when it may be served, or when nothing tells its age. Judged when a request is first
     served, never on a continuation."""
-    if isinstance(parsed, AlarmStateChange):
+    if isinstance(parsed, AlarmStateChange | ResumeRequest):
         request_id, fields = parsed.request_id, {}
     else:
         request_id = parsed.request_id
@@ -228,7 +234,7 @@ def expiry(
     )
 
 
-def age_basis(parsed: StopRequest | AlarmStateChange) -> tuple[str, datetime] | None:
+def age_basis(parsed: StopRequest | AlarmStateChange | ResumeRequest) -> tuple[str, datetime] | None:
     """What a request's age runs from, named, and when: ``requestedAt``, else when its message was first sent (the
     SQS SentTimestamp, kept through a redrive, else the event's time); an alarm's from its state change, else when
     it was sent. None when none of them is a time."""
@@ -312,6 +318,7 @@ def parse_continuation(payload: dict[str, Any], origin: Origin) -> Continuation:
         ticket=ticket if isinstance(ticket, str) and TICKET_PATTERN.fullmatch(ticket) else None,
         disable_schedule=body.get("disableSchedule") is True,
         producer=_producer(payload.get("producer")),
+        resume_of=_resume_of(body.get("resumeOf")),
     )
     progress = Progress(
         segment=counts[0], invocations=counts[1], campaigns=counts[2], stalled=counts[3],
@@ -355,6 +362,11 @@ def _timestamp(value: Any) -> str | None:
     return value
 
 
+def _resume_of(value: Any) -> str | None:
+    """The request a continuation of a resume resumes (None: a stop's continuation)."""
+    return value if isinstance(value, str) and REQUEST_ID_PATTERN.fullmatch(value) else None
+
+
 def _is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 1_000_000
 
@@ -363,7 +375,7 @@ def _text(value: Any, limit: int) -> str | None:
     return value[:limit] if isinstance(value, str) else None
 
 
-def _parse_failed_invocation(record: dict[str, Any], origin: Origin) -> StopRequest | AlarmStateChange:
+def _parse_failed_invocation(record: dict[str, Any], origin: Origin) -> StopRequest | AlarmStateChange | ResumeRequest:
     """Lambda's on-failure record of an asynchronous invocation: the original event, one more time.
 
     The original invocation's request id stands in for the message id, so a stop request without its own
@@ -376,7 +388,7 @@ def _parse_failed_invocation(record: dict[str, Any], origin: Origin) -> StopRequ
     return parse_event(record["requestPayload"], original)
 
 
-def parse_event(payload: Any, origin: Origin) -> StopRequest | AlarmStateChange:
+def parse_event(payload: Any, origin: Origin) -> StopRequest | AlarmStateChange | ResumeRequest:
     """A decoded payload: an SNS carrier (Lambda's SNS event, one of its records, a notification) or a message
     (see ``_parse_message``)."""
     if not isinstance(payload, dict):
@@ -392,7 +404,7 @@ def parse_event(payload: Any, origin: Origin) -> StopRequest | AlarmStateChange:
     return _parse_message(payload, origin)
 
 
-def _parse_message(payload: Any, origin: Origin) -> StopRequest | AlarmStateChange:
+def _parse_message(payload: Any, origin: Origin) -> StopRequest | AlarmStateChange | ResumeRequest:
     """What a carrier carries: a CloudWatch alarm's Lambda action payload, an EventBridge event (alarm state
     change or stop request) or a bare stop request."""
     if not isinstance(payload, dict):
@@ -401,10 +413,10 @@ def _parse_message(payload: Any, origin: Origin) -> StopRequest | AlarmStateChan
         return _parse_alarm_action(payload, origin)
     if "detail-type" in payload and "detail" in payload:
         return _parse_eventbridge(payload, origin)
-    return parse_stop_request(payload, origin, default_request_id=origin.message_id)
+    return parse_request(payload, origin, default_request_id=origin.message_id)
 
 
-def _parse_records(records: Any, origin: Origin) -> StopRequest | AlarmStateChange:
+def _parse_records(records: Any, origin: Origin) -> StopRequest | AlarmStateChange | ResumeRequest:
     """A Lambda event with ``Records`` that reached intake whole: the only one that can is an SNS event, brought
     back by Lambda's on-failure record (SNS invokes with exactly one record). An SQS batch never arrives whole."""
     if isinstance(records, list) and len(records) == 1 and _is_sns_record(records[0]):
@@ -441,7 +453,7 @@ def event_records(event: Any) -> tuple[str, list[dict[str, Any]]] | None:
     return None
 
 
-def parse_sns_record(record: dict[str, Any], origin: Origin) -> StopRequest | AlarmStateChange:
+def parse_sns_record(record: dict[str, Any], origin: Origin) -> StopRequest | AlarmStateChange | ResumeRequest:
     """One record of Lambda's SNS event (SNS invoking the function directly): its ``Sns`` object is the same
     notification that SNS delivers to an SQS queue."""
     notification = record.get("Sns")
@@ -462,7 +474,7 @@ def _sqs_record_rejection(record: dict[str, Any], origin: Origin) -> InvalidRequ
     return InvalidRequest("SQS record: arrived outside an SQS event's Records", message_id[:256])
 
 
-def _parse_eventbridge(event: dict[str, Any], origin: Origin) -> StopRequest | AlarmStateChange:
+def _parse_eventbridge(event: dict[str, Any], origin: Origin) -> StopRequest | AlarmStateChange | ResumeRequest:
     event_id = usable_id(event.get("id"), origin.message_id)
     origin = replace(origin, sent_at=origin.sent_at or _timestamp(event.get("time")))  # SQS's time, else the event's
     detail = event.get("detail")
@@ -470,7 +482,7 @@ def _parse_eventbridge(event: dict[str, Any], origin: Origin) -> StopRequest | A
         return _parse_eventbridge_alarm(event, origin, str(event_id))
     if not isinstance(detail, dict):
         raise InvalidRequest("EventBridge detail must be a JSON object", str(event_id))
-    return parse_stop_request(
+    return parse_request(
         detail, Origin(Source.EVENTBRIDGE, str(event_id), origin.received_at, origin.attempt, sent_at=origin.sent_at),
         str(event_id),
     )
@@ -496,7 +508,9 @@ def _object(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _parse_sns_notification(notification: dict[str, Any], origin: Origin) -> StopRequest | AlarmStateChange:
+def _parse_sns_notification(
+    notification: dict[str, Any], origin: Origin,
+) -> StopRequest | AlarmStateChange | ResumeRequest:
     # A duplicate SNS delivery (a new SQS message, or SNS invoking the function again) keeps SNS's MessageId.
     sns_origin = Origin(
         origin.source, usable_id(notification.get("MessageId"), origin.message_id), origin.received_at,
@@ -569,6 +583,33 @@ def _alarm(
         received_at=origin.received_at,
         attempt=origin.attempt,
         sent_at=origin.sent_at,
+    )
+
+
+def parse_request(payload: dict[str, Any], origin: Origin, default_request_id: str) -> StopRequest | ResumeRequest:
+    """A request: a resume (``"action": "resume"``) or a stop (no ``action``)."""
+    if "action" in payload and payload["action"] != "stop":
+        return parse_resume_request(payload, origin, default_request_id)
+    return parse_stop_request(payload, origin, default_request_id)
+
+
+def parse_resume_request(payload: dict[str, Any], origin: Origin, default_request_id: str) -> ResumeRequest:
+    """Validate a resume request (v1) against its schema; the error names the offending field."""
+    request_id = usable_id(payload.get("requestId"), default_request_id)
+    if payload.get("action") != RESUME_ACTION:
+        shown = repr(payload.get("action"))[:40]
+        raise InvalidRequest(f"request.action {shown} is not one of: {RESUME_ACTION} (a stop has no action)",
+                             request_id)
+    try:
+        _resume_request_validator()(payload)
+    except fastjsonschema.JsonSchemaValueException as error:
+        raise InvalidRequest(_describe(error), request_id) from None
+    if payload["resumeOf"] == request_id:
+        raise InvalidRequest("request.resumeOf names this very request: a resume needs its own requestId", request_id)
+    return ResumeRequest(
+        resume_of=payload["resumeOf"], request_id=request_id, source=origin.source, received_at=origin.received_at,
+        reason=payload.get("reason"), requested_by=payload.get("requestedBy"), requested_at=payload.get("requestedAt"),
+        dry_run=payload.get("dryRun", False), attempt=origin.attempt, sent_at=origin.sent_at,
     )
 
 

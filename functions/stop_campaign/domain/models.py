@@ -24,6 +24,7 @@ class Outcome(StrEnum):
     IGNORED = "ignored"
     REJECTED = "rejected"
     FAILED = "failed"
+    RESUMED = "resumed"  # a resume started again a campaign its request had stopped (domain/resume.py)
 
 
 class Source(StrEnum):
@@ -105,6 +106,9 @@ class StopRequest:
     not_after: str | None = None  # the request's own expiry (``notAfter``): see ``intake.expiry``
     sent_at: str | None = None  # when its message was first sent (Origin.sent_at, else the event's time)
     disable_schedule: bool = False  # ``disableSchedule``: once stopped (or found stopped), disable its recurrence
+    # A resume (``{"action": "resume"}``): the request whose stopped campaigns these are; they are started, not
+    # stopped (domain/resume.py). None: a stop.
+    resume_of: str | None = None
 
 
 @readonly_dataclass
@@ -222,6 +226,7 @@ class ResultEvent:
     # (a campaign's one outcome stays one result), absent from the message when not asked
     schedule: dict[str, Any] | None = None
     producer: Producer | None = None  # not part of the identity: the same stop is the same result
+    resume_of: str | None = None  # a resume's result: the request it resumes (its own request id tells it apart)
     schema_version: ClassVar[str] = "1"
 
     @property
@@ -252,7 +257,8 @@ class ResultEvent:
             "error": self.error.as_dict() if self.error else None,
             "producer": self.producer.as_dict() if self.producer else None,
         } | ({"redrivenFrom": self.redriven_from} if self.redriven_from else {}) | (
-            {"schedule": self.schedule} if self.schedule is not None else {})
+            {"schedule": self.schedule} if self.schedule is not None else {}) | (
+            {"resumeOf": self.resume_of} if self.resume_of is not None else {})
 
     def publication(self) -> dict[str, Any]:
         """What is published at most once: the identity, except that ``stopped`` and ``already_stopped`` are one
@@ -261,6 +267,9 @@ class ResultEvent:
         identity = self.identity()
         if self.outcome in (Outcome.STOPPED, Outcome.ALREADY_STOPPED):
             identity["outcome"] = "stopped|already_stopped"
+        elif self.resume_of is not None and self.outcome in (Outcome.RESUMED, Outcome.IGNORED):
+            # The same for a resume: a start whose record was lost finds the campaign running (``ignored``) later.
+            identity["outcome"] = "resumed|ignored"
         return identity
 
     def identity(self) -> dict[str, Any]:
@@ -368,6 +377,7 @@ class Continuation:
                 "requestedBy": request.requested_by, "requestedAt": request.requested_at,
                 "accountId": request.account_id, "dryRun": request.dry_run, "alarmArn": request.alarm_arn,
                 **({"disableSchedule": True} if request.disable_schedule else {}),
+                **({"resumeOf": request.resume_of} if request.resume_of is not None else {}),
             },
             **({"producer": request.producer.as_dict()} if request.producer else {}),
         }
@@ -419,7 +429,8 @@ class SummaryEvent:
             "durationMs": self.duration_ms,
             "invocations": self.invocations,
             "producer": request.producer.as_dict() if request.producer else None,
-        } | ({"redrivenFrom": self.redriven_from} if self.redriven_from else {})
+        } | ({"redrivenFrom": self.redriven_from} if self.redriven_from else {}) | (
+            {"resumeOf": request.resume_of} if request.resume_of is not None else {})
 
     def identity(self) -> dict[str, Any]:
         """One summary per request: a redelivered last segment does not publish it twice."""

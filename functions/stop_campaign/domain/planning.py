@@ -38,7 +38,7 @@ class PlannedRequest:
         request = self.request
         return (
             request.all_active or len(request.campaign_ids) + self.refused > 1 or request.source is Source.ALARM
-            or self.progress.segment > 1
+            or self.progress.segment > 1 or request.resume_of is not None
         )
 
 

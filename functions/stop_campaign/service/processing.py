@@ -69,6 +69,13 @@ from stop_campaign.domain.planning import (
 from stop_campaign.domain.policy import NotAuthorized, ProducerPolicy, Sender, judge_request, producer_of
 from stop_campaign.domain.provenance import DIRECT_DELIVERY, Delivery, sender_of, verified
 from stop_campaign.domain.readonly import readonly_dataclass
+from stop_campaign.domain.resume import (
+    SCHEDULE_NOT_REENABLED,
+    HoldRelease,
+    ResumeRequest,
+    UnknownRequest,
+    resumed_requests,
+)
 from stop_campaign.pacing.account_budgets import AccountBudgets
 from stop_campaign.pacing.rate_ledger import LedgerBusy, LedgerUnavailable
 from stop_campaign.pacing.rate_schedule import URGENT
@@ -87,6 +94,7 @@ HandOverOnce = Callable[..., str]  # StopQueue.continue_later behind idempotency
 DeadLetterOnce = Callable[..., str]  # DeadLetterQueue.send behind idempotency, keyed on the failure result
 # stopper.disable_schedule behind idempotency, keyed on StopTarget.idempotency_key(): a redelivery calls it no more
 DisableOnce = Callable[..., dict[str, Any]]
+StartOnce = Callable[..., StopOutcome]  # stopper.start behind idempotency, keyed on the target and the action (resume)
 
 MAX_DELAY_SECONDS = 900  # SQS's DelaySeconds ceiling
 EARLY_ARRIVAL_SECONDS = 3  # a continuation with booked places arrives this much before its first is due
@@ -137,6 +145,7 @@ OUTCOME_METRICS = {
     Outcome.IGNORED: "TriggersIgnored",
     Outcome.REJECTED: "RequestsRejected",
     Outcome.FAILED: "StopFailures",
+    Outcome.RESUMED: "CampaignsResumed",
 }
 
 
@@ -216,6 +225,21 @@ def stop_and_observe(stopper: CampaignStopper, telemetry: Telemetry) -> Callable
         return outcome
 
     return stop_campaign
+
+
+def starting(stopper: CampaignStopper, telemetry: Telemetry) -> Callable[..., StopOutcome]:
+    """The function made idempotent for a resume's start: ``key`` is what idempotency hashes. ``resumed`` and
+    ``ignored`` are kept (a redelivery calls nothing again); a failure raises and keeps no record."""
+
+    def start_campaign(*, key: dict[str, str], target: StopTarget, deadline: Deadline, made: list[StopOutcome],
+                       ) -> StopOutcome:
+        outcome = stopper.start(target, deadline)
+        made.append(outcome)
+        if outcome.api_latency_ms is not None:
+            telemetry.milliseconds("ApiLatency", outcome.api_latency_ms)
+        return outcome
+
+    return start_campaign
 
 
 def remember_stoppable(stopper: CampaignStopper) -> Callable[..., PageRead]:
@@ -390,9 +414,14 @@ class MessageProcessor:
         max_request_age_seconds: float = math.inf,
         disable_once: DisableOnce | None = None,
         history: RequestHistory | None = None,
+        start_once: StartOnce | None = None,
+        hold_release: HoldRelease | None = None,
     ) -> None:
         """``producer_policy`` None: every producer may stop everything. ``signing_key``: the key continuations
-        are signed with (None: none is honoured)."""
+        are signed with (None: none is honoured). ``history`` None: nothing is remembered, and no resume can be
+        served. ``hold_release`` None: holds are not configured (a resume releases none)."""
+        self._start_once = start_once
+        self._hold_release = hold_release
         self._disable_once = disable_once
         self._history = history
         self._max_wait_seconds = max_wait_seconds
@@ -416,7 +445,8 @@ class MessageProcessor:
         planned = self._plan(message)
         if isinstance(planned, _EndedInPlanning):  # rejected, ignored, or the alarm map unreadable to the end
             return planned.results
-        ends = self._run(planned.runnable, deadline, started)
+        runnable, released = release_holds(self._hold_release, planned.runnable, message.final_attempt)
+        ends = [*released, *self._run(runnable, deadline, started)]
         ends = self._disable_schedules(ends, deadline)  # after every stop of the message, never before one
         decision = decide(planned.planned, [*planned.refused, *ends], message.origin,
                           final_attempt=message.final_attempt, now=utc_now(), max_wait_seconds=self._max_wait_seconds)
@@ -427,7 +457,7 @@ class MessageProcessor:
 
     def _plan(self, message: InboundMessage) -> _Authorized | _EndedInPlanning:
         origin = message.origin
-        parsed: StopRequest | AlarmStateChange | Continuation | None = None
+        parsed: StopRequest | AlarmStateChange | ResumeRequest | Continuation | None = None
         sender = sender_of(message.delivery, None, message.body, message.payload)  # before the body is read
         producer = Producer(sender.kind, sender.id)
         delivery: str | None = stable_id({"body": message.body})  # until it is read: what a rejection repeats
@@ -440,7 +470,8 @@ class MessageProcessor:
                 parsed = parse_sqs_body(message.body, origin)
             sender = self._sender(message, parsed)
             producer = producer_of(sender, policy)
-            delivery = _delivery([PlannedRequest(parsed)]) if isinstance(parsed, StopRequest) else None
+            delivery = (_delivery([PlannedRequest(parsed)]) if isinstance(parsed, StopRequest)
+                        else _resume_delivery(parsed) if isinstance(parsed, ResumeRequest) else None)
             if isinstance(parsed, AlarmStateChange) and not needs_alarm_map(parsed):
                 ignored = replace(ignored_alarm(parsed, origin), producer=producer)
                 self._keep_history([self._publish(ignored, delivery)], [], None)
@@ -452,6 +483,8 @@ class MessageProcessor:
                 alarm = parsed if isinstance(parsed, AlarmStateChange) else None
                 return self._end_unserved(message, late, late.request_id, late.fields, alarm=alarm, delivery=delivery,
                                           producer=producer)
+            if isinstance(parsed, ResumeRequest):
+                return self._plan_resume(message, replace(parsed, producer=producer), policy, sender, delivery)
             alarm_map = self._alarm_targets.alarm_map() if needs_alarm_map(parsed) else None
             planned = [replace(plan, request=replace(plan.request, producer=producer))
                        for plan in planned_requests(parsed, alarm_map)]
@@ -462,17 +495,41 @@ class MessageProcessor:
         except NotAuthorized as error:  # a continuation this function did not hand over: none of it is believed
             return self._end_unserved(message, error, origin.message_id, delivery=delivery, producer=producer)
         except RequestRejected as error:
-            request_id = parsed.request_id if isinstance(parsed, AlarmStateChange) else origin.message_id
+            request_id = _named_id(parsed, origin)
             return self._end_unserved(message, error, request_id, alarm=parsed, delivery=delivery, producer=producer)
         except TransientStopError as error:  # the alarm map, the policy or the signing key could not be read
             if not message.final_attempt:
                 raise RetryLater([error]) from None
             alarm = parsed if isinstance(parsed, AlarmStateChange) else None
-            request_id = alarm.request_id if alarm else origin.message_id
+            request_id = _named_id(parsed, origin)
             return self._end_unserved(message, error, request_id, alarm=alarm, gave_up_after=origin.attempt,
                                       delivery=delivery, producer=producer)
 
-    def _sender(self, message: InboundMessage, parsed: StopRequest | AlarmStateChange | Continuation) -> Sender:
+    def _plan_resume(
+        self, message: InboundMessage, resume: ResumeRequest, policy: ProducerPolicy | None, sender: Sender,
+        delivery: str | None,
+    ) -> _Authorized | _EndedInPlanning:
+        """A resume's requests, from the history of the request it resumes (domain/resume.py), judged by the producer
+        policy like stops of the same campaigns. A request the history does not know is rejected (UnknownRequest);
+        one that stopped no campaign ends in one ``ignored`` result."""
+        if self._history is None:
+            raise UnknownRequest("no request history is configured (REQUEST_HISTORY_TABLE): nothing can be resumed")
+        history = self._history.results(resume.resume_of)
+        if not history:
+            raise UnknownRequest(f"the request history has no result of request {resume.resume_of!r} (never served, "
+                                 "older than REQUEST_HISTORY_DAYS, or another id)")
+        planned = [PlannedRequest(request) for request in resumed_requests(resume, history)]
+        if not planned:
+            nothing = _nothing_to_resume(resume, message.origin)
+            self._keep_history([self._publish(nothing, delivery)], [], None)
+            return _EndedInPlanning([nothing])
+        logger.info("Resuming the campaigns a request stopped", extra={
+            "resume_of": resume.resume_of, "campaign_count": sum(len(plan.request.campaign_ids) for plan in planned)})
+        return self._authorize(planned, policy, sender, delivery)
+
+    def _sender(
+        self, message: InboundMessage, parsed: StopRequest | AlarmStateChange | ResumeRequest | Continuation,
+    ) -> Sender:
         """Who sent it: what the delivery says; for a continuation, the producer of the request it continues,
         once its signature proves this function handed it over (NotAuthorized otherwise)."""
         if not isinstance(parsed, Continuation):
@@ -656,6 +713,8 @@ class MessageProcessor:
         try:
             if request.dry_run:
                 stop = StopOutcome(outcome=Outcome.DRY_RUN.value, api=None, completed_at=utc_now())
+            elif request.resume_of is not None:
+                stop = self._start_once_reported(target, deadline)
             else:
                 stop = self._stop_once_reported(target, deadline, started)
         except StopDeferred as deferred:
@@ -728,6 +787,21 @@ class MessageProcessor:
             if why.get("retryable"):
                 self._telemetry.count("ScheduleDisableFailures")
         return replace(end, result=replace(end.result, schedule=schedule))
+
+    def _start_once_reported(self, target: StopTarget, deadline: Deadline) -> StopOutcome:
+        """A resume's start, behind idempotency (keyed on the campaign, the resume's request id and the action), and
+        reported like a stop when its record could not be completed (see ``_stop_once_reported``)."""
+        if self._start_once is None:
+            return self._stopper.start(target, deadline)
+        made: list[StopOutcome] = []
+        try:
+            return self._start_once(key={**target.idempotency_key(), "action": "resume"}, target=target,
+                                    deadline=deadline, made=made)
+        except IdempotencyPersistenceLayerError:
+            if not made:
+                raise
+            logger.warning("Start made but its idempotency record could not be completed; reporting it now")
+            return made[0]
 
     def _stop_once_reported(self, target: StopTarget, deadline: Deadline, started: float) -> StopOutcome:
         """The stop, behind idempotency. When the call was made but its record could not be completed (an AWS
@@ -906,6 +980,57 @@ def _delivery(planned: list[PlannedRequest]) -> str | None:
         "reason": request.reason, "requestedBy": request.requested_by, "requestedAt": request.requested_at,
         "accountId": request.account_id, "dryRun": request.dry_run, "notAfter": request.not_after,
     } | ({"disableSchedule": True} if request.disable_schedule else {}))
+
+
+def release_holds(
+    holds: HoldRelease | None, runnable: list[PlannedRequest], final_attempt: bool,
+) -> tuple[list[PlannedRequest], list[TargetEnd]]:
+    """Before any start of a resume, the hold of the request it resumes ends (a hold check would stop again what the
+    resume starts); a dry run releases nothing. What may run now, and the ends of what may not: a release that fails
+    starts nothing of its resume; the message is tried again (RetryLater), and after its last attempt those campaigns
+    end ``failed``."""
+    resumes = sorted({str(plan.request.resume_of) for plan in runnable
+                      if plan.request.resume_of is not None and not plan.request.dry_run})
+    if holds is None or not resumes:
+        return runnable, []
+    try:
+        for request_id in resumes:
+            holds.release(request_id)
+    except Exception as error:  # whatever the hold store raised: no start while the hold may still stand
+        logger.warning("Could not release the hold of the request to resume", extra={
+            "error": f"{type(error).__name__}: {error}"[:300]})
+        failure = TransientStopError("hold_not_released", f"the hold could not be released: {type(error).__name__}")
+        if not final_attempt:
+            raise RetryLater([failure]) from None
+        held = [plan for plan in runnable if plan.request.resume_of is not None and not plan.request.dry_run]
+        return [plan for plan in runnable if plan not in held], [
+            TargetEnd(StopTarget(plan.request, campaign_id, plan.request.account_id or ""), transient=failure)
+            for plan in held for campaign_id in plan.request.campaign_ids]
+    return runnable, []
+
+
+def _named_id(parsed: Any, origin: Origin) -> str:
+    """The request id a rejection of ``parsed`` is reported under: an alarm's or a resume's own, else the delivery's."""
+    return parsed.request_id if isinstance(parsed, AlarmStateChange | ResumeRequest) else origin.message_id
+
+
+def _resume_delivery(resume: ResumeRequest) -> str:
+    """``_delivery`` of a resume: what its producer asked."""
+    return stable_id({"action": "resume", "resumeOf": resume.resume_of, "requestId": resume.request_id,
+                      "reason": resume.reason, "requestedBy": resume.requested_by,
+                      "requestedAt": resume.requested_at, "dryRun": resume.dry_run})
+
+
+def _nothing_to_resume(resume: ResumeRequest, origin: Origin) -> ResultEvent:
+    """The request to resume stopped no campaign itself (each was already stopped, or it failed): one ``ignored``
+    result says so, and nothing is called."""
+    return ResultEvent(
+        outcome=Outcome.IGNORED, request_id=resume.request_id, source=resume.source,
+        received_at=resume.received_at, completed_at=utc_now(), attempts=origin.attempt, reason=resume.reason,
+        requested_by=resume.requested_by, requested_at=resume.requested_at, dry_run=resume.dry_run,
+        api={"httpStatus": 200, "message": f"request {resume.resume_of} stopped no campaign: nothing to resume"},
+        producer=resume.producer, resume_of=resume.resume_of, schedule=dict(SCHEDULE_NOT_REENABLED),
+    )
 
 
 def _as_published(record: Any, made: dict[str, Any]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +23,7 @@ from stop_campaign.domain.models import (
     STOPPABLE_STATUSES,
     ApiConfirmation,
     ApiResponse,
+    Outcome,
     PermanentStopError,
     Source,
     StopOutcome,
@@ -31,6 +33,7 @@ from stop_campaign.domain.models import (
     utc_now,
 )
 from stop_campaign.domain.outcomes import StopVerdict, confirmation, describe_refusal, finished_status, judge_stop
+from stop_campaign.domain.resume import RESUMABLE_STATUS, current_status, not_resumed_message, started
 from stop_campaign.pacing.account_budgets import AccountBudgets
 from stop_campaign.pacing.rate_ledger import LedgerUnavailable
 from stop_campaign.pacing.rate_schedule import NORMAL, URGENT
@@ -48,6 +51,12 @@ class CampaignStopper:
         self._credentials = credentials
         self._jwt_ttl = jwt_ttl_seconds
         self._budgets = budgets  # None: unpaced (tests of the client alone)
+        self._pairing: dict[str, threading.Lock] = {}  # per account: a resume's two slots are taken together
+        self._pairing_guard = threading.Lock()
+
+    def _pairing_lock(self, account_id: str) -> threading.Lock:
+        with self._pairing_guard:
+            return self._pairing.setdefault(account_id, threading.Lock())
 
     def credentials_for(self, request: StopRequest) -> StreamCredentials:
         try:
@@ -64,7 +73,8 @@ class CampaignStopper:
         for target in targets:
             if not target.request.dry_run and target.account_id:
                 key = (target.account_id, lane(target.request))
-                wanted[key] = wanted.get(key, 0) + 1
+                # a resume's campaign: a status call, then (when it is still stopped) its start
+                wanted[key] = wanted.get(key, 0) + (2 if target.request.resume_of is not None else 1)
         not_after = deadline.latest_start(MIN_CALL_SECONDS)
         for (account_id, lane_name), calls in wanted.items():
             self._budgets.for_account(account_id, lane_name).prepare(calls, not_after)
@@ -117,6 +127,49 @@ class CampaignStopper:
         if status.retryable:
             raise TransientStopError("api_unavailable", describe_refusal(status), refused.as_result_field())
         raise PermanentStopError("stop_refused", describe_refusal(refusal), refused.as_result_field())
+
+    def start(self, target: StopTarget, deadline: Deadline) -> StopOutcome:
+        """A resume's call for one campaign: Get Campaign Status, then Start Campaign v2 only if it is ``Stopped``
+        (``resumed``); any other status is left alone (``ignored``, one call). The status call rather than a list
+        page: one call per campaign whatever the stream holds (a list filtered to ``Stopped`` grows with every
+        campaign ever stopped), made right before the start, so a campaign restarted meanwhile is seen. Raises like
+        ``stop`` when it did not succeed."""
+        request = target.request
+        pair = PairedSlots(self._pairing_lock(target.account_id))
+
+        def status_call(headers: HeadersFactory, pacer: Pacer | None) -> ApiResponse:
+            return self._client.campaign_status(
+                request.stream_id, target.campaign_id, target.account_id, headers, deadline, pacer
+            )
+
+        status = self._call(request, status_call, paced=pair.first)
+        current = current_status(status)
+        if current is None:
+            api = confirmation(status).as_result_field()
+            if status.retryable:
+                raise TransientStopError("api_unavailable", describe_refusal(status), api)
+            code = "unauthorized" if status.status == 401 else "status_unreadable"
+            raise PermanentStopError(code, "Get Campaign Status did not say the campaign's status: "
+                                     + describe_refusal(status), api)
+        if current != RESUMABLE_STATUS:
+            seen = ApiConfirmation(http_status=status.status, status=current, message=not_resumed_message(current))
+            return StopOutcome(outcome=Outcome.IGNORED.value, api=seen.as_result_field(), completed_at=utc_now())
+
+        def start_call(headers: HeadersFactory, pacer: Pacer | None) -> ApiResponse:
+            return self._client.start_campaign(
+                request.stream_id, target.campaign_id, request.campaign_type, target.account_id, headers, deadline,
+                pacer,
+            )
+
+        response = self._call(request, start_call, paced=pair.second)
+        api = confirmation(response).as_result_field()
+        if started(response):
+            return StopOutcome(outcome=Outcome.RESUMED.value, api=api, completed_at=utc_now(),
+                               api_latency_ms=round(response.latency_ms, 1))
+        if response.retryable:
+            raise TransientStopError("api_unavailable", describe_refusal(response), api)
+        code = "unauthorized" if response.status == 401 else "start_refused"
+        raise PermanentStopError(code, describe_refusal(response), api)
 
     def disable_schedule(self, target: StopTarget, deadline: Deadline) -> dict[str, Any]:
         """Disable the recurring schedule of a campaign just stopped (or found stopped), by its name: the list row's
@@ -176,7 +229,7 @@ class CampaignStopper:
 
     def _call(
         self, request: StopRequest, call: Callable[[HeadersFactory, Pacer | None], ApiResponse],
-        granted: Callable[[], None] | None = None,
+        granted: Callable[[], None] | None = None, paced: Callable[[Pacer], Pacer] | None = None,
     ) -> ApiResponse:
         """Make a call with fresh tokens; after a 401, re-read the secret once (rotation) and try again."""
         credentials = self.credentials_for(request)
@@ -185,6 +238,8 @@ class CampaignStopper:
             pacer = self._budgets.for_account(credentials.account_id, lane(request))
         if granted is not None:
             pacer = _Announcing(pacer, granted)
+        if paced is not None and pacer is not None:
+            pacer = paced(pacer)
         try:
             response = call(lambda: auth_headers(credentials, self._jwt_ttl), pacer)
             if response.status != 401:
@@ -218,6 +273,51 @@ class _Announcing:
     def throttled(self, retry_after: float | None) -> None:
         if self._pacer is not None:
             self._pacer.throttled(retry_after)
+
+
+class PairedSlots:
+    """A resume's two calls take their slots of the account's budget together: the status call's first attempt takes
+    the start's slot too, which the start's first attempt then uses. Otherwise, under a spent budget, every campaign
+    of a resume could get its status call and none its start, invocation after invocation."""
+
+    def __init__(self, together: threading.Lock) -> None:
+        self._held = 0
+        self._together = together  # the account's: no other resume takes a slot between this one's two
+
+    def first(self, pacer: Pacer) -> Pacer:
+        return _Pairing(pacer, self, take_two=True)
+
+    def second(self, pacer: Pacer) -> Pacer:
+        return _Pairing(pacer, self, take_two=False)
+
+    def acquire(self, pacer: Pacer, not_after: float, take_two: bool) -> float:
+        if take_two and self._held == 0:
+            with self._together:
+                waited = pacer.acquire(not_after)  # the status call's slot: StopDeferred when none in time
+                waited += pacer.acquire(not_after)  # the start's: none in time, no status call either
+            self._held = 1
+            return waited
+        if take_two:  # a retry of the status call: its own slot only
+            return pacer.acquire(not_after)
+        if self._held:
+            self._held = 0
+            return 0.0
+        return pacer.acquire(not_after)
+
+
+class _Pairing:
+    __slots__ = ("_pacer", "_slots", "_take_two")
+
+    def __init__(self, pacer: Pacer, slots: PairedSlots, *, take_two: bool) -> None:
+        self._pacer = pacer
+        self._slots = slots
+        self._take_two = take_two
+
+    def acquire(self, not_after: float) -> float:
+        return self._slots.acquire(self._pacer, not_after, self._take_two)
+
+    def throttled(self, retry_after: float | None) -> None:
+        self._pacer.throttled(retry_after)
 
 
 def campaign_name(status: ApiResponse) -> str | None:
