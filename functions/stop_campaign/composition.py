@@ -24,10 +24,12 @@ from aws_lambda_powertools.utilities.idempotency.serialization.dataclass import 
 from aws_lambda_powertools.utilities.parameters import SecretsProvider, SSMProvider
 from botocore.config import Config
 
+from stop_campaign.adapters.alarm_states import AlarmStates
 from stop_campaign.adapters.alarm_targets import AlarmTargets
 from stop_campaign.adapters.credentials import CredentialStore
 from stop_campaign.adapters.dead_letter import DeadLetterQueue
 from stop_campaign.adapters.history import RequestHistory
+from stop_campaign.adapters.holds import HoldStore
 from stop_campaign.adapters.kore_client import ClientSettings, KoreClient
 from stop_campaign.adapters.producer_policy import ProducerPolicySource
 from stop_campaign.adapters.results import ResultsPublisher
@@ -37,6 +39,7 @@ from stop_campaign.domain.models import StopOutcome
 from stop_campaign.domain.provenance import Trust
 from stop_campaign.pacing.account_budgets import AccountBudgets
 from stop_campaign.pacing.rate_ledger import RateLedger
+from stop_campaign.service.holds import HoldChecker
 from stop_campaign.service.processing import (
     MessageProcessor,
     Telemetry,
@@ -75,6 +78,7 @@ class AwsClients:
         self._sqs: Any = None
         self._ssm_parameters: SSMProvider | None = None
         self._history: Any = None
+        self._cloudwatch: Any = None
 
     def _client(self, service: str) -> Any:
         return self._session.client(service, config=self._config)
@@ -111,6 +115,14 @@ class AwsClients:
                     self._history = self._session.client("dynamodb", config=self._config.merge(HISTORY_AWS_CONFIG))
         return self._history
 
+    def cloudwatch(self) -> Any:
+        """The CloudWatch client of the hold check (a factory: only hold checks and alarms leaving ALARM ask)."""
+        if self._cloudwatch is None:
+            with self._building:
+                if self._cloudwatch is None:
+                    self._cloudwatch = self._client("cloudwatch")
+        return self._cloudwatch
+
     def ssm_parameters(self) -> SSMProvider:
         """The SSM provider of the alarm map and the producer policy (a factory: built at their first read)."""
         if self._ssm_parameters is None:
@@ -137,6 +149,7 @@ class Container:
     budgets: AccountBudgets
     clients: AwsClients
     trust: Trust = field(default_factory=Trust)  # what tells the events queue and the function's own messages apart
+    hold_checker: HoldChecker | None = None  # None: HOLDS_TABLE is not set, no hold is kept
 
 
 def aws_config(settings: Settings) -> Config:
@@ -209,39 +222,47 @@ def container() -> Container:
     history = (RequestHistory(settings.request_history_table, clients.history_dynamodb,
                               settings.request_history_days) if settings.request_history_table else None)
     signing_key = ContinuationKey(settings.idempotency_table_name, clients.dynamodb)
-    return Container(
-        processor=MessageProcessor(
-            stopper=stopper,
-            stop_once=once(stop_and_observe(stopper, telemetry), "key", "stop",
-                           output_serializer=DataclassSerializer(StopOutcome)),
-            publish_once=once(observed(publisher.publish, telemetry), "identity", "result"),
-            publish_summary_once=once(observed_summary(publisher.publish_summary, telemetry), "identity", "summary"),
-            resolve_once=once(remember_stoppable(stopper), "key", "targets"),
-            hand_over_once=once(handing_over(StopQueue(settings.stop_queue_url, clients.sqs, signing_key.get),
-                                             budgets), "key", "handover"),
-            dead_letter_once=once(sending_dead_letters(DeadLetterQueue(settings.dead_letter_queue_url, clients.sqs)),
-                                  "key", "deadletter"),
-            alarm_targets=AlarmTargets(
-                settings.alarm_targets_parameter,
-                settings.alarm_targets_cache_seconds,
-                clients.ssm_parameters,
-            ),
-            executor=ThreadPoolExecutor(settings.stop_concurrency, thread_name_prefix="stop"),
-            telemetry=telemetry,
-            max_wait_seconds=settings.max_wait_seconds,
-            producer_policy=ProducerPolicySource(
-                settings.producer_policy_parameter, settings.producer_policy_cache_seconds, clients.ssm_parameters,
-            ),
-            signing_key=signing_key.get,
-            republish_once=once(republishing(publisher.republish), "identity", "republish"),
-            max_request_age_seconds=settings.max_request_age_seconds,
-            disable_once=once(disabling(stopper, telemetry), "key", "schedule"),
-            history=history,
+    # The hold writes share the history's short-timeout client: they come at the end of the report step too.
+    holds = HoldStore(settings.holds_table, clients.history_dynamodb) if settings.holds_table else None
+    alarm_states = AlarmStates(clients.cloudwatch)
+    processor = MessageProcessor(
+        stopper=stopper,
+        stop_once=once(stop_and_observe(stopper, telemetry), "key", "stop",
+                       output_serializer=DataclassSerializer(StopOutcome)),
+        publish_once=once(observed(publisher.publish, telemetry), "identity", "result"),
+        publish_summary_once=once(observed_summary(publisher.publish_summary, telemetry), "identity", "summary"),
+        resolve_once=once(remember_stoppable(stopper), "key", "targets"),
+        hand_over_once=once(handing_over(StopQueue(settings.stop_queue_url, clients.sqs, signing_key.get),
+                                         budgets), "key", "handover"),
+        dead_letter_once=once(sending_dead_letters(DeadLetterQueue(settings.dead_letter_queue_url, clients.sqs)),
+                              "key", "deadletter"),
+        alarm_targets=AlarmTargets(
+            settings.alarm_targets_parameter,
+            settings.alarm_targets_cache_seconds,
+            clients.ssm_parameters,
         ),
+        executor=ThreadPoolExecutor(settings.stop_concurrency, thread_name_prefix="stop"),
+        telemetry=telemetry,
+        max_wait_seconds=settings.max_wait_seconds,
+        producer_policy=ProducerPolicySource(
+            settings.producer_policy_parameter, settings.producer_policy_cache_seconds, clients.ssm_parameters,
+        ),
+        signing_key=signing_key.get,
+        republish_once=once(republishing(publisher.republish), "identity", "republish"),
+        max_request_age_seconds=settings.max_request_age_seconds,
+        disable_once=once(disabling(stopper, telemetry), "key", "schedule"),
+        history=history,
+        holds=holds,
+        alarm_states=alarm_states,
+    )
+    return Container(
+        processor=processor,
         idempotency=idempotency,
         record_workers=ThreadPoolExecutor(settings.stop_concurrency, thread_name_prefix="record"),
         max_receive_count=settings.max_receive_count,
         budgets=budgets,
         clients=clients,
         trust=Trust(settings.stop_events_queue_arn, settings.function_role_id),
+        hold_checker=HoldChecker(store=holds, alarm_states=alarm_states, processor=processor, stopper=stopper,
+                                 telemetry=telemetry, interval_seconds=settings.hold_check_seconds) if holds else None,
     )

@@ -275,4 +275,5 @@ def result_for(
         api=api,
         error=error,
         producer=request.producer,
+        hold_of=request.hold_of,
     )

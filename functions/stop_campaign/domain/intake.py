@@ -310,6 +310,8 @@ def parse_continuation(payload: dict[str, Any], origin: Origin) -> Continuation:
         attempt=origin.attempt,
         ticket=ticket if isinstance(ticket, str) and TICKET_PATTERN.fullmatch(ticket) else None,
         disable_schedule=body.get("disableSchedule") is True,
+        hold=body.get("hold") is True,
+        hold_of=usable_id(body.get("holdOf"), "") or None,
         producer=_producer(payload.get("producer")),
     )
     progress = Progress(

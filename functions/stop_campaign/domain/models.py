@@ -103,6 +103,8 @@ class StopRequest:
     not_after: str | None = None  # the request's own expiry (``notAfter``): see ``intake.expiry``
     sent_at: str | None = None  # when its message was first sent (Origin.sent_at, else the event's time)
     disable_schedule: bool = False  # ``disableSchedule``: once stopped (or found stopped), disable its recurrence
+    hold: bool = False  # an alarm-map entry's ``hold``: its campaigns are kept stopped while the alarm is in ALARM
+    hold_of: str | None = None  # a hold check's re-stop: the request id of the alarm whose hold it keeps
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +222,7 @@ class ResultEvent:
     # (a campaign's one outcome stays one result), absent from the message when not asked
     schedule: dict[str, Any] | None = None
     producer: Producer | None = None  # not part of the identity: the same stop is the same result
+    hold_of: str | None = None  # a hold check's re-stop: the alarm's request id (its own request id is the check's)
     schema_version: ClassVar[str] = "1"
 
     @property
@@ -250,7 +253,8 @@ class ResultEvent:
             "error": self.error.as_dict() if self.error else None,
             "producer": self.producer.as_dict() if self.producer else None,
         } | ({"redrivenFrom": self.redriven_from} if self.redriven_from else {}) | (
-            {"schedule": self.schedule} if self.schedule is not None else {})
+            {"schedule": self.schedule} if self.schedule is not None else {}) | (
+            {"holdOf": self.hold_of} if self.hold_of else {})
 
     def publication(self) -> dict[str, Any]:
         """What is published at most once: the identity, except that ``stopped`` and ``already_stopped`` are one
@@ -366,6 +370,8 @@ class Continuation:
                 "requestedBy": request.requested_by, "requestedAt": request.requested_at,
                 "accountId": request.account_id, "dryRun": request.dry_run, "alarmArn": request.alarm_arn,
                 **({"disableSchedule": True} if request.disable_schedule else {}),
+                **({"hold": True} if request.hold else {}),
+                **({"holdOf": request.hold_of} if request.hold_of else {}),
             },
             **({"producer": request.producer.as_dict()} if request.producer else {}),
         }
