@@ -84,6 +84,12 @@ class HoldStore:
                 return found
             query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
+    def item(self, request_id: str) -> dict[str, Any] | None:
+        """One hold's item (deserialized), active or not; None when there is none."""
+        found = self._client.get_item(TableName=self._table, Key={PARTITION_KEY: {"S": request_id}},
+                                      ConsistentRead=True).get("Item")
+        return {name: _deserializer.deserialize(value) for name, value in found.items()} if found else None
+
     def release(self, request_id: str) -> bool:
         """End the hold of the alarm request ``request_id`` by an operator's (or a resume's) say. Idempotent: True
         when an active hold was released now; False when there is none (unknown, released or ended before)."""
