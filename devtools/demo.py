@@ -179,7 +179,8 @@ def result_row(scenario: str, result: dict[str, Any], stop_statuses: Iterable[in
         scenario,
         str(result.get("requestId") or "-"),
         str(result.get("campaignId") or "-"),
-        str(result.get("outcome")) + (f" ({error})" if error else "") + _schedule_note(result),
+        str(result.get("outcome")) + (f" ({error})" if error else "") + _schedule_note(result)
+        + (", again: held" if result.get("holdOf") else ""),
         producer_text(result.get("producer")),
         str(result.get("attempts", "-")),
         f"{time_to_stop} ms" if time_to_stop is not None else "-",
