@@ -374,6 +374,7 @@ def cli_environment(stack: LocalStack, kore_base_url: str) -> dict[str, str]:
         "kore_base_url": kore_base_url,
         "table_name": stack.table_name,
         "history_table": stack.history_table_name,
+        "holds_table": stack.holds_table_name,
     }
     return {
         "AWS_ENDPOINT_URL": stack.endpoint_url,
