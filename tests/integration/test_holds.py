@@ -241,3 +241,22 @@ def test_a_hold_check_without_a_holds_table_says_so(invoke, monkeypatch):
     monkeypatch.setenv("HOLDS_TABLE", "")
     answer = invoke(check())
     assert answer["holds"] == [] and "HOLDS_TABLE" in answer["note"]
+
+
+def test_the_check_is_paced_by_the_accounts_budget(invoke, stack, kore, monkeypatch, cold_start):
+    monkeypatch.setenv("KORE_RATE_LIMIT", "2/60")  # the alarm's two stops take the account's whole budget
+    cold_start()
+    stack.put_alarm_map({ALARM: [{"streamId": STREAM_ID, "campaignIds": ["cd-1", "cd-2"], "hold": True}]})
+    set_alarm(stack, "ALARM")
+    invoke(alarm_event())
+    stack.drain_results()
+    kore.restart(STREAM_ID, "cd-1")
+    kore.reset_log()
+
+    answer = invoke(check(), timeout_seconds=8)
+
+    assert calls(kore) == []  # no list call before the budget allows one: the next check lists
+    assert answer["holds"] == [{"holdOf": HOLD_OF, "alarmName": ALARM, "state": "held",
+                                "requestId": f"hold:{HOLD_OF}:{CHECK_AT}", "restopped": []}]
+    assert stack.drain_results() == [] and stack.drain_dead_letters() == []
+    assert [hold.hold_of for hold in holds(stack).active()] == [HOLD_OF]
