@@ -260,3 +260,20 @@ def test_the_check_is_paced_by_the_accounts_budget(invoke, stack, kore, monkeypa
                                 "requestId": f"hold:{HOLD_OF}:{CHECK_AT}", "restopped": []}]
     assert stack.drain_results() == [] and stack.drain_dead_letters() == []
     assert [hold.hold_of for hold in holds(stack).active()] == [HOLD_OF]
+
+
+def test_a_held_campaign_the_policy_no_longer_lets_the_alarm_stop_is_left_alone(invoke, held, stack, cold_start):
+    stack.put_producer_policy({"producers": {"kill-switches": {
+        "senders": ["alarm:123456789012"], "allow": [{"streamId": STREAM_ID, "campaignIds": ["cd-2"]}]}},
+        "otherwise": "deny"})
+    cold_start()  # the policy as it is now, not as a container cached it
+    held.restart(STREAM_ID, "cd-1")
+    held.restart(STREAM_ID, "cd-2")
+
+    invoke(check())
+
+    result = only(stack.drain_results())
+    assert (result["campaignId"], result["holdOf"]) == ("cd-2", HOLD_OF)
+    assert result["producer"] == {"kind": "alarm", "id": "123456789012", "name": "kill-switches"}
+    assert held.campaign_status(STREAM_ID, "cd-1") == "Active"
+    assert stack.drain_dead_letters() == []

@@ -429,9 +429,24 @@ class MessageProcessor:
     def serve_planned(
         self, message: InboundMessage, planned: list[PlannedRequest], deadline: Deadline, started: float,
     ) -> list[ResultEvent]:
-        """Requests planned by the function itself (a hold check's re-stops, for campaigns the alarm's request was
-        let stop): run, decided and reported like a message's (``message`` is what a dead letter keeps)."""
-        return self._serve(message, _Authorized(planned, planned, []), deadline, started)
+        """Requests planned by the function itself (a hold check's re-stops): run, decided and reported like a
+        message's (``message`` is what a dead letter keeps). Each is judged by the producer policy as it is now, as
+        its producer's own (the alarm's): a campaign it may no longer stop is left out, with a warning (a hold
+        re-stops only what the alarm may stop; it asks nothing of a campaign it leaves alone)."""
+        policy = self._producer_policy.current() if self._producer_policy is not None else None
+        allowed: list[PlannedRequest] = []
+        for plan in planned:
+            producer = plan.request.producer
+            sender = Sender(producer.kind, producer.id) if producer is not None else Sender("direct", "-")
+            verdict = judge_request(policy, sender, plan.request)
+            if verdict.refused:
+                refused = [campaign_id for campaign_id, _ in verdict.refused]
+                logger.warning("Held campaigns the producer policy no longer lets their alarm stop: left alone",
+                               extra={"producer": str(sender), "refused": refused})
+            if verdict.allowed:
+                request = replace(plan.request, campaign_ids=verdict.allowed, producer=producer_of(sender, policy))
+                allowed.append(replace(plan, request=request))
+        return self._serve(message, _Authorized(allowed, allowed, []), deadline, started) if allowed else []
 
     def _serve(self, message: InboundMessage, planned: _Authorized, deadline: Deadline, started: float,
                ) -> list[ResultEvent]:
