@@ -183,3 +183,10 @@ def test_a_continuation_carries_hold_and_hold_of():
     assert (parsed.hold, parsed.hold_of) == (True, "alarm:x:t")
     plain = Continuation(replace(request, hold=False, hold_of=None), Progress(segment=2)).as_message()
     assert "hold" not in plain["request"] and "holdOf" not in plain["request"]
+
+
+def test_a_hold_check_back_as_a_failed_invocation_is_rejected_saying_the_next_check_redoes_it():
+    record = {"version": "1.0", "requestContext": {"requestId": "r-1", "condition": "RetriesExhausted"},
+              "requestPayload": {"action": "hold-check", "at": "2026-11-28T10:06:00Z"}}
+    with pytest.raises(RequestRejected, match="the next scheduled check does its work"):
+        parse_sqs_body(json.dumps(record), Origin(Source.SQS, "m-1", "2026-11-28T10:07:00Z"))

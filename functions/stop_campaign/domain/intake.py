@@ -400,6 +400,9 @@ def _parse_message(payload: Any, origin: Origin) -> StopRequest | AlarmStateChan
         raise InvalidRequest("a stop request must be a JSON object", origin.message_id)
     if payload.get("source") == "aws.cloudwatch" and "detail-type" not in payload:
         return _parse_alarm_action(payload, origin)
+    if payload.get("action") == "hold-check":  # the handler serves it; here only as a failed invocation's record
+        raise InvalidRequest("a hold check ({\"action\": \"hold-check\"}) whose invocation failed: no need to "
+                             "redrive it, the next scheduled check does its work", origin.message_id)
     if "detail-type" in payload and "detail" in payload:
         return _parse_eventbridge(payload, origin)
     return parse_stop_request(payload, origin, default_request_id=origin.message_id)
