@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import cache, cached_property
 from typing import Any
 
@@ -37,6 +37,7 @@ from stop_campaign.adapters.signing_key import ContinuationKey
 from stop_campaign.adapters.stop_queue import StopQueue
 from stop_campaign.domain.models import StopOutcome
 from stop_campaign.domain.provenance import Trust
+from stop_campaign.domain.readonly import readonly_dataclass
 from stop_campaign.pacing.account_budgets import AccountBudgets
 from stop_campaign.pacing.rate_ledger import RateLedger
 from stop_campaign.service.holds import HoldChecker
@@ -138,7 +139,7 @@ class AwsClients:
         self.sqs()
 
 
-@dataclass(frozen=True, slots=True)
+@readonly_dataclass
 class Container:
     """What one Lambda container builds once and reuses: clients, pools, caches."""
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import urlsplit
 
+from stop_campaign.domain.readonly import readonly_dataclass
 from stop_campaign.pacing.rate_schedule import RateLimit
 
 # Names the deployed template must set; tests compare them with template.yaml.
@@ -71,7 +71,7 @@ class ConfigurationError(RuntimeError):
     """The function's environment is wrong; no request can be served until it is fixed."""
 
 
-@dataclass(frozen=True, slots=True)
+@readonly_dataclass
 class Settings:
     kore_base_url: str
     credentials_secret_id: str

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
@@ -14,6 +13,7 @@ from urllib3.exceptions import HTTPError, InvalidHeader, MaxRetryError
 from urllib3.util import Retry, Timeout
 
 from stop_campaign.domain.models import RETRYABLE_STATUSES, ApiResponse, CampaignType, StopDeferred
+from stop_campaign.domain.readonly import readonly_dataclass
 
 # Path templates exactly as Kore.ai documents them (the double slash in the SMS stop path included).
 STOP_PATHS: dict[CampaignType, str] = {
@@ -76,7 +76,7 @@ class Deadline:
         return time.time() + self.seconds_left() - DEADLINE_MARGIN_SECONDS - call_seconds
 
 
-@dataclass(frozen=True, slots=True)
+@readonly_dataclass
 class ClientSettings:
     base_url: str
     connect_timeout: float

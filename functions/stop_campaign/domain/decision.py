@@ -39,6 +39,7 @@ from stop_campaign.domain.models import (
     TransientStopError,
 )
 from stop_campaign.domain.planning import PlannedRequest
+from stop_campaign.domain.readonly import readonly_dataclass
 
 # A stop held by another invocation of the same request: that invocation reports it.
 IN_PROGRESS = "in_progress"
@@ -50,7 +51,7 @@ MAX_STALLED_INVOCATIONS = 5
 EndKind = Literal["ended", "transient", "deferred"]
 
 
-@dataclass(frozen=True, slots=True)
+@readonly_dataclass
 class TargetEnd:
     """How one campaign ended in this invocation: exactly one of ``result``, ``transient`` or ``deferred`` is set
     (``kind`` says which; a ``permanent`` error only comes with a result), checked when it is made. A request that
@@ -76,7 +77,7 @@ class TargetEnd:
         return "transient" if self.transient is not None else "deferred"
 
 
-@dataclass(frozen=True, slots=True)
+@readonly_dataclass
 class ContinueLater:
     continuation: Continuation
     resume_at: float  # epoch seconds: the earliest the rate budget allows the next call

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -37,6 +37,7 @@ from stop_campaign.domain.models import (
     Source,
     StopRequest,
 )
+from stop_campaign.domain.readonly import readonly_dataclass
 
 SCHEMAS = Path(__file__).parent.parent / "schemas"  # the published contracts, at the package root
 ALARM_DETAIL_TYPE = "CloudWatch Alarm State Change"
@@ -48,7 +49,7 @@ CAMPAIGN_SELECTORS = ("campaignId", "campaignIds", "campaigns")
 MAX_CONTINUED_CAMPAIGNS = 5000  # what listing can find (50 pages of 100); ~150 KiB of ids, far below 1 MiB
 
 
-@dataclass(frozen=True, slots=True)
+@readonly_dataclass
 class AlarmStateChange:
     """A CloudWatch alarm changed state; the alarm map decides what, if anything, stops."""
 

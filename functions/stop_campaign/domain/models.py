@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
+from stop_campaign.domain.readonly import readonly_dataclass
+
 
 class Outcome(StrEnum):
     STOPPED = "stopped"
@@ -56,7 +58,7 @@ STOPPABLE_STATUSES: tuple[str, ...] = ("Active", "Scheduled", "Rescheduled", "Pr
 FINISHED_STATUSES: frozenset[str] = frozenset({"Stopped", "Completed"})
 
 
-@dataclass(frozen=True, slots=True)
+@readonly_dataclass
 class Origin:
     """Where a message came from: sets the request id default, the source and the attempt count."""
 
@@ -68,7 +70,7 @@ class Origin:
     sent_at: str | None = None  # when the message was first sent (ISO-8601): see ``intake.first_sent_at``
 
 
-@dataclass(frozen=True, slots=True)
+@readonly_dataclass
 class Producer:
     """Who sent a request, as AWS reported it (domain/provenance.py), and the producer policy's name for it."""
 
@@ -80,7 +82,7 @@ class Producer:
         return {"kind": self.kind, "id": self.id, "name": self.name}
 
 
-@dataclass(frozen=True, slots=True)
+@readonly_dataclass
 class StopRequest:
     """A validated stop request (v1), whatever shape it arrived in."""
 
@@ -107,7 +109,7 @@ class StopRequest:
     hold_of: str | None = None  # a hold check's re-stop: the request id of the alarm whose hold it keeps
 
 
-@dataclass(frozen=True, slots=True)
+@readonly_dataclass
 class StopTarget:
     """One campaign of one request: the unit that is stopped, made idempotent and reported."""
 
@@ -131,7 +133,7 @@ class StopTarget:
 RETRYABLE_STATUSES = frozenset({408, 429, *range(500, 600)})
 
 
-@dataclass(frozen=True, slots=True)
+@readonly_dataclass
 class ApiResponse:
     """One answer of the Kore.ai API, as the HTTP adapter (adapters.kore_client) read it."""
 
@@ -148,7 +150,7 @@ class ApiResponse:
         return self.status in RETRYABLE_STATUSES
 
 
-@dataclass(frozen=True, slots=True)
+@readonly_dataclass
 class ApiConfirmation:
     """What the platform said about a stop (copied into the result's ``api`` field)."""
 
@@ -183,7 +185,7 @@ class StopOutcome:
     campaign_name: str | None = None  # from the status answer of an "already stopped" check, when it was asked
 
 
-@dataclass(frozen=True, slots=True)
+@readonly_dataclass
 class ResultError:
     code: str
     message: str
@@ -193,7 +195,7 @@ class ResultError:
         return {"code": self.code, "message": self.message, "retryable": self.retryable}
 
 
-@dataclass(frozen=True, slots=True)
+@readonly_dataclass
 class ResultEvent:
     """Result event v1: one per campaign per request, published to the results topic."""
 
@@ -319,7 +321,7 @@ class StopDeferred(Exception):
         self.budget = budget
 
 
-@dataclass(frozen=True, slots=True)
+@readonly_dataclass
 class Progress:
     """What the earlier invocations of one request did, carried from each to the next (see Continuation)."""
 
@@ -340,7 +342,7 @@ class Progress:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@readonly_dataclass
 class Continuation:
     """The rest of a request that one invocation could not finish, sent back to the stop queue.
 
@@ -380,7 +382,7 @@ class Continuation:
 CONTINUATION_VERSION = "1"
 
 
-@dataclass(frozen=True, slots=True)
+@readonly_dataclass
 class SummaryEvent:
     """Summary event v1: one per multi-campaign request (stop-all, ``campaignIds``, alarm), when it has ended."""
 

@@ -13,10 +13,10 @@ producer gets what ``otherwise`` says (``deny`` unless the policy says ``allow``
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from stop_campaign.domain.models import ID_PATTERN, CampaignType, Producer, RequestRejected, StopRequest
+from stop_campaign.domain.readonly import readonly_dataclass
 
 SENDER_KINDS = ("sqs", "events", "alarm", "sns", "direct")
 NOT_AUTHORIZED = "not_authorized"
@@ -43,7 +43,7 @@ class PolicyInvalid(ValueError):
         self.problems = problems
 
 
-@dataclass(frozen=True, slots=True)
+@readonly_dataclass
 class Sender:
     """Who sent a message, as AWS reported it."""
 
@@ -59,7 +59,7 @@ def matches(pattern: str, value: str) -> bool:
     return value.startswith(pattern[:-1]) if pattern.endswith("*") else value == pattern
 
 
-@dataclass(frozen=True, slots=True)
+@readonly_dataclass
 class AllowEntry:
     stream_id: str  # an id, or "*"
     campaign_ids: tuple[str, ...] | None = None  # patterns; None: any campaign named by id
@@ -77,14 +77,14 @@ class AllowEntry:
         return self.campaign_ids is None or any(matches(pattern, campaign_id) for pattern in self.campaign_ids)
 
 
-@dataclass(frozen=True, slots=True)
+@readonly_dataclass
 class ProducerEntry:
     name: str
     senders: tuple[str, ...]
     allow: tuple[AllowEntry, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@readonly_dataclass
 class Verdict:
     """Whether one campaign (or a request's all-active) may be stopped, and which rule decided."""
 
@@ -94,7 +94,7 @@ class Verdict:
     why: str
 
 
-@dataclass(frozen=True, slots=True)
+@readonly_dataclass
 class ProducerPolicy:
     producers: tuple[ProducerEntry, ...]
     otherwise: Literal["deny", "allow"] = "deny"
@@ -139,7 +139,7 @@ def producer_of(sender: Sender, policy: ProducerPolicy | None) -> Producer:
     return Producer(sender.kind, sender.id, policy.name_for(sender) if policy is not None else None)
 
 
-@dataclass(frozen=True, slots=True)
+@readonly_dataclass
 class RequestVerdict:
     """A request judged campaign by campaign: what it may stop and what it may not (with why)."""
 

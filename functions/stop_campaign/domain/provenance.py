@@ -20,13 +20,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from stop_campaign.domain.intake import AlarmStateChange, canonical_text
 from stop_campaign.domain.models import Continuation
 from stop_campaign.domain.policy import Sender
+from stop_campaign.domain.readonly import readonly_dataclass
 
 SIGNATURE_FIELD = "signature"  # intake.canonical_text leaves it out
 SIGNATURE_SCHEME = "hmac-sha256"
@@ -40,7 +40,7 @@ class Channel(StrEnum):
     DIRECT = "direct"  # a direct invocation: `aws lambda invoke`, an EventBridge rule, an alarm's action
 
 
-@dataclass(frozen=True, slots=True)
+@readonly_dataclass
 class Delivery:
     """How a message reached the function, as the event Lambda built says (not as the message says)."""
 
@@ -52,7 +52,7 @@ class Delivery:
 DIRECT_DELIVERY = Delivery(Channel.DIRECT)
 
 
-@dataclass(frozen=True, slots=True)
+@readonly_dataclass
 class Trust:
     """What the function knows of itself to tell its own messages and its events queue apart."""
 

@@ -12,7 +12,9 @@ import json
 import re
 from typing import Any
 
-_REFUSED = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# The refused characters named (the complement of the allowed ones): a negated class spanning U+10FFFF costs the
+# regex compiler about 10 ms at every cold start, this one a tenth of that.
+_REFUSED = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 REPLACEMENT = "\ufffd"
 
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from aws_lambda_powertools import Logger
 
 from stop_campaign.domain.models import StopDeferred
+from stop_campaign.domain.readonly import readonly_dataclass
 from stop_campaign.pacing.rate_ledger import LedgerBusy, LedgerUnavailable, RateLedger
 from stop_campaign.pacing.rate_schedule import NORMAL, Applied, Change, RateLimit
 
@@ -44,7 +45,7 @@ _SETTLE_SECONDS = 1.0  # giving slots back at the end of an invocation: worth a 
 # ---- The container's part: threads ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@readonly_dataclass
 class BudgetStats:
     throttled: int  # 429 answers reported through AccountPacer.throttled
     waited_seconds: float  # seconds callers slept for the budget or a pause

@@ -30,6 +30,8 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from stop_campaign.domain.readonly import readonly_dataclass
+
 MAX_CALLS = 10_000
 MAX_PERIOD_SECONDS = 3600.0
 SEND_LAG_SECONDS = 0.25  # the least allowance for a call's grant-to-arrival lag (see RateLimit.paced)
@@ -42,7 +44,7 @@ _LIMIT_PATTERN = re.compile(r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*")
 _TIME_TOLERANCE = 1e-6
 
 
-@dataclass(frozen=True, slots=True)
+@readonly_dataclass
 class RateLimit:
     calls: int
     period_seconds: float

@@ -72,6 +72,7 @@ from stop_campaign.domain.planning import (
 )
 from stop_campaign.domain.policy import NotAuthorized, ProducerPolicy, Sender, judge_request, producer_of
 from stop_campaign.domain.provenance import DIRECT_DELIVERY, Delivery, sender_of, verified
+from stop_campaign.domain.readonly import readonly_dataclass
 from stop_campaign.pacing.account_budgets import AccountBudgets
 from stop_campaign.pacing.rate_ledger import LedgerBusy, LedgerUnavailable
 from stop_campaign.pacing.rate_schedule import URGENT
@@ -99,13 +100,14 @@ BOOKING_SECONDS = 1.0  # the least time a hand-over may spend booking its places
 MAX_LIST_READS = 3
 
 
-@dataclass(frozen=True, slots=True)
+@readonly_dataclass
 class InboundMessage:
     body: str  # the message exactly as it arrived: this is what the dead-letter queue receives
     origin: Origin
     payload: Any = None  # already decoded (direct invocations); None means parse ``body``
     final_attempt: bool = False  # the last delivery before the redrive policy: give up with a result now
-    delivery: Delivery = DIRECT_DELIVERY  # how it came, as Lambda's event says: who sent it (provenance.py)
+    # How it came, as Lambda's event says: who sent it (provenance.py). A factory: shapes are not hashable.
+    delivery: Delivery = field(default_factory=lambda: DIRECT_DELIVERY)
 
 
 class RetryLater(Exception):
@@ -238,12 +240,12 @@ def remember_stoppable(stopper: CampaignStopper) -> Callable[..., PageRead]:
     return list_page
 
 
-@dataclass(frozen=True, slots=True)
+@readonly_dataclass
 class _EndedInPlanning:
     results: list[ResultEvent]
 
 
-@dataclass(frozen=True, slots=True)
+@readonly_dataclass
 class _Authorized:
     """A message's requests once judged by the producer policy: every one (decide sums them up), those with
     anything left to stop, and the ends of what their producer may not stop (no call is made for those)."""

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from stop_campaign.adapters.kore_client import Deadline
 from stop_campaign.domain.models import ResultEvent
+from stop_campaign.domain.readonly import readonly_dataclass
 from stop_campaign.domain.sendable import sendable_json
 
 
-@dataclass(frozen=True, slots=True)
+@readonly_dataclass
 class Invocation:
     request_id: str  # the Lambda request id: the message id of what arrives without one of its own
     deadline: Deadline
