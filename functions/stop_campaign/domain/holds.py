@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from stop_campaign.domain.models import ALL_ACTIVE, Outcome, Producer, ResultEvent, StopRequest
+from stop_campaign.domain.readonly import readonly_dataclass
 
 PARTITION_KEY = "requestId"
 TTL_ATTRIBUTE = "expiresAt"
@@ -33,7 +33,7 @@ IDS = "ids"
 HELD_OUTCOMES = (Outcome.STOPPED, Outcome.ALREADY_STOPPED)  # what "all-active" holds of what its request did
 
 
-@dataclass(frozen=True, slots=True)
+@readonly_dataclass
 class Scope:
     """One stream of a hold: the list call the check makes, whose rows it looks for its campaigns in."""
 
@@ -49,7 +49,7 @@ class Scope:
         return SEPARATOR.join((self.stream_id, self.campaign_type, self.account_id, self.selection))
 
 
-@dataclass(frozen=True, slots=True)
+@readonly_dataclass
 class Hold:
     """An active (or ended) hold, as read back from its item."""
 

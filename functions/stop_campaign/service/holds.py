@@ -14,7 +14,7 @@ tries again anyway.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,6 +37,7 @@ from stop_campaign.domain.models import (
     utc_now,
 )
 from stop_campaign.domain.planning import PlannedRequest
+from stop_campaign.domain.readonly import readonly_dataclass
 from stop_campaign.service.processing import InboundMessage, MessageProcessor, RetryLater, Telemetry
 from stop_campaign.service.stopper import CampaignStopper
 
@@ -45,7 +46,7 @@ logger = Logger(child=True)
 HOLD_CHECK_ACTION = "hold-check"
 
 
-@dataclass(frozen=True, slots=True)
+@readonly_dataclass
 class CheckReport:
     """What one check did: per hold, ``held`` (with its re-stops) or ``ended`` (and why); the results published."""
 
