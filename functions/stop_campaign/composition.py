@@ -11,7 +11,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import field
 from functools import cache, cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from aws_lambda_powertools import Metrics
@@ -24,12 +24,10 @@ from aws_lambda_powertools.utilities.idempotency.serialization.dataclass import 
 from aws_lambda_powertools.utilities.parameters import SecretsProvider, SSMProvider
 from botocore.config import Config
 
-from stop_campaign.adapters.alarm_states import AlarmStates
 from stop_campaign.adapters.alarm_targets import AlarmTargets
 from stop_campaign.adapters.credentials import CredentialStore
 from stop_campaign.adapters.dead_letter import DeadLetterQueue
 from stop_campaign.adapters.history import RequestHistory
-from stop_campaign.adapters.holds import HoldStore
 from stop_campaign.adapters.kore_client import ClientSettings, KoreClient
 from stop_campaign.adapters.producer_policy import ProducerPolicySource
 from stop_campaign.adapters.results import ResultsPublisher
@@ -40,7 +38,6 @@ from stop_campaign.domain.provenance import Trust
 from stop_campaign.domain.readonly import readonly_dataclass
 from stop_campaign.pacing.account_budgets import AccountBudgets
 from stop_campaign.pacing.rate_ledger import RateLedger
-from stop_campaign.service.holds import HoldChecker
 from stop_campaign.service.processing import (
     MessageProcessor,
     Telemetry,
@@ -55,6 +52,11 @@ from stop_campaign.service.processing import (
 )
 from stop_campaign.service.stopper import CampaignStopper
 from stop_campaign.settings import IDEMPOTENCY_TTL_ATTRIBUTE, Settings, get_settings
+
+if TYPE_CHECKING:  # built (and imported) at their first use: see ``holds``
+    from stop_campaign.adapters.alarm_states import AlarmStates
+    from stop_campaign.adapters.holds import HoldStore
+    from stop_campaign.service.holds import HoldChecker
 
 # A history write takes at most ~4 s (two attempts, max_attempts counting retries, of 0.5 s connect + 1 s read,
 # and the backoff between them):
@@ -150,7 +152,7 @@ class Container:
     budgets: AccountBudgets
     clients: AwsClients
     trust: Trust = field(default_factory=Trust)  # what tells the events queue and the function's own messages apart
-    hold_checker: HoldChecker | None = None  # None: HOLDS_TABLE is not set, no hold is kept
+    hold_checker: Callable[[], HoldChecker] | None = None  # its factory; None: HOLDS_TABLE is not set, no hold
 
 
 def aws_config(settings: Settings) -> Config:
@@ -202,6 +204,45 @@ def idempotent(
     return once
 
 
+def hold_parts(
+    settings: Settings, clients: AwsClients,
+) -> tuple[Callable[[], HoldStore] | None, Callable[[], AlarmStates]]:
+    """The hold store (None without HOLDS_TABLE) and CloudWatch's alarm states, as factories: made, and their modules
+    imported, at their first use (an alarm with ``hold: true``, one leaving ALARM, a hold check), so a cold start
+    loads none of the holds. The hold writes share the history's short-timeout client: they come at the end of the
+    report step too."""
+
+    @cache
+    def store() -> HoldStore:
+        from stop_campaign.adapters.holds import HoldStore
+
+        return HoldStore(settings.holds_table, clients.history_dynamodb)
+
+    @cache
+    def alarm_states() -> AlarmStates:
+        from stop_campaign.adapters.alarm_states import AlarmStates
+
+        return AlarmStates(clients.cloudwatch)
+
+    return (store if settings.holds_table else None), alarm_states
+
+
+def hold_checker(
+    settings: Settings, holds: Callable[[], HoldStore], alarm_states: Callable[[], AlarmStates],
+    processor: MessageProcessor, stopper: CampaignStopper,
+) -> Callable[[], HoldChecker]:
+    """The hold check's service, made at the first hold check."""
+
+    @cache
+    def checker() -> HoldChecker:
+        from stop_campaign.service.holds import HoldChecker
+
+        return HoldChecker(store=holds(), alarm_states=alarm_states(), processor=processor, stopper=stopper,
+                           telemetry=telemetry, interval_seconds=settings.hold_check_seconds)
+
+    return checker
+
+
 @cache
 def container() -> Container:
     settings = get_settings()  # raises ConfigurationError before any call when the environment is wrong
@@ -223,9 +264,7 @@ def container() -> Container:
     history = (RequestHistory(settings.request_history_table, clients.history_dynamodb,
                               settings.request_history_days) if settings.request_history_table else None)
     signing_key = ContinuationKey(settings.idempotency_table_name, clients.dynamodb)
-    # The hold writes share the history's short-timeout client: they come at the end of the report step too.
-    holds = HoldStore(settings.holds_table, clients.history_dynamodb) if settings.holds_table else None
-    alarm_states = AlarmStates(clients.cloudwatch)
+    holds, alarm_states = hold_parts(settings, clients)
     processor = MessageProcessor(
         stopper=stopper,
         stop_once=once(stop_and_observe(stopper, telemetry), "key", "stop",
@@ -264,6 +303,5 @@ def container() -> Container:
         budgets=budgets,
         clients=clients,
         trust=Trust(settings.stop_events_queue_arn, settings.function_role_id),
-        hold_checker=HoldChecker(store=holds, alarm_states=alarm_states, processor=processor, stopper=stopper,
-                                 telemetry=telemetry, interval_seconds=settings.hold_check_seconds) if holds else None,
+        hold_checker=hold_checker(settings, holds, alarm_states, processor, stopper) if holds else None,
     )

@@ -43,8 +43,6 @@ from stop_campaign.service.stopper import CampaignStopper
 
 logger = Logger(child=True)
 
-HOLD_CHECK_ACTION = "hold-check"
-
 
 @readonly_dataclass
 class CheckReport:

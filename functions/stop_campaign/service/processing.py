@@ -19,7 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -28,17 +28,14 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyPersistenceLayerError,
 )
 
-from stop_campaign.adapters.alarm_states import AlarmStates
 from stop_campaign.adapters.alarm_targets import AlarmTargets
 from stop_campaign.adapters.dead_letter import DeadLetterQueue
 from stop_campaign.adapters.history import RequestHistory
-from stop_campaign.adapters.holds import HoldStore
 from stop_campaign.adapters.kore_client import DEADLINE_MARGIN_SECONDS, Deadline
 from stop_campaign.adapters.producer_policy import ProducerPolicySource
 from stop_campaign.adapters.stop_queue import StopQueue
 from stop_campaign.domain.alarms import ALARM_STATE
 from stop_campaign.domain.decision import IN_PROGRESS, ContinueLater, Decision, TargetEnd, decide, result_for
-from stop_campaign.domain.holds import ended_by, held_entries, item_fields, scope_of
 from stop_campaign.domain.intake import AlarmStateChange, InvalidRequest, expiry, parse_event, parse_sqs_body
 from stop_campaign.domain.listing import ListPaging, PageRead
 from stop_campaign.domain.models import (
@@ -77,6 +74,10 @@ from stop_campaign.pacing.account_budgets import AccountBudgets
 from stop_campaign.pacing.rate_ledger import LedgerBusy, LedgerUnavailable
 from stop_campaign.pacing.rate_schedule import URGENT
 from stop_campaign.service.stopper import LIST_PAGE_SIZE, CampaignStopper, lane, schedule_not_disabled
+
+if TYPE_CHECKING:  # built and imported at their first use (composition.py): a cold start imports none of the holds
+    from stop_campaign.adapters.alarm_states import AlarmStates
+    from stop_campaign.adapters.holds import HoldStore
 
 logger = Logger(child=True)
 
@@ -396,11 +397,12 @@ class MessageProcessor:
         max_request_age_seconds: float = math.inf,
         disable_once: DisableOnce | None = None,
         history: RequestHistory | None = None,
-        holds: HoldStore | None = None,
-        alarm_states: AlarmStates | None = None,
+        holds: Callable[[], HoldStore] | None = None,
+        alarm_states: Callable[[], AlarmStates] | None = None,
     ) -> None:
         """``producer_policy`` None: every producer may stop everything. ``signing_key``: the key continuations
-        are signed with (None: none is honoured). ``holds`` None: no hold is kept (``hold: true`` stops once)."""
+        are signed with (None: none is honoured). ``holds`` (the hold store's factory) None: no hold is kept
+        (``hold: true`` stops once)."""
         self._holds = holds
         self._alarm_states = alarm_states
         self._disable_once = disable_once
@@ -816,6 +818,9 @@ class MessageProcessor:
         if self._holds is None:
             logger.warning("hold: true asked, but HOLDS_TABLE is not set: the campaigns are stopped once, not held")
             return []
+        from stop_campaign.domain.holds import held_entries, item_fields, scope_of  # only when a hold is asked
+
+        store = self._holds()
         unkept: list[StopError] = []
         for plan in asked:
             request = plan.request
@@ -825,7 +830,7 @@ class MessageProcessor:
             if not campaigns:  # nothing it stopped (or may stop) to keep stopped
                 continue
             try:
-                self._holds.record(request.request_id, item_fields(request, utc_now()),
+                store.record(request.request_id, item_fields(request, utc_now()),
                                    [scope_of(request, all_active)], campaigns)
             except Exception as error:  # whatever the table or the SDK raised: the stops stand either way
                 logger.warning("Could not write the hold", extra={
@@ -844,18 +849,22 @@ class MessageProcessor:
         hold check asks CloudWatch itself."""
         if self._holds is None:
             return
+        from stop_campaign.domain.holds import ended_by  # only for an alarm leaving ALARM
+
         try:
-            holds = [hold for hold in self._holds.active()
+            store = self._holds()
+            holds = [hold for hold in store.active()
                      if hold.alarm_name == alarm.alarm_name and ended_by(hold, alarm.changed_at)]
             if not holds:
                 return
-            state = self._alarm_states.states([alarm.alarm_name]).get(alarm.alarm_name) if self._alarm_states else None
+            states = self._alarm_states().states([alarm.alarm_name]) if self._alarm_states is not None else {}
+            state = states.get(alarm.alarm_name)
             if state == ALARM_STATE:
                 logger.warning("Alarm said to leave ALARM is still in ALARM: its holds stay",
                                extra={"alarm_name": alarm.alarm_name})
                 return
             for hold in holds:
-                if self._holds.end(hold.hold_of, f"alarm {alarm.alarm_name} changed to {alarm.state}"):
+                if store.end(hold.hold_of, f"alarm {alarm.alarm_name} changed to {alarm.state}"):
                     self._telemetry.count("HoldsEnded")
                     logger.info("Hold ended: its alarm left ALARM", extra={"hold_of": hold.hold_of})
         except Exception as error:  # the hold check ends it then; an ignored alarm's result is already out

@@ -6,15 +6,20 @@ the check to the stop queue as a failed invocation)."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 
 from stop_campaign.domain.sendable import sendable_json
-from stop_campaign.service.holds import HOLD_CHECK_ACTION, HoldChecker
 from stop_campaign.sources.invocation import Invocation
 
+if TYPE_CHECKING:  # made at the first hold check (composition.hold_checker)
+    from stop_campaign.service.holds import HoldChecker
+
 logger = Logger(child=True)
+
+HOLD_CHECK_ACTION = "hold-check"
 
 __all__ = ["HOLD_CHECK_ACTION", "is_hold_check", "serve_hold_check"]
 
@@ -23,11 +28,12 @@ def is_hold_check(event: Any) -> bool:
     return isinstance(event, dict) and event.get("action") == HOLD_CHECK_ACTION
 
 
-def serve_hold_check(event: dict[str, Any], invocation: Invocation, checker: HoldChecker | None,
+def serve_hold_check(event: dict[str, Any], invocation: Invocation, make_checker: Callable[[], HoldChecker] | None,
                      own_account: str | None) -> dict[str, Any]:
-    if checker is None:
+    if make_checker is None:
         logger.warning("Hold check invoked, but HOLDS_TABLE is not set: no hold is kept")
         return {"holds": [], "results": [], "note": "HOLDS_TABLE is not set: no hold is kept"}
+    checker = make_checker()
     try:
         report = checker.check(event, invocation.deadline, invocation.started, own_account)
     except Exception as error:  # the holds table or CloudWatch: nothing was stopped, the next check tries again
