@@ -9,6 +9,8 @@ campaign's status).
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +25,7 @@ ALARM_ARN = f"arn:aws:cloudwatch:us-east-1:123456789012:alarm:{ALARM}"
 FIRED_AT = "2026-11-28T10:05:00.000+0000"
 HOLD_OF = f"alarm:{ALARM}:{FIRED_AT}"
 CHECK_AT = "2026-11-28T10:06:00Z"
+CHECK_EVENT = json.loads((Path(__file__).resolve().parents[2] / "events" / "direct_hold_check.json").read_text())
 
 
 def alarm_event(state: str = "ALARM", at: str = FIRED_AT, name: str = ALARM) -> dict[str, Any]:
@@ -33,7 +36,8 @@ def alarm_event(state: str = "ALARM", at: str = FIRED_AT, name: str = ALARM) -> 
 
 
 def check(at: str = CHECK_AT) -> dict[str, Any]:
-    return {"action": "hold-check", "at": at}
+    """The sample hold check (events/direct_hold_check.json), at ``at``."""
+    return {**CHECK_EVENT, "at": at}
 
 
 def set_alarm(stack: LocalStack, state: str, name: str = ALARM) -> None:
@@ -277,3 +281,10 @@ def test_a_held_campaign_the_policy_no_longer_lets_the_alarm_stop_is_left_alone(
     assert result["producer"] == {"kind": "alarm", "id": "123456789012", "name": "kill-switches"}
     assert held.campaign_status(STREAM_ID, "cd-1") == "Active"
     assert stack.drain_dead_letters() == []
+
+
+def test_a_check_without_its_schedules_time_is_named_by_its_minute(invoke, held, stack):
+    held.restart(STREAM_ID, "cd-1")
+    invoke({"action": "hold-check"})  # as `aws lambda invoke` would send it by hand
+    request_id = only(stack.drain_results())["requestId"]
+    assert re.fullmatch(rf"hold:{re.escape(HOLD_OF)}:\d{{4}}-\d\d-\d\dT\d\d:\d\d:00Z", request_id), request_id
