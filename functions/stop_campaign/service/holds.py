@@ -29,6 +29,7 @@ from stop_campaign.domain.holds import Hold, Scope, check_request_id, check_time
 from stop_campaign.domain.models import (
     CampaignType,
     Origin,
+    Outcome,
     ResultEvent,
     Source,
     StopDeferred,
@@ -85,7 +86,8 @@ class HoldChecker:
             restopped = self._keep(hold, at, deadline, started)
             results.extend(restopped)
             report.append(row | {"state": "held", "requestId": check_request_id(hold.hold_of, at),
-                                 "restopped": sorted(str(result.campaign_id) for result in restopped)})
+                                 "restopped": sorted(str(result.campaign_id) for result in restopped
+                                                     if result.outcome is Outcome.STOPPED)})
         return CheckReport(report, results)
 
     def count_failure(self) -> None:

@@ -830,8 +830,8 @@ class MessageProcessor:
             if not campaigns:  # nothing it stopped (or may stop) to keep stopped
                 continue
             try:
-                store.record(request.request_id, item_fields(request, utc_now()),
-                                   [scope_of(request, all_active)], campaigns)
+                store.record(request.request_id, item_fields(request, utc_now()), [scope_of(request, all_active)],
+                             campaigns)
             except Exception as error:  # whatever the table or the SDK raised: the stops stand either way
                 logger.warning("Could not write the hold", extra={
                     "request_id": request.request_id, "error": f"{type(error).__name__}: {error}"[:300]})
