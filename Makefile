@@ -13,7 +13,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
+# The operator's command line is installed with the project, in .venv/bin: said once per install, with the line
+# that puts it on the PATH.
 install: $(STAMP)
+	@test -f $(VENV)/.path-told || { echo "campaign-stop is $(CURDIR)/$(BIN)/campaign-stop; to run it as campaign-stop:" \
+		"export PATH=\"$(CURDIR)/$(BIN):\$$PATH\" (or: source $(BIN)/activate)"; touch $(VENV)/.path-told; }
 
 lint: install
 	$(BIN)/ruff check .

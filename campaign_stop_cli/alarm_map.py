@@ -237,7 +237,7 @@ def _load_file(file: Path, mode: OutputFormat) -> tuple[dict[str, Any] | None, R
 
 
 def _print_report(report: Report, source: str, mode: OutputFormat, extra: dict[str, Any] | None = None) -> None:
-    if mode is OutputFormat.JSON:
+    if mode.machine:
         print_json({"source": source, **report.as_json(), **(extra or {})})
         return
     out = console() if not report.problems else error_console()
@@ -287,7 +287,7 @@ def show(
     alarm_map = parse_map_text(stored["Value"], report)
     if alarm_map is not None:
         check_map(alarm_map, report)
-    if mode is OutputFormat.JSON:
+    if mode.machine:
         print_json({"parameter": name, "version": stored.get("Version"), "lastModified": stored.get("LastModifiedDate"),
                     "alarmMap": alarm_map if alarm_map is not None else stored["Value"], **report.as_json()})
     else:
@@ -329,7 +329,7 @@ def put(
         )["Version"]
     except (BotoCoreError, ClientError) as error:
         fail(f"cannot write SSM parameter {name}: {error}", EXIT_FAILED, mode)
-    if mode is OutputFormat.JSON:
+    if mode.machine:
         print_json({"source": str(file), **report.as_json(), "written": True, "parameter": name, "version": version})
     else:
         console().print(f"Wrote {name} (version {version}).", highlight=False)
@@ -384,7 +384,7 @@ def test(
         map_entries_for(alarm_name, alarm_map)
         requests = requests_for_alarm(_fake_alarm(alarm_name), alarm_map)
     except UnmappedAlarm as error:
-        if mode is OutputFormat.JSON:
+        if mode.machine:
             print_json({"alarmName": alarm_name, "source": source, "entry": None, "stops": [], "error": error.message})
         else:
             console().print(Text.assemble((error.message, "yellow"), f" ({source}): it would stop nothing."))
@@ -393,7 +393,7 @@ def test(
         fail(f"{source}: {error.message}", EXIT_USAGE, mode)
     match = "exact" if key == alarm_name else "prefix"
     stops = [_describe(request) for request in requests]
-    if mode is OutputFormat.JSON:
+    if mode.machine:
         print_json({"alarmName": alarm_name, "source": source, "entry": key, "match": match, "stops": stops})
         return
     console().print(Text.assemble("Alarm ", (alarm_name, "bold"), " selects entry ", (str(key), "bold"),

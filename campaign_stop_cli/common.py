@@ -2,29 +2,37 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from enum import StrEnum
 from types import FrameType
 from typing import Any, NoReturn
 
 import boto3
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
-from rich.console import Console
 from rich.text import Text
 
-EXIT_OK = 0
-EXIT_FAILED = 1  # some request or campaign failed
-EXIT_USAGE = 2  # usage or configuration error
-EXIT_TIMEOUT = 3
-EXIT_INTERRUPTED = 130  # stop --wait / schedule fire --wait ended by Ctrl-C (or SIGTERM, SIGHUP): 128 + SIGINT
+# The output modes, consoles and the exit-code rule live in output.py; re-exported here for every command.
+from campaign_stop_cli.output import (  # noqa: F401
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TIMEOUT,
+    EXIT_USAGE,
+    OUTPUT_HELP,
+    OutputFormat,
+    aws_error_exit_code,
+    console,
+    error_console,
+    print_json,
+    print_json_line,
+    use_mode,
+)
+
 
 @dataclass(frozen=True)
 class Resource:
@@ -61,39 +69,19 @@ RESOURCE_VARIABLES = {name: item.variable for name, item in RESOURCES.items()}
 RESOURCE_FLAGS = {name: item.flag for name, item in RESOURCES.items()}
 
 
-class OutputFormat(StrEnum):
-    TABLE = "table"
-    JSON = "json"
-
-
-OUTPUT_HELP = "table (Rich, for people) or json (for scripts); overrides the global --output."
-
-
 def output_format(ctx: typer.Context, per_command: OutputFormat | None) -> OutputFormat:
+    """The command's --output, else the global one, else table; noted for print_json."""
     if per_command is not None:
-        return per_command
+        return use_mode(per_command)
     root = ctx.find_root()
     chosen = (root.obj or {}).get("output") if isinstance(root.obj, dict) else None
-    return chosen or OutputFormat.TABLE
-
-
-def console() -> Console:
-    # Made per call: the streams may be replaced (tests, redirection) after import.
-    return Console(file=sys.stdout, soft_wrap=True)
-
-
-def error_console() -> Console:
-    return Console(file=sys.stderr, soft_wrap=True)
-
-
-def print_json(document: Any) -> None:
-    typer.echo(json.dumps(document, indent=2, sort_keys=False, default=str))
+    return use_mode(chosen or OutputFormat.TABLE)
 
 
 def fail(message: str, code: int = EXIT_USAGE, mode: OutputFormat = OutputFormat.TABLE) -> NoReturn:
     """Say what is wrong (on stderr; in json mode also as a JSON document on stdout) and exit."""
-    if mode is OutputFormat.JSON:
-        print_json({"error": message, "exitCode": code})
+    if mode.machine:
+        print_json({"error": message, "exitCode": code}, mode=mode)
     # The message often quotes AWS, the API or the user: printed as text, never read as Rich markup.
     error_console().print(Text.assemble(("error:", "bold red"), " ", message), highlight=False)
     raise typer.Exit(code)

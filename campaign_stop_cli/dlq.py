@@ -52,6 +52,9 @@ from campaign_stop_cli.common import (
     terminate_as_ctrl_c,
     warn,
 )
+from campaign_stop_cli.output import one_line, outcomes_exit_code, share_of_width
+from campaign_stop_cli.stop import Collected, print_results
+from campaign_stop_cli.subscription import ResultsQueue, results_subscription
 from stop_campaign.domain.intake import (
     ORIGINAL_SENT_ATTRIBUTE,
     AlarmStateChange,
@@ -154,6 +157,40 @@ class DeadLetter:
                     return str(holder["requestId"])
         return None
 
+    def _body_holders(self) -> list[dict[str, Any]]:
+        """Where a request's fields are in the body: a stop request itself, an EventBridge event's detail, or a
+        continuation's request."""
+        _, body = self.parsed_body()
+        if not isinstance(body, dict):
+            return []
+        return [holder for holder in (body, body.get("detail"), body.get("request")) if isinstance(holder, dict)]
+
+    @property
+    def stream_id(self) -> str | None:
+        for holder in self._body_holders():
+            if isinstance(holder.get("streamId"), str):
+                return str(holder["streamId"])
+        return None
+
+    @property
+    def campaigns(self) -> list[str]:
+        """The campaign ids the request names; ["all-active"] for an all-active request, [] when it names none (an
+        alarm: the alarm map decides)."""
+        for holder in self._body_holders():
+            if holder.get("campaigns") == "all-active":
+                return ["all-active"]
+            if isinstance(holder.get("campaignId"), str):
+                return [str(holder["campaignId"])]
+            if isinstance(holder.get("campaignIds"), list):
+                return [str(item) for item in holder["campaignIds"]]
+        return []
+
+    def campaigns_text(self) -> str:
+        campaigns = self.campaigns
+        if not campaigns:
+            return "-"
+        return ", ".join(campaigns[:3]) + (f" (+{len(campaigns) - 3})" if len(campaigns) > 3 else "")
+
     def parsed_body(self) -> tuple[bool, Any]:
         """(is JSON, the parsed value)."""
         try:
@@ -184,6 +221,8 @@ class DeadLetter:
         document: dict[str, Any] = {
             "messageId": self.message_id,
             "requestId": self.request_id,
+            "streamId": self.stream_id,
+            "campaignIds": self.campaigns,
             "errorCode": self.error_code,
             "errorMessage": self.error_message,
             "source": self.source,
@@ -200,6 +239,64 @@ class DeadLetter:
             document["bodyIsJson"] = is_json
             document["body"] = parsed if is_json else self.body
         return document
+
+
+# -- choosing dead letters ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Filters:
+    """What `dlq list` and `dlq redrive` choose by; every given filter must hold (several values of one: any)."""
+
+    request_ids: frozenset[str] = frozenset()
+    streams: frozenset[str] = frozenset()
+    campaigns: frozenset[str] = frozenset()
+    error_codes: frozenset[str] = frozenset()
+    older_than_seconds: int | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.request_ids or self.streams or self.campaigns or self.error_codes
+                    or self.older_than_seconds is not None)
+
+    def match(self, letter: DeadLetter) -> bool:
+        age = letter.age_seconds()
+        return ((not self.request_ids or (letter.request_id or "") in self.request_ids)
+                and (not self.streams or (letter.stream_id or "") in self.streams)
+                and (not self.campaigns or bool(self.campaigns & set(letter.campaigns)))
+                and (not self.error_codes or (letter.error_code or "") in self.error_codes)
+                and (self.older_than_seconds is None or (age is not None and age >= self.older_than_seconds)))
+
+    def as_json(self) -> dict[str, Any]:
+        return {"requestIds": sorted(self.request_ids), "streams": sorted(self.streams),
+                "campaigns": sorted(self.campaigns), "errorCodes": sorted(self.error_codes),
+                "olderThanSeconds": self.older_than_seconds}
+
+
+_DURATION = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str | None, mode: OutputFormat) -> int | None:
+    """--older-than: seconds, or a number with s, m, h or d (90m, 2h, 1d)."""
+    if text is None:
+        return None
+    value = text.strip().lower()
+    unit = _DURATION.get(value[-1:]) if value else None
+    number = value[:-1] if unit else value
+    if not number.isdigit():
+        fail(f"--older-than {text!r}: give seconds, or a number with s, m, h or d (e.g. 90m, 2h, 1d)", EXIT_USAGE,
+             mode)
+    return int(number) * (unit or 1)
+
+
+def unmatched_codes(codes: frozenset[str], letters: list[DeadLetter]) -> str | None:
+    """An --error-code no dead letter read has: said, with the codes that are there (a typo moves nothing)."""
+    present: dict[str, int] = {}
+    for letter in letters:
+        present[letter.error_code or "(none)"] = present.get(letter.error_code or "(none)", 0) + 1
+    missing = sorted(code for code in codes if code not in present)
+    if not missing:
+        return None
+    there = ", ".join(f"{code} {count}" for code, count in sorted(present.items())) or "none: the queue is empty"
+    return f"no dead letter has error code {', '.join(missing)}; the error codes there now: {there}"
 
 
 # -- what a redrive would do ---------------------------------------------------------------------------------
@@ -345,6 +442,12 @@ class _Scan:
                                       f"they are visible again within {HOLD_SECONDS} s.")
 
 
+def _all_letters(sqs: Any, queue_url: str) -> list[DeadLetter]:
+    """Every dead letter that can be read now (all made visible again)."""
+    with _Scan(sqs, queue_url) as scan:
+        return list(scan)
+
+
 def is_fifo(queue_url: str) -> bool:
     return queue_url.rstrip("/").endswith(".fifo")  # SQS: a FIFO queue's name must end in .fifo
 
@@ -417,7 +520,8 @@ def _print_letters(letters: list[DeadLetter], title: str, redriven: dict[str, Re
         code = letter.error_code
         out.print(f"{letter.message_id}  " + (f"[red]{escape(code)}[/]" if code else "(no error code)")
                   + f"  {_age(letter.age_seconds())}", highlight=False, soft_wrap=False, overflow="fold")
-        details = [f"request {letter.request_id or '-'}, from {letter.source}",
+        details = [f"request {letter.request_id or '-'}, stream {letter.stream_id or '-'}, campaign "
+                   f"{letter.campaigns_text()}, from {letter.source}",
                    (letter.error_message if letter.writer != "redrive-policy" else NO_REASON) or ""]
         if redriven and letter.message_id in redriven:
             verdict = redriven[letter.message_id]
@@ -434,16 +538,20 @@ def _letters_table(letters: list[DeadLetter], title: str | None = None,
     function would now reject it as expired."""
     columns: list[Column | str] = [
         Column("message id", no_wrap=True, min_width=36), Column("request id", overflow="fold", min_width=12),
-        Column("error code", overflow="fold"), Column("error message", ratio=1), "source", Column("age", no_wrap=True),
+        Column("stream / campaign", overflow="fold"), Column("error code", overflow="fold"),
+        Column("error message", ratio=share_of_width()), "source", Column("age", no_wrap=True),
     ]
     if redriven is not None:
-        columns += [Column("would stop", ratio=1), Column("request age", no_wrap=True), Column("sent back now")]
+        columns += [Column("would stop", ratio=share_of_width()), Column("request age", no_wrap=True),
+                    Column("sent back now")]
     table = Table(*columns, title=title)
     for letter in letters:
         code = letter.error_code
         message = letter.error_message if letter.writer != "redrive-policy" else NO_REASON
         cells: list[Any] = [letter.message_id, escape(letter.request_id or "-"),
-                            f"[red]{escape(code)}[/]" if code else "-", escape(message or ""), escape(letter.source),
+                            Text(f"{letter.stream_id or '-'} / {letter.campaigns_text()}"),
+                            f"[red]{escape(code)}[/]" if code else "-", escape(one_line(message)),
+                            escape(letter.source),
                             _age(letter.age_seconds())]
         verdict = (redriven or {}).get(letter.message_id)
         if redriven is not None and verdict is not None:
@@ -457,44 +565,72 @@ def _letters_table(letters: list[DeadLetter], title: str | None = None,
 
 # -- list ------------------------------------------------------------------------------------------------
 
+RequestIdFilter = Annotated[list[str] | None, typer.Option(
+    "--request-id", help="Only dead letters of this request (repeat for several).")]
+ErrorCodeFilter = Annotated[list[str] | None, typer.Option(
+    "--error-code", help="Only dead letters with this error code (repeat for several).")]
+
+
 @app.command("list")
 def list_letters(
     ctx: typer.Context,
+    request_ids: RequestIdFilter = None,
+    streams: Annotated[list[str] | None, typer.Option("--stream", help="Only this stream's (repeat for several).")]
+    = None,
+    campaigns: Annotated[list[str] | None, typer.Option(
+        "--campaign", help="Only requests naming this campaign id (repeat for several; all-active matches "
+                           "all-active requests).")] = None,
+    error_codes: ErrorCodeFilter = None,
+    older_than: Annotated[str | None, typer.Option(
+        "--older-than", help="Only dead letters at least this old: seconds, or 90m, 2h, 1d.")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=10_000, help="Show at most this many.")] = 50,
     dlq_url: DlqOption = None,
     output: OutputOption = None,
 ) -> None:
-    """List dead letters: message id, request id, error code and message, source, age.
+    """List dead letters: message id, request id, stream and campaign, error code and message, source, age.
 
-    Reading hides a message in SQS: each one is made visible again right away (or, for longer queues, at the
-    end of the listing; never more than 30 s), and each read counts as a receive (ApproximateReceiveCount).
+    The filters read every dead letter and show those that match them all. An --error-code that no dead letter has
+    is said, with the codes there are. Reading hides a message in SQS: each one is made visible again right away
+    (or, for longer queues, at the end of the listing; never more than 30 s), and each read counts as a receive
+    (ApproximateReceiveCount).
     """
     mode = output_format(ctx, output)
+    filters = Filters(frozenset(request_ids or []), frozenset(streams or []), frozenset(campaigns or []),
+                      frozenset(error_codes or []), parse_duration(older_than, mode))
     url = resource("dead_letter_queue_url", dlq_url, mode)
     sqs = client("sqs")
     visible, in_flight = _queue_counts(sqs, url, mode)
     letters: list[DeadLetter] = []
+    read: list[DeadLetter] = []
     try:
         with _Scan(sqs, url) as scan:
             for letter in scan:
-                letters.append(letter)
-                if len(letters) >= limit:
-                    break
+                read.append(letter)
+                if filters.match(letter):
+                    letters.append(letter)
+                    if len(letters) >= limit:
+                        break
     except (BotoCoreError, ClientError) as error:
         _scan_failed(error, mode)
-    if mode is OutputFormat.JSON:
+    unknown = unmatched_codes(filters.error_codes, read) if filters.error_codes and not letters else None
+    if unknown:
+        warn(unknown)
+    if mode.machine:
         print_json({"queueUrl": url, "approximateVisible": visible, "approximateInFlight": in_flight,
-                    "shown": len(letters), "messages": [letter.as_json() for letter in letters]})
+                    "filters": filters.as_json(), "read": len(read), "shown": len(letters),
+                    "messages": [letter.as_json() for letter in letters]}, records="messages")
         return
     out = console()
     if not letters:
-        out.print(f"{_queue_name(url)} is empty.", highlight=False)
+        out.print(f"{_queue_name(url)} is empty." if not read else
+                  f"No dead letter of the {len(read)} read matches the filters.", highlight=False)
         return
-    _print_letters(letters, f"{_queue_name(url)}: {len(letters)} shown, about {visible} visible and {in_flight} in "
-                            "flight")
+    matching = f" matching, of {len(read)} read" if filters else ""
+    _print_letters(letters, f"{_queue_name(url)}: {len(letters)} shown{matching}, about {visible} visible and "
+                            f"{in_flight} in flight")
     if len(letters) >= limit:
         out.print(f"Stopped at --limit {limit}.", highlight=False)
-    elif is_fifo(url) and len(letters) < visible:
+    elif is_fifo(url) and len(read) < visible:
         out.print(f"A FIFO queue shows only the first {FIFO_GROUP_DEPTH} messages of each message group to a reader "
                   "that does not delete them: the others come into view as those are redriven.", highlight=False)
 
@@ -504,36 +640,46 @@ def list_letters(
 @app.command("show")
 def show(
     ctx: typer.Context,
-    message_id: Annotated[str, typer.Argument(help="The dead letter's SQS message id (see `dlq list`).")],
+    letter_id: Annotated[str, typer.Argument(
+        metavar="ID", help="The dead letter's SQS message id, or a request id (every dead letter of that request).")],
     dlq_url: DlqOption = None,
     output: OutputOption = None,
 ) -> None:
-    """Show one dead letter: its attributes and its full body (pretty-printed when it is JSON). Exit 1 when it
-    is not in the queue."""
+    """Show a dead letter: its attributes and its full body (pretty-printed when it is JSON). ID is its message id
+    (see `dlq list`) or the request id it carries: then every dead letter of that request is shown. Exit 1 when
+    none is in the queue."""
     mode = output_format(ctx, output)
     url = resource("dead_letter_queue_url", dlq_url, mode)
     sqs = client("sqs")
     _queue_counts(sqs, url, mode)
-    found: DeadLetter | None = None
+    found: list[DeadLetter] = []
     try:
         with _Scan(sqs, url) as scan:
             for letter in scan:
-                if letter.message_id == message_id:
-                    found = letter
+                if letter.message_id == letter_id:
+                    found = [letter]
                     break
+                if letter.request_id == letter_id:
+                    found.append(letter)
     except (BotoCoreError, ClientError) as error:
         _scan_failed(error, mode)
-    if found is None:
+    if not found:
         fifo = (f"; a FIFO queue shows only the first {FIFO_GROUP_DEPTH} messages of each message group"
                 if is_fifo(url) else "")
-        fail(f"message {message_id} is not in {_queue_name(url)} (or another reader holds it just now{fifo})",
-             EXIT_FAILED, mode)
-    if mode is OutputFormat.JSON:
-        print_json(found.as_json(with_body=True))
+        fail(f"{letter_id} is not in {_queue_name(url)}, as a message id or as a request id (or another reader "
+             f"holds it just now{fifo})", EXIT_FAILED, mode)
+    if mode.machine:
+        documents = [letter.as_json(with_body=True) for letter in found]
+        print_json(documents[0] if len(documents) == 1 else documents)
         return
+    for letter in found:
+        _show_one(letter, url)
+
+
+def _show_one(found: DeadLetter, url: str) -> None:
     out = console()
     out.print(f"[bold]{found.message_id}[/] in {escape(_queue_name(url))}", highlight=False)
-    table = Table("attribute", "value")
+    table = Table("attribute", Column("value", overflow="fold"))
     for name, value in found.attribute_texts().items():
         table.add_row(escape(name), escape(value))
     if found.writer == "redrive-policy":
@@ -566,6 +712,7 @@ class _Moves:
     task: dict[str, Any] | None = None
     # Matching dead letters may remain: {"inFlight": held by another reader, "unread": visible, never reached}
     may_remain: dict[str, int] | None = None
+    letters: dict[str, DeadLetter] = field(default_factory=dict)  # moved, by message id: what --wait follows
 
     def exit_code(self) -> int:
         failed = self.failed or self.not_found or self.interrupted or self.may_remain
@@ -591,6 +738,14 @@ def redrive(
     ] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before moving.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would move; move nothing.")] = False,
+    request_ids: RequestIdFilter = None,
+    wait: Annotated[bool, typer.Option(
+        "--wait", help="Follow the redriven requests to their new results on the results topic, then show them.")]
+    = False,
+    timeout: Annotated[float, typer.Option("--timeout", min=1, help="Seconds --wait waits before exit code 3.")]
+    = 120.0,
+    results_topic_arn: Annotated[str | None, typer.Option(
+        "--results-topic-arn", help="Results topic ARN, for --wait (env RESULTS_TOPIC_ARN).")] = None,
     max_age: Annotated[int | None, typer.Option(
         "--max-request-age", min=1, help="The function's MAX_REQUEST_AGE_SECONDS, to say which dead letters it would "
         "now reject as expired (default: the stack's MaxRequestAgeSeconds, else env MAX_REQUEST_AGE_SECONDS, else "
@@ -601,31 +756,38 @@ def redrive(
 ) -> None:
     """Send dead letters back to the stop queue, once their cause is fixed.
 
-    Choose exactly one of --all, --message-id (repeatable) or --error-code (repeatable). --all uses SQS's own
-    message move task where the service offers it; otherwise, and for the filters, each chosen message is sent
-    to the stop queue (attribute redrivenFrom = its dead-letter message id; the dead-letter reason stays behind)
-    and deleted from the dead-letter queue only after that send succeeded; the others are made visible again.
+    Choose exactly one of --all, --message-id, --request-id or --error-code (each repeatable). --all uses SQS's
+    own message move task where the service offers it (not with --wait, which needs to know what moved);
+    otherwise, and for the filters, each chosen message is sent to the stop queue (attribute redrivenFrom = its
+    dead-letter message id; the dead-letter reason stays behind) and deleted from the dead-letter queue only after
+    that send succeeded; the others are made visible again. With --wait, the redriven requests are then followed
+    to their new results (exit as `stop --wait`: 1 when one failed again, 3 on --timeout).
     Before the question (and with --dry-run) each dead letter shows what it would stop, how old its request is (from
     its requestedAt, else when it was first sent: the function's own rule) and whether the function would now
     reject it as expired. What is listed before the question is what could be read then: --all and --error-code
     move every matching dead letter that was there when the run started, including ones another reader held at
-    first. One that fails again meanwhile stays for the next run. Exit 1 when any move failed, a --message-id was
-    not found, the run was interrupted, or matching dead letters may remain because another reader holds them.
+    first. One that fails again meanwhile stays for the next run. Exit 1 when any move failed, a --message-id or
+    --request-id was not found, an --error-code matches no dead letter, the run was interrupted, or matching dead
+    letters may remain because another reader holds them.
     """
     mode = output_format(ctx, output)
     ids = list(dict.fromkeys(message_ids or []))
     codes = set(error_codes or [])
-    if sum((all_letters, bool(ids), bool(codes))) != 1:
-        fail("give exactly one of --all, --message-id (one or more) or --error-code (one or more)", EXIT_USAGE, mode)
+    requests = set(request_ids or [])
+    if sum((all_letters, bool(ids), bool(codes), bool(requests))) != 1:
+        fail("give exactly one of --all, --message-id, --request-id or --error-code (one or more)", EXIT_USAGE,
+             mode)
     dlq = resource("dead_letter_queue_url", dlq_url, mode)
     stop_queue = resource("stop_queue_url", queue_url, mode)
+    topic = resource("results_topic_arn", results_topic_arn, mode) if wait and not dry_run else None
     max_age_seconds = max_request_age(max_age, mode)
     sqs = client("sqs")
     visible, in_flight, started_ms = _queue_state(sqs, dlq, mode)
     stop_queue_arn = _queue_arn(sqs, stop_queue, mode)  # also checks the stop queue exists before anything moves
 
     def chosen(letter: DeadLetter) -> bool:
-        return all_letters or letter.message_id in ids or (letter.error_code or "") in codes
+        return (all_letters or letter.message_id in ids or (letter.error_code or "") in codes
+                or (letter.request_id or "") in requests)
 
     try:
         snapshot = _snapshot(sqs, dlq, chosen, set(ids))
@@ -634,6 +796,10 @@ def redrive(
     now = datetime.fromtimestamp(started_ms / 1000, UTC)  # the queue service's clock, as SentTimestamp is
     redriven = {letter.message_id: judge(letter, now, max_age_seconds) for letter in snapshot}
     not_found = [message_id for message_id in ids if message_id not in {letter.message_id for letter in snapshot}]
+    not_found += sorted(request_id for request_id in requests
+                        if request_id not in {letter.request_id for letter in snapshot})
+    if codes and not snapshot and not in_flight:
+        fail(f"nothing to move: {unmatched_codes(frozenset(codes), _all_letters(sqs, dlq))}", EXIT_FAILED, mode)
     if dry_run:
         _report_dry_run(snapshot, not_found, dlq, stop_queue, mode, in_flight, redriven)
         raise typer.Exit(EXIT_FAILED if not_found else EXIT_OK)
@@ -644,26 +810,37 @@ def redrive(
         warn(f"{expired} of these would now be rejected as expired (older than {max_age_seconds:g} s, or past their "
              "notAfter): sent back, they stop nothing and come back here as dead letters with error code expired")
     confirmed = yes
-    if all_letters:
+    if all_letters and topic is None:
         confirmed = _redrive_all_by_move_task(sqs, dlq, stop_queue, stop_queue_arn, visible, in_flight, yes, mode)
     if snapshot and not confirmed:
         more = "" if ids else " (and any other matching dead letter met while moving)"
         typer.confirm(f"Move {len(snapshot)} dead letter(s){more} from {_queue_name(dlq)} back to "
                       f"{_queue_name(stop_queue)}?", abort=True, err=True)
         confirmed = True
-    if snapshot or (confirmed and in_flight):  # nothing readable yet, but --yes and letters held elsewhere: look again
+    if not (snapshot or (confirmed and in_flight)):  # nothing readable, and none held elsewhere to look for again
+        moves = _Moves(not_found=not_found)
+        if in_flight:
+            moves.may_remain = {"inFlight": in_flight, "unread": 0}
+        _report(moves, dlq, stop_queue, mode, snapshot)
+        raise typer.Exit(moves.exit_code())
+    with ExitStack() as listening:
+        # Subscribed before anything moves: SNS keeps nothing, so a result published first would be missed.
+        results_queue = listening.enter_context(results_subscription(topic, None, mode)) if topic else None
         # Chosen, and (but for a --message-id, which is exact) there before the run started: a redriven copy that
         # fails again while this runs comes back as a new dead letter, for the next run.
         moves = _move(sqs, dlq, stop_queue, chosen, None if ids else started_ms, set(ids), len(snapshot), mode)
         if ids and not moves.interrupted:
             done = set(moves.moved) | {failure["messageId"] for failure in moves.failed}
             moves.not_found = [message_id for message_id in ids if message_id not in done]
-    else:
-        moves = _Moves(not_found=not_found)
-        if in_flight:
-            moves.may_remain = {"inFlight": in_flight, "unread": 0}
-    _report(moves, dlq, stop_queue, mode, snapshot)
-    raise typer.Exit(moves.exit_code())
+        elif requests and not moves.interrupted:
+            moves.not_found = [request_id for request_id in sorted(requests)
+                               if request_id not in {letter.request_id for letter in moves.letters.values()}]
+        _report(moves, dlq, stop_queue, mode, snapshot, as_document=results_queue is None)
+        if results_queue is None:
+            raise typer.Exit(moves.exit_code())
+        followed = follow_redriven(results_queue, list(moves.letters.values()), timeout, mode)
+    _report_followed(followed, moves, dlq, stop_queue, mode)
+    raise typer.Exit(max(moves.exit_code(), followed.exit_code()) if moves.exit_code() else followed.exit_code())
 
 
 def _redrive_all_by_move_task(sqs: Any, dlq: str, stop_queue: str, stop_queue_arn: str, visible: int,
@@ -722,7 +899,7 @@ def _move(sqs: Any, dlq: str, stop_queue: str, chosen: Callable[[DeadLetter], bo
     moves = _Moves()
     progress = Progress(
         SpinnerColumn(), TextColumn("moving"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console(), transient=True, disable=mode is OutputFormat.JSON,
+        console=console(), transient=True, disable=mode.machine,
     )
     settle_until: float | None = None
     try:
@@ -797,6 +974,7 @@ def _move_one(sqs: Any, stop_queue: str, dlq: str, letter: DeadLetter, scan: _Sc
         return False
     scan.done(letter)
     moves.moved.append(letter.message_id)
+    moves.letters[letter.message_id] = letter
     return True
 
 
@@ -812,7 +990,7 @@ def _with_move_task(sqs: Any, dlq_arn: str, stop_queue_arn: str, expected: int, 
     moves = _Moves(method="move-task")
     progress = Progress(
         SpinnerColumn(), TextColumn("move task"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console(), transient=True, disable=mode is OutputFormat.JSON,
+        console=console(), transient=True, disable=mode.machine,
     )
     with progress:
         bar = progress.add_task("move task", total=expected or None)
@@ -853,7 +1031,7 @@ def _brief(error: BaseException) -> str:
 def _report_dry_run(snapshot: list[DeadLetter], not_found: list[str], dlq: str, stop_queue: str,
                     mode: OutputFormat, in_flight: int, redriven: dict[str, Redriven]) -> None:
     expired = sum(1 for verdict in redriven.values() if verdict.expired)
-    if mode is OutputFormat.JSON:
+    if mode.machine:
         print_json({"dryRun": True, "dlqUrl": dlq, "stopQueueUrl": stop_queue, "wouldMove": len(snapshot),
                     "wouldExpire": expired,
                     "messages": [{**letter.as_json(), "redrive": redriven[letter.message_id].as_json()}
@@ -872,7 +1050,9 @@ def _report_dry_run(snapshot: list[DeadLetter], not_found: list[str], dlq: str, 
         out.print(f"[yellow]not found:[/] {escape(message_id)}", highlight=False)
 
 
-def _report(moves: _Moves, dlq: str, stop_queue: str, mode: OutputFormat, snapshot: list[DeadLetter]) -> None:
+def _report(moves: _Moves, dlq: str, stop_queue: str, mode: OutputFormat, snapshot: list[DeadLetter],
+            as_document: bool = True) -> None:
+    """What moved. ``as_document`` False (--wait): in json mode the document comes after the results instead."""
     if moves.may_remain:
         held, unread = moves.may_remain["inFlight"], moves.may_remain["unread"]
         parts = [f"{held} dead letter(s) held by another reader (in flight)" if held else "",
@@ -881,8 +1061,9 @@ def _report(moves: _Moves, dlq: str, stop_queue: str, mode: OutputFormat, snapsh
             f"[yellow]warning:[/] {' and '.join(part for part in parts if part)}: matching dead letters may still be "
             f"in {_queue_name(dlq)}. Run the redrive again once they are free (`campaign-stop dlq list` shows "
             "them).", highlight=False)
-    if mode is OutputFormat.JSON:
-        print_json({"dlqUrl": dlq, "stopQueueUrl": stop_queue, **moves.as_json()})
+    if mode.machine:
+        if as_document:
+            print_json({"dlqUrl": dlq, "stopQueueUrl": stop_queue, **moves.as_json()})
         return
     out = console()
     for failure in moves.failed:
@@ -900,3 +1081,96 @@ def _report(moves: _Moves, dlq: str, stop_queue: str, mode: OutputFormat, snapsh
     if moves.interrupted:
         line += " Interrupted: the rest stays in the dead-letter queue."
     out.print(line, highlight=False)
+
+
+# -- redrive --wait: the redriven requests' new results -------------------------------------------------------
+
+
+@dataclass
+class Followed:
+    """The results each redriven request got after the move (by request id), as `stop --wait` collects them."""
+
+    requests: dict[str, Collected] = field(default_factory=dict)
+    expected: dict[str, int | None] = field(default_factory=dict)  # campaigns to expect; None: until its summary
+    unfollowed: list[str] = field(default_factory=list)  # message ids of moved letters without a request id
+    timed_out: bool = False
+    interrupted: bool = False
+
+    def complete(self) -> bool:
+        return all(collected.complete(self.expected[request_id]) for request_id, collected in self.requests.items())
+
+    def exit_code(self) -> int:
+        outcomes = [result.get("outcome") for collected in self.requests.values() for result in collected.results]
+        return outcomes_exit_code(outcomes, self.timed_out, self.interrupted)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"requests": [{"requestId": request_id, "results": collected.results, "summary": collected.summary,
+                              "complete": collected.complete(self.expected[request_id])}
+                             for request_id, collected in self.requests.items()],
+                "notFollowed": self.unfollowed, "timedOut": self.timed_out, "interrupted": self.interrupted}
+
+
+def _expected(letters: list[DeadLetter]) -> int | None:
+    """One letter naming its campaigns: that many results; anything else (all-active, an alarm, several letters of
+    one request): until the request's summary."""
+    if len(letters) != 1:
+        return None
+    campaigns = letters[0].campaigns
+    return len(campaigns) if campaigns and campaigns != ["all-active"] else None
+
+
+def follow_redriven(queue: ResultsQueue, moved: list[DeadLetter], timeout: float, mode: OutputFormat) -> Followed:
+    """Collect the results of the redriven requests (subscribed before the move) until each has all of its own,
+    ``timeout`` passes, or Ctrl-C."""
+    followed = Followed()
+    by_request: dict[str, list[DeadLetter]] = {}
+    for letter in moved:
+        if letter.request_id:
+            by_request.setdefault(letter.request_id, []).append(letter)
+        else:
+            followed.unfollowed.append(letter.message_id)
+    for request_id, letters in by_request.items():
+        followed.requests[request_id] = Collected()
+        followed.expected[request_id] = _expected(letters)
+    deadline = time.monotonic() + timeout
+    progress = Progress(SpinnerColumn(), TextColumn("waiting for the redriven requests' results"),
+                        TimeElapsedColumn(), console=error_console(), transient=True, disable=mode.machine)
+    try:
+        with terminate_as_ctrl_c(), progress:
+            progress.add_task("results", total=None)
+            while not followed.complete():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    followed.timed_out = True
+                    break
+                for delivery in queue.receive(max(1, min(2, int(remaining)))):
+                    collected = followed.requests.get(str(delivery.event.get("requestId") or ""))
+                    if collected is not None:
+                        collected.add(delivery.event, delivery.event_type)
+    except KeyboardInterrupt:
+        followed.interrupted = True
+    return followed
+
+
+def _report_followed(followed: Followed, moves: _Moves, dlq: str, stop_queue: str, mode: OutputFormat) -> None:
+    code = moves.exit_code() or followed.exit_code()
+    if mode.machine:
+        print_json({"dlqUrl": dlq, "stopQueueUrl": stop_queue, **moves.as_json(), "followed": followed.as_json(),
+                    "exitCode": code})
+        return
+    out = console()
+    for request_id, collected in followed.requests.items():
+        out.print(Text(f"Request {request_id}:", style="bold"), highlight=False)
+        if collected.results or collected.summary:
+            print_results(collected, out)
+        else:
+            out.print("  no result yet.", highlight=False)
+    if followed.unfollowed:
+        out.print(f"Not followed (no request id in the dead letter): {', '.join(followed.unfollowed)}",
+                  highlight=False)
+    if followed.timed_out:
+        out.print(Text("Timed out before every redriven request had its results: campaign-stop results "
+                       "--request-id <id> shows them later.", style="yellow"), highlight=False)
+    if followed.interrupted:
+        out.print(Text("Interrupted: the redriven requests go on; campaign-stop results --request-id <id> shows "
+                       "their results.", style="yellow"), highlight=False)

@@ -486,7 +486,7 @@ def _queue_name(url: str) -> str:
 
 def _print(run: Doctor, code: int) -> None:
     counts = {status: sum(1 for check in run.checks if check.status is status) for status in Status}
-    if run.mode is OutputFormat.JSON:
+    if run.mode.machine:
         print_json({
             "stack": stack_name(),
             "checks": [{**asdict(check), "status": check.status.value} for check in run.checks],
@@ -498,7 +498,9 @@ def _print(run: Doctor, code: int) -> None:
         f" (stack {stack_name()})" if stack_name() else ""))
     for check in run.checks:
         style = STYLES[check.status]
-        table.add_row(check.name, Text(check.status.value, style=style), Text(check.detail), Text(check.fix))
+        # A URL or an ARN folds onto the next line rather than losing its end to "…".
+        table.add_row(check.name, Text(check.status.value, style=style), Text(check.detail, overflow="fold"),
+                      Text(check.fix, overflow="fold"))
     out = console()
     out.print(table)
     parts = [f"{counts[status]} {status.value}" for status in Status if counts[status]]

@@ -123,7 +123,7 @@ def history(
         rows = recent_requests(table, limit, days)
     except HistoryUnreadable as error:
         fail(str(error), mode=mode)
-    if mode is OutputFormat.JSON:
+    if mode.machine:
         print_json(rows)
     else:
         _print_rows(rows, days)

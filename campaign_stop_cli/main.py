@@ -19,6 +19,9 @@ app = typer.Typer(
     "130 interrupted (Ctrl-C) while waiting for results.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Plain help (click's layout): Typer's Rich help labels every flag `<bool>` and draws boxes that break in a
+    # pipe. The command groups added below inherit it.
+    rich_markup_mode=None,
 )
 
 
@@ -26,7 +29,9 @@ app = typer.Typer(
 def main(
     ctx: typer.Context,
     output: Annotated[
-        OutputFormat, typer.Option("--output", "-o", help="table (Rich, for people) or json (for scripts).")
+        OutputFormat, typer.Option("--output", "-o", help="table (for people; plain lines when stdout is not a "
+                                                          "terminal), json (one document) or jsonl (one JSON object "
+                                                          "a line).")
     ] = OutputFormat.TABLE,
     stack: Annotated[str | None, typer.Option(
         "--stack", envvar="CAMPAIGN_STOP_STACK", help="CloudFormation stack whose outputs name the resources "

@@ -113,7 +113,7 @@ def _read_file(file: Path, mode: OutputFormat) -> str:
 
 
 def _print_report(loaded: _Loaded, source: str, mode: OutputFormat, extra: dict[str, Any] | None = None) -> None:
-    if mode is OutputFormat.JSON:
+    if mode.machine:
         print_json({"source": source, **loaded.as_json(), **(extra or {})})
         return
     out = console() if not loaded.problems else error_console()
@@ -149,7 +149,7 @@ def show(ctx: typer.Context, parameter: ParameterOption = None, output: OutputOp
     name = resource("producer_policy_parameter", parameter, mode)
     stored = read_parameter(name, mode)
     loaded = parse_text(stored["Value"], role_arns=False)
-    if mode is OutputFormat.JSON:
+    if mode.machine:
         print_json({"parameter": name, "version": stored.get("Version"), "lastModified": stored.get("LastModifiedDate"),
                     "policy": loaded.document if loaded.document is not None else stored["Value"],
                     **loaded.as_json()})
@@ -230,7 +230,7 @@ def put(
         )["Version"]
     except (BotoCoreError, ClientError) as error:
         fail(f"cannot write SSM parameter {name}: {error}", EXIT_FAILED, mode)
-    if mode is OutputFormat.JSON:
+    if mode.machine:
         print_json({"source": str(file), **loaded.as_json(), "resolved": resolved, "written": True,
                     "parameter": name, "version": version})
     else:
@@ -298,7 +298,7 @@ def test(
     rows: list[dict[str, Any]] = [{"campaign": campaign_id or "all-active", "allowed": verdict.allowed,
                                    "entry": verdict.entry, "why": verdict.why} for campaign_id, verdict in verdicts]
     allowed = all(verdict.allowed for _, verdict in verdicts)
-    if mode is OutputFormat.JSON:
+    if mode.machine:
         print_json({"source": source, "sender": str(who), "producer": found[0].name if found else None,
                     "matchedBy": found[1] if found else None, "otherwise": policy.otherwise,
                     "streamId": asked.stream_id, "campaignType": asked.campaign_type.value, "allowed": allowed,

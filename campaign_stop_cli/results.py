@@ -3,16 +3,15 @@ subscribed with a filter policy built from the flags (see subscription.py)."""
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import typer
 from rich import box
-from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
+from rich.text import Text
 
 from campaign_stop_cli.common import (
     EXIT_FAILED,
@@ -21,14 +20,17 @@ from campaign_stop_cli.common import (
     OUTPUT_HELP,
     OutputFormat,
     console,
+    error_console,
     fail,
     find_resource,
     output_format,
     print_json,
+    print_json_line,
     resource,
     warn,
 )
 from campaign_stop_cli.history import HistoryUnreadable, past_events
+from campaign_stop_cli.output import LineWriter, one_line, share_of_width
 from campaign_stop_cli.subscription import Delivery, ResultsQueue, results_subscription
 from stop_campaign.domain.models import Outcome
 
@@ -157,7 +159,7 @@ def _collect(queue: ResultsQueue, window: float, mode: OutputFormat, past: list[
     last_new: float | None = started if shown.events else None
     progress = Progress(
         SpinnerColumn(), TextColumn("listening for results: {task.completed} so far"), TimeElapsedColumn(),
-        console=console(), transient=True, disable=mode is OutputFormat.JSON,
+        console=console(), transient=True, disable=mode.machine,
     )
     with progress:
         task = progress.add_task("results", total=None)
@@ -179,24 +181,25 @@ def _follow(queue: ResultsQueue, timeout: float | None, mode: OutputFormat, past
     """Print the past events, then each new event at once until Ctrl-C (the normal way to end) or the timeout."""
     shown = Shown()
     deadline = None if timeout is None else time.monotonic() + timeout
-    if mode is OutputFormat.TABLE:
+    lines = LineWriter(FOLLOW_COLUMNS)
+    if not mode.machine:
         since = "the request's past results first (history), then" if past else "only"
-        console().print(f"Following results (Ctrl-C to stop); {since} events published from now on.",
-                        highlight=False)
-        console().print(_table(fixed=True, header=True))
+        error_console().print(f"Following results (Ctrl-C to stop); {since} events published from now on.",
+                              highlight=False)
+        lines.header()
     for delivery in past:
         if shown.add(delivery):
-            _print_one(delivery, mode)
+            _print_one(delivery, mode, lines)
     try:
         while deadline is None or time.monotonic() < deadline:
             remaining = POLL_SECONDS if deadline is None else deadline - time.monotonic()
             for delivery in queue.receive(_wait_seconds(remaining)):
                 if shown.add(delivery):
-                    _print_one(delivery, mode)
+                    _print_one(delivery, mode, lines)
     except KeyboardInterrupt:
         pass  # the subscription is removed by results_subscription on the way out
-    if mode is OutputFormat.TABLE:
-        console().print(_counts(shown), highlight=False)
+    if not mode.machine:
+        error_console().print(_counts(shown), highlight=False)
     return shown
 
 
@@ -204,17 +207,15 @@ def _wait_seconds(remaining: float) -> int:
     return max(1, min(POLL_SECONDS, int(remaining)))
 
 
-def _print_one(delivery: Delivery, mode: OutputFormat) -> None:
-    if mode is OutputFormat.JSON:
-        typer.echo(json.dumps(delivery.event, separators=(",", ":"), default=str))  # JSON lines; echo flushes
+def _print_one(delivery: Delivery, mode: OutputFormat, lines: LineWriter) -> None:
+    if mode.machine:
+        print_json_line(delivery.event)  # JSON lines (with json and jsonl alike); flushed at once
         return
-    table = _table(fixed=True, header=False)
-    table.add_row(*_row(delivery))
-    console().print(table, highlight=False)
+    lines.row(_cells(delivery))
 
 
 def _print_collected(shown: Shown, mode: OutputFormat) -> None:
-    if mode is OutputFormat.JSON:
+    if mode.machine:
         print_json([delivery.event for delivery in shown.events])
         return
     out = console()
@@ -223,10 +224,16 @@ def _print_collected(shown: Shown, mode: OutputFormat) -> None:
                   "Without --request-id only events published after the subscription was made are seen: use "
                   "--follow, or a longer --timeout, and start it before the requests.", highlight=False)
         return
-    table = _table(fixed=False, header=True)
-    for delivery in sorted(shown.events, key=lambda d: str(d.event.get("completedAt") or "")):
-        table.add_row(*_row(delivery))
-    out.print(table, highlight=False)
+    ordered = sorted(shown.events, key=lambda d: str(d.event.get("completedAt") or ""))
+    if out.width < WIDE_TABLE_COLUMNS:  # a table would squeeze the ids and the message: one line per event instead
+        lines = LineWriter(FOLLOW_COLUMNS)
+        for delivery in ordered:
+            lines.row(_cells(delivery))
+    else:
+        table = _table()
+        for delivery in ordered:
+            table.add_row(*_row(delivery))
+        out.print(table, highlight=False)
     out.print(_counts(shown), highlight=False)
 
 
@@ -235,29 +242,36 @@ def _counts(shown: Shown) -> str:
     return f"{len(shown.events) - summaries} result(s), {summaries} summary event(s)."
 
 
-def _table(fixed: bool, header: bool) -> Table:
-    """One column set for both modes; --follow prints one small table per event, so its widths are fixed to
-    keep the rows aligned under the header printed once."""
-    widths = {"at (UTC)": 8, "request": 36, "stream": 12, "campaign": 14, "outcome": 15, "error code": 16}
-    columns = [Column(name, width=widths[name] if fixed else None, overflow="fold") for name in widths]
-    columns.append(Column("error message", overflow="fold"))
-    return Table(*columns, show_header=header, box=None if fixed else box.HEAVY_HEAD, pad_edge=not fixed)
+def _table() -> Table:
+    """Ids and times never wrap (they are copied into other commands); the messages fold."""
+    columns = [Column(name, no_wrap=True) for name in ("at (UTC)", "request", "stream", "campaign", "outcome")]
+    columns += [Column("error code", overflow="fold"), Column("error message", overflow="fold", ratio=share_of_width())]
+    return Table(*columns, box=box.HEAVY_HEAD)
 
 
-def _row(delivery: Delivery) -> tuple[str, ...]:
-    # Text from the event (an API's error message above all) is printed as text, never as Rich markup.
-    event: dict[str, Any] = {name: escape(value) if isinstance(value, str) else value
-                             for name, value in delivery.event.items()}
+WIDE_TABLE_COLUMNS = 160  # narrower than this (an 80-120 column terminal), results print as --follow's lines
+# --follow: one line per event, these widths (a longer value widens its own line; nothing is cut or wrapped).
+FOLLOW_COLUMNS = (("at (UTC)", 8), ("request", 36), ("stream", 12), ("campaign", 14), ("outcome", 15),
+                  ("error code", 16), ("error message", 0))
+
+
+def _cells(delivery: Delivery) -> tuple[str, ...]:
+    """The event's columns as plain text (no markup): time of day, request, stream, campaign, outcome, error."""
+    event = delivery.event
     completed = str(event.get("completedAt") or "")
     time_of_day = completed[11:19] if len(completed) >= 19 else completed  # results are fresh: the day is today
-    request = str(event.get("requestId") or "-")
-    stream = str(event.get("streamId") or "-")
+    request, stream = str(event.get("requestId") or "-"), str(event.get("streamId") or "-")
     if delivery.event_type == "summary":
         counts = ", ".join(f"{name} {count}" for name, count in sorted((event.get("outcomes") or {}).items()))
         return (time_of_day, request, stream, "(summary)", "summary", "",
                 f"{event.get('campaigns')} campaign(s): {counts or 'none'}")
-    outcome = str(event.get("outcome") or "-")
-    style = "red" if outcome in FAILED_OUTCOMES else "green"
-    error = {name: escape(str(value)) for name, value in (event.get("error") or {}).items()}
-    return (time_of_day, request, stream, str(event.get("campaignId") or "-"), f"[{style}]{outcome}[/]",
-            str(error.get("code") or ""), str(error.get("message") or ""))
+    error: dict[str, Any] = event["error"] if isinstance(event.get("error"), dict) else {}
+    return (time_of_day, request, stream, str(event.get("campaignId") or "-"), str(event.get("outcome") or "-"),
+            str(error.get("code") or ""), one_line(error.get("message") or ""))
+
+
+def _row(delivery: Delivery) -> tuple[Text, ...]:
+    # Text from the event (an API's error message above all) is printed as text, never as Rich markup.
+    cells = _cells(delivery)
+    style = "red" if cells[4] in FAILED_OUTCOMES else "green"
+    return tuple(Text(cell, style=style if index == 4 else "") for index, cell in enumerate(cells))

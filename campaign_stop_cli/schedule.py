@@ -571,7 +571,7 @@ def create(
         target=target, mode=mode,
     )
 
-    if mode is OutputFormat.JSON:
+    if mode.machine:
         print_json({
             "scheduleArn": created["ScheduleArn"], "name": name, "group": group, "expression": expression,
             "timezone": timezone, "nextRun": _shown(first, zone), "stops": _describe_stop(template),
@@ -718,8 +718,8 @@ def list_schedules(
         _fail(f"could not list the schedules of group {group!r}: {error}", EXIT_FAILED, mode)
     now = datetime.now(UTC)
     summaries = sorted((_summary(schedule, now) for schedule in schedules), key=lambda s: str(s["name"]))
-    if mode is OutputFormat.JSON:
-        print_json({"group": group, "schedules": summaries})
+    if mode.machine:
+        print_json({"group": group, "schedules": summaries}, records="schedules")
         raise typer.Exit(EXIT_OK)
     if not summaries:
         console().print(f"No schedules in group {group}.", highlight=False)
@@ -758,7 +758,7 @@ def delete(
         _fail(f"could not delete schedule {group}/{name}: {error}", EXIT_FAILED, mode)
     except BotoCoreError as error:
         _fail(f"could not delete schedule {group}/{name}: {error}", EXIT_FAILED, mode)
-    if mode is OutputFormat.JSON:
+    if mode.machine:
         print_json({"deleted": name, "group": group})
     else:
         console().print(f"Deleted schedule {group}/{name}.", highlight=False)
@@ -842,20 +842,20 @@ def fire(
             expected, timeout, mode, f"Sent [bold]{escape(request['requestId'])}[/]; waiting for results…")
         collected = waited.collected
         code = collected.exit_code()
-        if mode is OutputFormat.JSON:
+        if mode.machine:
             print_json({"schedule": f"{group}/{name}", "scheduledTime": _utc_text(scheduled), **(waited.sent or {}),
                         "requestId": request["requestId"], "request": request, "results": collected.results,
                         "summary": collected.summary, "timedOut": collected.timed_out,
                         "interrupted": collected.interrupted, "sent": waited.sent_state, "exitCode": code})
         else:
-            stop_command._print_results(collected)
+            stop_command.print_results(collected)
             stop_command.print_interrupted(waited, request["requestId"])
             if collected.timed_out and not collected.results:
                 console().print("No result arrived: if this scheduled time was already sent, the function took "
                                 "this one as the same request and stopped nothing twice.", highlight=False)
         raise typer.Exit(code)
     sent = _send_to_queue(region, account, queue_name, body, group_id, mode)
-    if mode is OutputFormat.JSON:
+    if mode.machine:
         print_json({"schedule": f"{group}/{name}", "scheduledTime": _utc_text(scheduled), **sent,
                     "requestId": request["requestId"], "request": request})
     else:

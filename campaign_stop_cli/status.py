@@ -106,7 +106,7 @@ def status(
             why_none = f"CloudWatch could not be read: {error}"
             warn(why_none)
 
-    if mode is OutputFormat.JSON:
+    if mode.machine:
         print_json({
             "stopQueue": {"url": queues.stop_queue_url, "visible": queues.visible, "inFlight": queues.in_flight,
                           "delayed": queues.delayed},

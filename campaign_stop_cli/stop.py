@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
@@ -30,14 +30,18 @@ from campaign_stop_cli.common import (
     EXIT_USAGE,
     OUTPUT_HELP,
     OutputFormat,
+    aws_error_exit_code,
     client,
     console,
     error_console,
     fail,
+    find_resource,
     output_format,
     print_json,
     resource,
+    warn,
 )
+from campaign_stop_cli.history import HistoryUnreadable, past_events
 from campaign_stop_cli.subscription import ResultsQueue, results_subscription
 from stop_campaign.domain.intake import InvalidRequest, Origin, parse_stop_request
 from stop_campaign.domain.models import CampaignType, Source
@@ -121,6 +125,12 @@ def stop(
     request["requestedAt"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     request["dryRun"] = dry_run
     _validate(request, mode)
+    earlier = earlier_results(request_id, mode) if request_id else []
+    if earlier and wait:
+        _report_duplicate(request, earlier, mode)
+    if earlier:
+        warn(f"request id {request['requestId']} was served before: the function stops nothing again for it (it "
+             "publishes the earlier results once more). Leave --request-id out, or pass a new one, to stop again.")
     preview: list[str] | None = None
     if guarded:
         assert topic is not None
@@ -139,17 +149,63 @@ def stop(
                            "results…")
     collected = waited.collected
     code = collected.exit_code()
-    if mode is OutputFormat.JSON:
+    if mode.machine:
         print_json({
             "requestId": request["requestId"], "via": via.value, **(waited.sent or {}), "request": request,
+            "duplicate": collected.earlier(request["requestedAt"]) > 0,
             "results": collected.results, "summary": collected.summary, "timedOut": collected.timed_out,
             "interrupted": collected.interrupted, "sent": waited.sent_state, "exitCode": code,
             **({"preview": preview} if preview is not None else {}),
         })
     else:
-        _print_results(collected)
+        print_results(collected)
+        _explain_earlier(collected, request)
         print_interrupted(waited, request["requestId"])
     raise typer.Exit(code)
+
+
+def earlier_results(request_id: str, mode: OutputFormat) -> list[dict[str, Any]]:
+    """The results a request id already has in the request history (none when there is no history table or it
+    cannot be read: then only the republished results, seen while waiting, tell a duplicate)."""
+    table = find_resource("history_table", None, mode)
+    if not table:
+        return []
+    try:
+        return past_events(table, request_id)
+    except HistoryUnreadable as error:
+        warn(f"{error}; cannot tell whether request id {request_id} was served before")
+        return []
+
+
+def _report_duplicate(request: dict[str, Any], earlier: list[dict[str, Any]], mode: OutputFormat) -> NoReturn:
+    """stop --wait with a request id that was served: said at once, with the earlier results, and nothing sent (the
+    function would stop nothing again and only publish those results once more)."""
+    collected = Collected()
+    for event in earlier:
+        collected.add(event, None)
+    code = collected.exit_code()
+    request_id = request["requestId"]
+    first = min((str(event.get("receivedAt") or "") for event in earlier), default="") or "?"
+    message = (f"request id {request_id} was already served (first received {first}): a duplicate, so nothing "
+               "was sent and nothing is stopped again. Its earlier results follow; to stop again, leave "
+               "--request-id out or pass a new one.")
+    if mode.machine:
+        print_json({"requestId": request_id, "duplicate": True, "sent": False, "message": message,
+                    "request": request, "results": collected.results, "summary": collected.summary,
+                    "exitCode": code})
+    else:
+        console().print(Text.assemble(("Duplicate: ", "bold yellow"), message), highlight=False)
+        print_results(collected)
+    raise typer.Exit(code)
+
+
+def _explain_earlier(collected: Collected, request: dict[str, Any]) -> None:
+    """Results republished for a request id used before carry that request's requestedAt, not this one's."""
+    count = collected.earlier(request["requestedAt"])
+    if count:
+        console().print(Text(f"{count} of these result(s) are from an earlier request with id "
+                             f"{request['requestId']} (republished by the function): a duplicate, nothing was stopped "
+                             "again. To stop again, pass a new --request-id.", style="yellow"), highlight=False)
 
 
 def _caller_identity() -> str:
@@ -189,12 +245,13 @@ def _send(request: dict[str, Any], via: Via, target: str, mode: OutputFormat) ->
             fail(f"the bus refused the event: {entry.get('ErrorCode')} {entry.get('ErrorMessage')}", EXIT_FAILED, mode)
         return {"busName": target, "eventId": entry["EventId"]}
     except (BotoCoreError, ClientError) as error:
-        fail(f"could not send the request: {error}", EXIT_FAILED, mode)
+        # A queue or bus that does not exist is the setup's fault (2); another failed call is 1.
+        fail(f"could not send the request: {error}", aws_error_exit_code(error), mode)
 
 
 def _report_sent(request: dict[str, Any], via: Via, sent: dict[str, str], mode: OutputFormat,
                  preview: list[str] | None = None) -> None:
-    if mode is OutputFormat.JSON:
+    if mode.machine:
         print_json({"requestId": request["requestId"], "via": via.value, **sent, "request": request,
                     **({"preview": preview} if preview is not None else {})})
     else:
@@ -229,7 +286,7 @@ def preview_all_active(request: dict[str, Any], send: Callable[[dict[str, Any]],
         fail(f"no answer to the dry run within {timeout:g} s (is the function running?): nothing was stopped. "
              "Pass --yes to stop without a dry run.", EXIT_TIMEOUT, mode)
     if any(result.get("outcome") not in SUCCESSFUL_OUTCOMES for result in collected.results):
-        _print_results(collected, error_console() if mode is OutputFormat.JSON else None)
+        print_results(collected, error_console() if mode.machine else None)
         fail("the dry run did not succeed, and the stop would not either: nothing was stopped", EXIT_FAILED, mode)
     return collected
 
@@ -239,7 +296,7 @@ def confirm_stream(stream: str, collected: Collected, mode: OutputFormat, action
     """Show what the dry run would stop; go on only once the stream id is typed. Returns the campaign ids."""
     campaigns = sorted(str(r["campaignId"]) for r in collected.results
                        if r.get("outcome") == "dry_run" and isinstance(r.get("campaignId"), str))
-    out = error_console() if mode is OutputFormat.JSON else console()  # stdout stays the JSON document
+    out = error_console() if mode.machine else console()  # stdout stays the JSON document
     out.print(Text(f"Would stop {len(campaigns)} campaign(s) of {stream}{note}:", style="bold"))
     if campaigns:
         table = Table("campaign")
@@ -271,6 +328,11 @@ class Collected:
         else:
             self.results.append(event)
         return True
+
+    def earlier(self, requested_at: str) -> int:
+        """How many results belong to an earlier request with this id (the function republished them)."""
+        return sum(1 for result in self.results
+                   if result.get("requestedAt") and result.get("requestedAt") != requested_at)
 
     def complete(self, expected: int | None) -> bool:
         if any(r.get("outcome") == "rejected" and not r.get("campaignId") for r in self.results):
@@ -352,7 +414,7 @@ def _wait_for_results(queue: ResultsQueue, expected: int | None, timeout: float,
     deadline = time.monotonic() + timeout
     progress = Progress(
         SpinnerColumn(), TextColumn("results"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console(), transient=True, disable=mode is OutputFormat.JSON,
+        console=console(), transient=True, disable=mode.machine,
     )
     with progress:
         task = progress.add_task("results", total=expected)
@@ -378,7 +440,7 @@ def _wait_for_results(queue: ResultsQueue, expected: int | None, timeout: float,
     return collected
 
 
-def _print_results(collected: Collected, out: Console | None = None) -> None:
+def print_results(collected: Collected, out: Console | None = None) -> None:
     out = out or console()
     if collected.interrupted and not collected.results and collected.summary is None:
         out.print("No result arrived before the interruption.", highlight=False)
@@ -391,10 +453,18 @@ def _print_results(collected: Collected, out: Console | None = None) -> None:
         style = "green" if outcome in SUCCESSFUL_OUTCOMES else "red"
         ms = result.get("timeToStopMs")
         table.add_row(
-            Text(str(result.get("campaignId") or "-")), Text(outcome, style=style), Text(str(error.get("code", ""))),
+            Text(str(result.get("campaignId") or "(none found)")), Text(outcome, style=style),
+            Text(str(error.get("code", ""))),
             Text(str(error.get("message", ""))), Text(f"{ms} ms" if ms is not None else "-"),
         )
     out.print(table)
+    for result in collected.results:
+        if not result.get("campaignId") and result.get("outcome") in SUCCESSFUL_OUTCOMES:
+            api = result["api"] if isinstance(result.get("api"), dict) else {}
+            what = "a dry run: nothing would stop" if result.get("outcome") == "dry_run" else "nothing to stop"
+            out.print(Text(f"No campaign found to stop on {result.get('streamId')} ({what}): "
+                           f"{api.get('message') or 'the stream lists no stoppable campaign'}. Check the stream id "
+                           "and --type if you expected some."), highlight=False)
     if collected.summary is not None:
         outcomes = collected.summary.get("outcomes")
         counts = ", ".join(f"{name} {count}" for name, count in sorted((outcomes or {}).items()))

@@ -23,6 +23,7 @@ import sys
 import time
 import warnings
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from campaign_stop_cli.common import RESOURCES, STACK_VARIABLE
@@ -43,9 +44,11 @@ from devtools.scenarios import (
     all_scenarios,
     dead_letter_error_code,
     load_event,
+    pair_stop_calls,
     run_scenario,
+    stop_call_campaign,
 )
-from devtools.template_loader import local_stack_settings
+from devtools.template_loader import REPO_ROOT, local_stack_settings
 
 DEMO_APP = {
     "clientId": "cs-demo-app",
@@ -169,7 +172,8 @@ def result_rows_of(run: ScenarioRun) -> list[tuple[str, ...]]:
         run.observed.results,
         key=lambda r: (r.get("campaignId") is None, r.get("campaignId") or "", r.get("completedAt") or ""),
     )
-    return [result_row(run.scenario.name, result, run.stop_statuses(result.get("campaignId"))) for result in ordered]
+    paired = run.stop_statuses_by_result()
+    return [result_row(run.scenario.name, result, paired.get(str(result.get("resultId")), ())) for result in ordered]
 
 
 def result_row(scenario: str, result: dict[str, Any], stop_statuses: Iterable[int] = ()) -> tuple[str, ...]:
@@ -267,24 +271,25 @@ def keep_running(world: World) -> None:
         stack.put_alarm_map(load_event("alarm_map.json"))
     print_endpoints(stack, sim.base_url)
     letters = DeadLetterWatch(stack)
+    calls = StopCallWatch(sim)
     try:
         mappings = [world.mapping, *([world.events_mapping] if world.events_mapping else [])]
         while True:
             for report in [mapping.poll_once(wait_seconds=1) for mapping in mappings]:
                 if report is None:
                     continue
-                print(f"\ninvocation: {len(report.message_ids)} message(s), {len(report.failed_ids)} failed"
-                      + (f" ({report.error})" if report.error else "")
-                      + (f"; {len(report.final_attempt_ids)} go to the DLQ on their next receive"
-                         if report.final_attempt_ids else ""), flush=True)
+                print(f"\n{invocation_line(report)}", flush=True)
                 results = stack.drain_results()
                 if results:
-                    print(format_table(RESULT_COLUMNS, [result_row("yours", result) for result in results]),
-                          flush=True)
+                    paired = calls.pair(results)
+                    print(format_table(RESULT_COLUMNS, [result_row("yours", result, paired.get(str(result.get(
+                        "resultId")), ())) for result in results]), flush=True)
+                    for note in outcome_notes(results):
+                        print(note, flush=True)
             grew, arrived = letters.new_arrivals()
             if grew:
                 print(f"dead-letter queue: {grew} new, {letters.count} waiting (kept for you: "
-                      "campaign-stop dlq list / dlq redrive --all)")
+                      "campaign-stop dlq list / dlq redrive --request-id <id> --wait)")
                 if arrived:
                     print(format_table(DEAD_LETTER_COLUMNS, [dead_letter_row("yours", m) for m in arrived]))
                 if len(arrived) < grew:
@@ -292,6 +297,47 @@ def keep_running(world: World) -> None:
                 sys.stdout.flush()
     except KeyboardInterrupt:
         print("\nStopping.", flush=True)
+
+
+def invocation_line(report: Any) -> str:
+    """One invocation in words: how many messages it took and how many it handed back to the queue for another
+    try (a batch item failure: not a `failed` outcome, which is final and goes to the dead-letter queue)."""
+    retried = len(report.failed_ids)
+    line = (f"invocation: {len(report.message_ids)} message(s); "
+            + (f"{retried} handed back to the queue to try again" if retried else "none handed back for a retry")
+            + (f" ({report.error})" if report.error else ""))
+    if report.final_attempt_ids:
+        line += f"; {len(report.final_attempt_ids)} go to the dead-letter queue on their next receive"
+    return line
+
+
+def outcome_notes(results: list[dict[str, Any]]) -> list[str]:
+    """What a final failed or rejected outcome means for the operator (the table's OUTCOME column says which)."""
+    notes = []
+    for result in results:
+        if result.get("outcome") in ("failed", "rejected"):
+            code = (result.get("error") or {}).get("code")
+            notes.append(f"  {result.get('outcome')} ({code}): final for {result.get('requestId')}; its message is in "
+                         "the dead-letter queue (campaign-stop dlq show " + str(result.get("requestId")) + ")")
+    return notes
+
+
+class StopCallWatch:
+    """The simulator's stop calls not yet matched with a result, for --keep-running's STOP CALLS column."""
+
+    def __init__(self, sim: KoreSimulator) -> None:
+        self._sim = sim
+        self._seen = 0
+        self._pending: list[Any] = []
+
+    def pair(self, results: list[dict[str, Any]]) -> dict[str, list[int]]:
+        logged = self._sim.requests
+        self._pending += logged[self._seen:]
+        self._seen = len(logged)
+        paired = pair_stop_calls(results, self._pending)
+        done = {str(result.get("campaignId")) for result in results}
+        self._pending = [call for call in self._pending if stop_call_campaign(call.path) not in done]
+        return paired
 
 
 def _alarm_map_is_empty(stack: LocalStack) -> bool:
@@ -383,6 +429,12 @@ def cli_environment(stack: LocalStack, kore_base_url: str) -> dict[str, str]:
     }
 
 
+def command_directory() -> Path:
+    """Where `campaign-stop` is: beside the Python running the demo (`make install` puts both in .venv/bin)."""
+    beside = Path(sys.executable).parent
+    return beside if (beside / "campaign-stop").exists() else REPO_ROOT / ".venv" / "bin"
+
+
 def print_endpoints(stack: LocalStack, kore_base_url: str) -> None:
     endpoint = stack.endpoint_url
     detail_type = local_stack_settings()["stop_request_detail_types"][0]
@@ -393,6 +445,7 @@ def print_endpoints(stack: LocalStack, kore_base_url: str) -> None:
     }])
     campaigns = ", ".join(f"{campaign_id} ({kind}, {status})" for campaign_id, kind, status in BASE_CAMPAIGNS)
     arns = resource_arns(stack)
+    bin_dir = command_directory()
     exports = "\n".join(f"  export {name}={shlex.quote(value)}"
                         for name, value in cli_environment(stack, kore_base_url).items())
     print(f"""
@@ -416,23 +469,26 @@ The stack and the simulator stay up; this process polls the stop queue and print
   Kore.ai simulator       {kore_base_url}
   campaigns on {STREAM_ID}         {campaigns}
 
-Environment for campaign-stop (and the AWS CLI / SDKs) in another shell (fake credentials, moto only):
+In another shell, paste this (campaign-stop is installed in {shlex.quote(str(bin_dir))}; fake credentials, moto only):
+  export PATH={shlex.quote(str(bin_dir))}:"$PATH"
   unset AWS_PROFILE {STACK_VARIABLE}
 {exports}
 
-Then, with campaign-stop:
-  campaign-stop stop --stream {STREAM_ID} --campaign cd-1 --wait
-  campaign-stop results --follow
-  campaign-stop dlq list
-  campaign-stop dlq redrive --all
-  campaign-stop alarm-map test {DEMO_ALARM}
-  campaign-stop doctor --stream {STREAM_ID} --campaign cd-2
-  campaign-stop status
+Then: a stop and its result, a dead letter, and its redrive:
+  campaign-stop stop --stream {STREAM_ID} --campaign cd-1 --request-id my-first-stop --wait
+  campaign-stop results --request-id my-first-stop
+  campaign-stop stop --stream {STREAM_ID} --campaign cd-unknown --request-id my-dead-letter --wait
+  campaign-stop dlq list --request-id my-dead-letter
+  campaign-stop dlq redrive --request-id my-dead-letter --yes --wait
+(cd-unknown stays unknown to the simulator, so the redriven request fails again: a new result, a new dead letter.)
+More: campaign-stop results --follow | dlq show <id> | alarm-map test {DEMO_ALARM} | doctor | status | --help
 
-With the AWS CLI:
+With the AWS CLI (--endpoint-url on every command: AWS CLI v1 ignores AWS_ENDPOINT_URL, v2 honours it):
   aws --endpoint-url {endpoint} sqs send-message --queue-url {stack.stop_queue_url} \\
       --message-body {shlex.quote(body)}
   aws --endpoint-url {endpoint} events put-events --entries {shlex.quote(entries)}
+  aws --endpoint-url {endpoint} sqs get-queue-attributes --queue-url {stack.dead_letter_queue_url} \\
+      --attribute-names ApproximateNumberOfMessages
 
 With boto3:
   import boto3, json

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from functools import cache
@@ -585,11 +585,44 @@ class ScenarioRun:
         """Statuses of the stop calls made for `campaign_id` during the scenario, in order."""
         if campaign_id is None:
             return []
-        return [
-            call.status
-            for call in self.observed.calls
-            if call.kind in ("stop_sms", "stop_voice") and call.path.rsplit("/", 1)[-1] == campaign_id
-        ]
+        return [call.status for call in self.observed.calls
+                if call.kind in ("stop_sms", "stop_voice") and stop_call_campaign(call.path) == campaign_id]
+
+    def stop_statuses_by_result(self) -> dict[str, list[int]]:
+        """Each result's own stop calls (by resultId): see pair_stop_calls."""
+        return pair_stop_calls(self.observed.results, self.observed.calls)
+
+
+def stop_call_campaign(path: str) -> str:
+    """The campaign a stop call's path names (SMS and voice stop paths both end in the campaign id)."""
+    return path.rsplit("/", 1)[-1]
+
+
+DECIDING_STATUSES = frozenset({200, 400, 404, 409})  # a stop call that ends its campaign's attempt: not 429, not 5xx
+
+
+def pair_stop_calls(results: Sequence[Mapping[str, Any]], calls: Sequence[Any]) -> dict[str, list[int]]:
+    """Which stop calls (HTTP statuses, in order) each result came from, by resultId. A campaign's calls are
+    handed out to its results in the order they completed: each takes calls up to the first one that decided its
+    outcome (200 stopped, 400 already stopped, 404 no such campaign); the last result takes what is left (retries
+    that never succeeded). Results without a campaign (a request that failed as a whole) made no stop call."""
+    calls_of: dict[str, list[int]] = {}
+    for call in calls:
+        if call.kind in ("stop_sms", "stop_voice"):
+            calls_of.setdefault(stop_call_campaign(call.path), []).append(call.status)
+    paired: dict[str, list[int]] = {}
+    ordered = sorted(results, key=lambda result: str(result.get("completedAt") or ""))
+    for campaign_id, statuses in calls_of.items():
+        own = [result for result in ordered if result.get("campaignId") == campaign_id]
+        for index, result in enumerate(own):
+            last = index == len(own) - 1
+            taken: list[int] = []
+            while statuses:
+                taken.append(statuses.pop(0))
+                if taken[-1] in DECIDING_STATUSES and not last:
+                    break
+            paired[str(result.get("resultId"))] = taken
+    return paired
 
 
 def run_scenario(scenario: Scenario, world: World) -> ScenarioRun:

@@ -4,8 +4,10 @@ connections, the emulated SQS event source mapping, and `python -m devtools.demo
 from __future__ import annotations
 
 import json
+import os
 import queue
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -312,6 +314,12 @@ def test_demo_runs_every_scenario_and_prints_the_table() -> None:
     assert re.search(r"normal\s+req-2026-11-28-0001\s+cd-1\s+stopped\s+this-account\s+1\s+\d+ ms\s+200", out)
     assert re.search(r"refused-producer\s+\S+\s+cd-1\s+rejected \(not_authorized\)\s+alarm:999999999999", out)
     assert re.search(r"unknown-campaign\s+\S+\s+stop_refused\s+req-2026-11-28-0006", out)  # the DLQ table
+    # Each row's own stop calls: the first request's 200, the already-stopped one's 400 (not "200 400" for both)
+    assert re.search(r"req-2026-11-28-0003\s+cd-1\s+stopped\s+this-account\s+1\s+\d+ ms\s+200$", out, re.MULTILINE)
+    assert re.search(r"req-2026-11-28-0004\s+cd-1\s+already_stopped\s+this-account\s+1\s+-\s+400$", out,
+                     re.MULTILINE)
+    assert re.search(r"api-recovers\s+\S+\s+cd-3\s+stopped\s+this-account\s+1\s+\d+ ms\s+503 503 200$", out,
+                     re.MULTILINE)
     assert f"All {len(all_scenarios())} scenario(s) ended as expected" in out
     assert "FAIL" not in out
     assert '"_aws"' not in out  # no EMF noise between the lines
@@ -412,13 +420,26 @@ def test_demo_keep_running_serves_requests_sent_with_boto3() -> None:
                 "RESULTS_TOPIC_ARN", "DEAD_LETTER_QUEUE_URL", "ALARM_TARGETS_PARAMETER", "CREDENTIALS_SECRET_ID",
                 "KORE_BASE_URL", "IDEMPOTENCY_TABLE_NAME"} <= set(exports)
         assert exports["STOP_QUEUE_URL"] == queue_url[1] and exports["AWS_ENDPOINT_URL"] == endpoint[1]
-        for command in ("campaign-stop status", "campaign-stop doctor --stream st-1 --campaign cd-2",
-                        "campaign-stop dlq list", "campaign-stop alarm-map test checkout-sms-error-rate"):
-            assert f"  {command}\n" in printed
-        cli_env = {**exports, "AWS_PROFILE": None, "CAMPAIGN_STOP_STACK": None}
+        assert "--endpoint-url" in printed and "AWS CLI v1 ignores AWS_ENDPOINT_URL" in printed
+        path = re.search(r"^  export PATH=(\S+):\"\$PATH\"$", printed, flags=re.MULTILINE)
+        assert path and os.access(os.path.join(shlex.split(path[1])[0], "campaign-stop"), os.X_OK)
+        cli_env = {**{name: shlex.split(value)[0] for name, value in exports.items() if name != "PATH"},
+                   "AWS_PROFILE": None, "CAMPAIGN_STOP_STACK": None, "COLUMNS": None}
+        # The quick start, pasted as printed: a stop and its result, a dead letter, found and redriven.
+        quick_start = printed[printed.index("Then: a stop"):printed.index("(cd-unknown stays unknown")]
+        commands = [shlex.split(line)[1:] for line in quick_start.splitlines() if line.startswith("  campaign-stop ")]
+        assert len(commands) == 5
+        outputs = []
+        for command, expected in zip(commands, (0, 0, 1, 0, 1), strict=True):  # cd-unknown fails, and again
+            ran = CliRunner().invoke(cli, command, env=cli_env)
+            assert ran.exit_code == expected, (command, ran.output)
+            outputs.append(ran.stdout)
+        assert "stopped" in outputs[0] and "my-first-stop" in outputs[1]
+        assert "stop_refused" in outputs[2] and "my-dead-letter" in outputs[3]
+        assert "Moved 1 dead letter(s)" in outputs[4] and "Request my-dead-letter:" in outputs[4]
         status = CliRunner().invoke(cli, ["-o", "json", "status"], env=cli_env)
         assert status.exit_code == 0, status.output
-        assert json.loads(status.stdout)["deadLetterQueue"]["waiting"] == 1
+        assert json.loads(status.stdout)["deadLetterQueue"]["waiting"] == 2  # cd-x's, and the redriven one's again
         doctor = CliRunner().invoke(cli, ["doctor", "--stream", "st-1", "--campaign", "cd-2"], env=cli_env)
         assert doctor.exit_code == 0, doctor.output
         tested = CliRunner().invoke(cli, ["alarm-map", "test", "checkout-sms-error-rate"], env=cli_env)
