@@ -13,11 +13,11 @@ from rich.table import Table
 from rich.text import Text
 
 from campaign_stop_cli.common import (
-    EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
     OUTPUT_HELP,
     OutputFormat,
+    aws_error_exit_code,
     client,
     console,
     fail,
@@ -53,15 +53,15 @@ def list_holds(
     output: OutputOption = None,
 ) -> None:
     """The active holds, oldest first: the alarm, its request id (what `hold release` takes and results call
-    holdOf), the streams and campaigns held, since when. json output: one list of holds."""
+    holdOf), the streams and campaigns held, since when. json output: one list of holds; jsonl: one a line."""
     mode = output_format(ctx, output)
     table = resource("holds_table", holds_table, mode)
     try:
         items = _store(table).items(only_active=not everything)
-    except (BotoCoreError, ClientError) as error:
-        fail(_unreadable(table, error), EXIT_USAGE, mode)
+    except (BotoCoreError, ClientError) as error:  # 2 for a table that does not exist, else 1
+        fail(_unreadable(table, error), aws_error_exit_code(error), mode)
     rows = sorted((listing_row(hold_from_item(item), item) for item in items), key=lambda row: str(row["since"]))
-    if mode is OutputFormat.JSON:
+    if mode.machine:
         print_json(rows)
         return
     _print_rows(rows, everything)
@@ -105,13 +105,13 @@ def release(
         released = store.release(request_id)
         item = store.item(request_id)
     except (BotoCoreError, ClientError) as error:
-        fail(_unreadable(table, error), EXIT_FAILED, mode)
+        fail(_unreadable(table, error), aws_error_exit_code(error), mode)
     if item is None:
         fail(f"no hold {request_id} in {table}: `campaign-stop hold list` shows the active ones", EXIT_USAGE, mode)
     status = str(item.get("status") or ACTIVE)
     document = {"requestId": request_id, "released": released, "status": status,
                 "endedAt": item.get("endedAt"), "endReason": item.get("endReason")}
-    if mode is OutputFormat.JSON:
+    if mode.machine:
         print_json(document)
     elif released:
         console().print(Text.assemble("Released the hold ", (request_id, "bold"),

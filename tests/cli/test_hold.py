@@ -63,6 +63,13 @@ def test_hold_list_shows_the_active_hold(runner: CliRunner, held: KoreSimulator)
     assert "1 hold(s)" in table.stdout
 
 
+def test_hold_list_as_jsonl_is_one_hold_a_line(runner: CliRunner, held: KoreSimulator) -> None:
+    result = runner.invoke(app, ["hold", "list", "-o", "jsonl"])
+    assert result.exit_code == 0, result.output
+    (line,) = _without_metrics(result.stdout)
+    assert json.loads(line)["requestId"] == HOLD_OF
+
+
 def test_hold_release_ends_the_hold_and_the_next_check_stops_nothing(
     runner: CliRunner, held: KoreSimulator, stack: LocalStack
 ) -> None:
