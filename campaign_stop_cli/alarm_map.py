@@ -157,6 +157,8 @@ def _check_entry(key: str, where: str, entry: Any, report: Report) -> None:
     else:
         if unknown:
             report.warnings.append((where, "; ".join(unknown) + ": the function ignores it"))
+        if isinstance(entry, dict) and entry.get("hold") is True and entry.get("dryRun") is True:
+            report.warnings.append((where, "hold with dryRun: a dry run stops nothing, so nothing is held"))
 
 
 def _check_shadowing(alarm_map: dict[str, Any], report: Report) -> None:
@@ -348,6 +350,7 @@ def _describe(request: StopRequest) -> dict[str, Any]:
         "campaignType": request.campaign_type.value,
         "dryRun": request.dry_run,
         "accountId": request.account_id,
+        "hold": request.hold,
     }
 
 

@@ -55,6 +55,7 @@ RESOURCES = {
     "kore_base_url": Resource("--kore-base-url", "KoreBaseUrl", "KORE_BASE_URL"),
     "table_name": Resource("--table-name", "IdempotencyTableName", "IDEMPOTENCY_TABLE_NAME"),
     "history_table": Resource("--history-table", "RequestHistoryTableName", "REQUEST_HISTORY_TABLE"),
+    "holds_table": Resource("--holds-table", "HoldsTableName", "HOLDS_TABLE"),
     "function_name": Resource("--function-name", "StopCampaignFunctionName", "STOP_FUNCTION_NAME"),
     "dashboard_url": Resource("--dashboard-url", "DashboardUrl", "DASHBOARD_URL"),
     "schedule_group": Resource("--schedule-group", "ScheduleGroupName", "SCHEDULE_GROUP_NAME"),

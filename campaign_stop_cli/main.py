@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from campaign_stop_cli import alarm_map, dlq, doctor, history, producers, results, resume, schedule, status, stop
+from campaign_stop_cli import alarm_map, dlq, doctor, history, hold, producers, results, resume, schedule, status, stop
 from campaign_stop_cli.common import OutputFormat
 
 app = typer.Typer(
@@ -14,7 +14,7 @@ app = typer.Typer(
     help="Operator's command line for the campaign-stop function: send stop requests and wait for their results, "
     "watch results, undo a request's stops (resume), "
     "inspect and redrive dead letters, check the alarm map and the producer policy, schedule "
-    "quiet-hours stops, check the "
+    "quiet-hours stops, list and release holds, check the "
     "setup.\n\n"
     "Exit codes: 0 success, 1 some request or campaign failed, 2 usage or configuration error, 3 timed out, "
     "130 interrupted (Ctrl-C) while waiting for results.",
@@ -49,6 +49,7 @@ app.add_typer(dlq.app, name="dlq")
 app.add_typer(alarm_map.app, name="alarm-map")
 app.add_typer(producers.app, name="producers")
 app.add_typer(schedule.app, name="schedule")
+app.add_typer(hold.app, name="hold")
 app.command("doctor")(doctor.doctor)
 app.command("status")(status.status)
 

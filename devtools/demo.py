@@ -183,7 +183,8 @@ def result_row(scenario: str, result: dict[str, Any], stop_statuses: Iterable[in
         scenario,
         str(result.get("requestId") or "-"),
         str(result.get("campaignId") or "-"),
-        str(result.get("outcome")) + (f" ({error})" if error else "") + _schedule_note(result),
+        str(result.get("outcome")) + (f" ({error})" if error else "") + _schedule_note(result)
+        + (", again: held" if result.get("holdOf") else ""),
         producer_text(result.get("producer")),
         str(result.get("attempts", "-")),
         f"{time_to_stop} ms" if time_to_stop is not None else "-",
@@ -419,6 +420,7 @@ def cli_environment(stack: LocalStack, kore_base_url: str) -> dict[str, str]:
         "kore_base_url": kore_base_url,
         "table_name": stack.table_name,
         "history_table": stack.history_table_name,
+        "holds_table": stack.holds_table_name,
     }
     return {
         "AWS_ENDPOINT_URL": stack.endpoint_url,

@@ -163,6 +163,7 @@ class LocalStack:
     events_queue_url: str = ""  # the stop bus's own queue (only its rule sends to it)
     events_queue_arn: str = ""
     producer_policy_parameter: str = ""
+    holds_table_name: str = ""
     account_id: str = "123456789012"
     _results: list[dict[str, Any]] = field(default_factory=list, repr=False)
     _summaries: list[dict[str, Any]] = field(default_factory=list, repr=False)
@@ -184,6 +185,7 @@ class LocalStack:
             "ALARM_TARGETS_PARAMETER": self.alarm_parameter,
             "STOP_QUEUE_URL": self.stop_queue_url,
             "REQUEST_HISTORY_TABLE": self.history_table_name,
+            "HOLDS_TABLE": self.holds_table_name,
             "PRODUCER_POLICY_PARAMETER": self.producer_policy_parameter,
             "STOP_EVENTS_QUEUE_ARN": self.events_queue_arn,
             "FUNCTION_ROLE_ID": LOCAL_FUNCTION_ROLE_ID,
@@ -322,6 +324,7 @@ def create_stack(endpoint_url: str, prefix: str = "campaign-stop") -> LocalStack
     )
 
     history_table_name = _create_history_table(dynamodb, prefix, settings)
+    holds_table_name = _create_table(dynamodb, prefix, settings, "holds")
 
     secret_id = f"{prefix}/kore-credentials"
     boto3.client("secretsmanager", **session).create_secret(Name=secret_id, SecretString="{}")
@@ -352,16 +355,21 @@ def create_stack(endpoint_url: str, prefix: str = "campaign-stop") -> LocalStack
         secret_id=secret_id, alarm_parameter=alarm_parameter, bus_name=bus_name,
         max_receive_count=max_receive_count, visibility_timeout=visibility_timeout,
         events_queue_url=events_queue_url, events_queue_arn=events_queue_arn,
-        producer_policy_parameter=policy_parameter, account_id=account_id,
+        producer_policy_parameter=policy_parameter, account_id=account_id, holds_table_name=holds_table_name,
     )
 
 
 def _create_history_table(dynamodb: Any, prefix: str, settings: dict[str, Any]) -> str:
     """The request history table as template.yaml declares it (keys, the "recent" index, TTL); "" without one."""
-    properties = settings["history_table_properties"]
+    return _create_table(dynamodb, prefix, settings, "history")
+
+
+def _create_table(dynamodb: Any, prefix: str, settings: dict[str, Any], kind: str) -> str:
+    """The ``kind`` table (history, holds) as template.yaml declares it (keys, indexes, TTL); "" without one."""
+    properties = settings[f"{kind}_table_properties"]
     if not properties:
         return ""
-    name = f"{prefix}-{settings['history_table_logical_id']}"
+    name = f"{prefix}-{settings[f'{kind}_table_logical_id']}"
     indexes = [
         {"IndexName": index["IndexName"], "KeySchema": index["KeySchema"], "Projection": index["Projection"]}
         for index in properties.get("GlobalSecondaryIndexes", [])

@@ -131,7 +131,23 @@ class FireRecurrence:
     stream_id: str = STREAM_ID
 
 
-Step = SendToQueue | PutOnBus | InvokeDirectly | FireRecurrence
+@dataclass(frozen=True)
+class SetAlarmState:
+    """The alarm itself, on (moto's) CloudWatch, is in this state: what a hold check asks DescribeAlarms."""
+
+    alarm_name: str
+    state: str
+
+
+@dataclass(frozen=True)
+class RestartCampaigns:
+    """Someone starts these campaigns again by hand on the platform (the simulator's ``restart``)."""
+
+    campaign_ids: tuple[str, ...]
+    stream_id: str = STREAM_ID
+
+
+Step = SendToQueue | PutOnBus | InvokeDirectly | FireRecurrence | SetAlarmState | RestartCampaigns
 
 
 @dataclass(frozen=True)
@@ -145,6 +161,7 @@ class Result:
     attempts: int | None = None
     error_code: str | None = None
     schedule_disabled: bool | None = None  # the result's schedule.disabled; None: not checked
+    hold_of: str | None = None  # the result's holdOf (a hold check's re-stop); None: not checked
 
     def matches(self, actual: Mapping[str, Any], message_ids: list[str], event_ids: list[str]) -> bool:
         error = actual.get("error") or {}
@@ -164,6 +181,7 @@ class Result:
             and (self.error_code is None or error.get("code") == self.error_code)
             and (self.schedule_disabled is None
                  or (actual.get("schedule") or {}).get("disabled") is self.schedule_disabled)
+            and (self.hold_of is None or actual.get("holdOf") == self.hold_of)
         )
 
     def describe(self) -> str:
@@ -172,7 +190,7 @@ class Result:
             f"{name}={value}"
             for name, value in (
                 ("requestId", self.request_id), ("source", self.source), ("attempts", self.attempts),
-                ("error", self.error_code), ("scheduleDisabled", self.schedule_disabled),
+                ("error", self.error_code), ("scheduleDisabled", self.schedule_disabled), ("holdOf", self.hold_of),
             )
             if value is not None
         ]
@@ -259,6 +277,13 @@ def all_scenarios() -> tuple[Scenario, ...]:
     for_good = json.dumps({**load_event("direct_stop_recurring.json"), "requestId": "req-daily-for-good"})
     until_next = json.dumps({"streamId": STREAM_ID, "campaignId": "cd-weekly", "requestId": "req-weekly-until-next",
                              "reason": "the same stop without disableSchedule", "requestedBy": "make demo"})
+    # A kill switch whose alarm-map entry holds its campaigns, and the hold checks the template's schedule sends.
+    hold_alarm = "checkout-hold"
+    held_alarm = {**alarm, "id": "evt-checkout-hold", "resources": [alarm["resources"][0].replace(
+        alarm["detail"]["alarmName"], hold_alarm)], "detail": {**alarm["detail"], "alarmName": hold_alarm}}
+    hold_of = f"alarm:{hold_alarm}:{alarm['detail']['state']['timestamp']}"
+    first_check = {"action": "hold-check", "at": "2026-11-28T10:06:00Z"}
+    later_check = {"action": "hold-check", "at": "2026-11-28T10:07:00Z"}
     # The same alarm, of an account the stack's default producer policy does not name (its own alarms only).
     foreign_arn = alarm["resources"][0].replace(":123456789012:", ":999999999999:")
     foreign_alarm = {**alarm, "account": "999999999999", "resources": [foreign_arn],
@@ -449,6 +474,36 @@ def all_scenarios() -> tuple[Scenario, ...]:
                 Call("stop_sms", sms_stop_path("cd-weekly"), 200),
             ),
             statuses_after=(("cd-daily", "Stopped"), ("cd-weekly", "Active")),
+        ),
+        Scenario(
+            name="held",
+            title=(
+                "A hold re-stopping a restarted campaign: alarm checkout-hold (hold: true) stops cd-held-1 and "
+                "cd-held-2; while it still fires someone restarts cd-held-1 and cd-free (not held): the hold check "
+                "lists the stream once and stops cd-held-1 again (holdOf), the same check again calls nothing; the "
+                "alarm goes OK: the next check ends the hold, and cd-held-1, restarted again, runs"
+            ),
+            campaigns=(Campaign("cd-held-1"), Campaign("cd-held-2"), Campaign("cd-free", status="Stopped")),
+            alarm_map={hold_alarm: [{"streamId": STREAM_ID, "campaignIds": ["cd-held-1", "cd-held-2"],
+                                     "hold": True}]},
+            function_env={"ALARM_TARGETS_CACHE_SECONDS": "0"},  # this map, not the one an earlier scenario cached
+            steps=(SetAlarmState(hold_alarm, "ALARM"), InvokeDirectly(held_alarm),
+                   RestartCampaigns(("cd-held-1", "cd-free")), InvokeDirectly(first_check),
+                   InvokeDirectly(first_check), SetAlarmState(hold_alarm, "OK"), RestartCampaigns(("cd-held-1",)),
+                   InvokeDirectly(later_check)),
+            results=(
+                Result("cd-held-1", "stopped", hold_of, source="alarm"),
+                Result("cd-held-2", "stopped", hold_of, source="alarm"),
+                Result("cd-held-1", "stopped", f"hold:{hold_of}:{first_check['at']}", source="alarm",
+                       hold_of=hold_of),
+            ),
+            calls=(
+                Call("stop_sms", sms_stop_path("cd-held-1"), 200),
+                Call("stop_sms", sms_stop_path("cd-held-2"), 200),
+                Call("list", list_path(), 200),  # one list call for the stream: no status call per campaign
+                Call("stop_sms", sms_stop_path("cd-held-1"), 200),
+            ),
+            statuses_after=(("cd-held-1", "Active"), ("cd-held-2", "Stopped"), ("cd-free", "Active")),
         ),
         Scenario(
             name="refused-producer",
@@ -673,6 +728,19 @@ def _run_step(step: Step, world: World, observed: Observed) -> None:
             observed.message_ids.append(sent["MessageId"])
     elif isinstance(step, PutOnBus):
         _put_on_bus(step, world, observed)
+    elif isinstance(step, SetAlarmState):
+        cloudwatch = world.stack.client("cloudwatch")
+        cloudwatch.put_metric_alarm(AlarmName=step.alarm_name, Namespace="Demo", MetricName="Errors", Statistic="Sum",
+                                    Period=60, EvaluationPeriods=1, Threshold=1,
+                                    ComparisonOperator="GreaterThanThreshold")
+        cloudwatch.set_alarm_state(AlarmName=step.alarm_name, StateValue=step.state, StateReason="make demo")
+        observed.notes.append(f"alarm {step.alarm_name} is {step.state}")
+        return
+    elif isinstance(step, RestartCampaigns):
+        for campaign_id in step.campaign_ids:
+            world.sim.restart(step.stream_id, campaign_id)
+        observed.notes.append(f"restarted by hand: {', '.join(step.campaign_ids)}")
+        return
     elif isinstance(step, FireRecurrence):
         for campaign_id in step.campaign_ids:
             started = world.sim.fire_recurrence(step.stream_id, campaign_id)

@@ -210,6 +210,7 @@ def local_stack_settings(template: dict[str, Any] | None = None) -> dict[str, An
     table_properties = tables[table_id]["Properties"]
     partition_key = next(k["AttributeName"] for k in table_properties["KeySchema"] if k["KeyType"] == "HASH")
     history_id = _logical_id(variables.get("REQUEST_HISTORY_TABLE"))
+    holds_id = _logical_id(variables.get("HOLDS_TABLE"))
 
     env_values = {name: resolve_static(template, value) for name, value in variables.items()}
     policy_id = _logical_id(variables.get("PRODUCER_POLICY_PARAMETER"))
@@ -250,6 +251,8 @@ def local_stack_settings(template: dict[str, Any] | None = None) -> dict[str, An
         # indexes, TTL), None when the template declares none.
         "history_table_logical_id": history_id,
         "history_table_properties": tables[history_id]["Properties"] if history_id else None,
+        "holds_table_logical_id": holds_id,
+        "holds_table_properties": tables[holds_id]["Properties"] if holds_id else None,
         "results_topic_logical_id": results_topic_id,
         "stop_bus_logical_id": bus_id,
         "stop_request_detail_types": list(stop_rule["EventPattern"]["detail-type"]),

@@ -205,6 +205,13 @@ class SimulatorState:
             campaign.status, campaign.updated_at = "Active", iso_now()
             return True
 
+    def restart(self, stream_id: str, campaign_id: str) -> None:
+        """Someone starts the campaign again by hand, in the platform's own UI (a control, not an API call: nothing
+        is logged), e.g. while the alarm that stopped it still fires."""
+        with self._lock:
+            campaign = self._campaigns[(stream_id, campaign_id)]
+            campaign.status, campaign.updated_at = "Active", iso_now()
+
     def inject(
         self,
         kind: str | None = None,

@@ -22,6 +22,7 @@ from stop_campaign.domain.intake import event_records
 from stop_campaign.domain.models import utc_now
 from stop_campaign.domain.sendable import log_line
 from stop_campaign.sources.direct import serve_direct
+from stop_campaign.sources.hold_check import is_hold_check, serve_hold_check
 from stop_campaign.sources.invocation import Invocation
 from stop_campaign.sources.sns import serve_sns
 from stop_campaign.sources.sqs_batch import serve_sqs_batch
@@ -55,6 +56,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     invocation = Invocation(context.aws_request_id, Deadline(context.get_remaining_time_in_millis), started,
                             utc_now())
     try:
+        if is_hold_check(event):  # the template's schedule: keep held campaigns stopped
+            return serve_hold_check(event, invocation, parts.hold_checker, _account_of(context))
         return _route(event, invocation, parts)
     finally:
         _after_answer(invocation, parts)
@@ -68,6 +71,12 @@ def _route(event: Any, invocation: Invocation, parts: Container) -> dict[str, An
     if batch is not None and batch[0] == "sns":
         return serve_sns(batch[1], invocation, parts.processor)
     return serve_direct(event, invocation, parts.processor)
+
+
+def _account_of(context: LambdaContext) -> str | None:
+    """The function's own account (its ARN's fifth part): an alarm of another account is not found by name here."""
+    parts = str(getattr(context, "invoked_function_arn", "") or "").split(":")
+    return parts[4] if len(parts) > 4 and parts[4] else None
 
 
 def _after_answer(invocation: Invocation, parts: Container) -> None:

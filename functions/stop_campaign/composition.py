@@ -11,7 +11,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import field
 from functools import cache, cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from aws_lambda_powertools import Metrics
@@ -54,6 +54,11 @@ from stop_campaign.service.processing import (
 from stop_campaign.service.stopper import CampaignStopper
 from stop_campaign.settings import IDEMPOTENCY_TTL_ATTRIBUTE, Settings, get_settings
 
+if TYPE_CHECKING:  # built (and imported) at their first use: see ``holds``
+    from stop_campaign.adapters.alarm_states import AlarmStates
+    from stop_campaign.adapters.holds import HoldStore
+    from stop_campaign.service.holds import HoldChecker
+
 # A history write takes at most ~4 s (two attempts, max_attempts counting retries, of 0.5 s connect + 1 s read,
 # and the backoff between them):
 # processing.HISTORY_MIN_SECONDS keeps that much, and the end of the invocation's own bookkeeping, in hand.
@@ -77,6 +82,7 @@ class AwsClients:
         self._sqs: Any = None
         self._ssm_parameters: SSMProvider | None = None
         self._history: Any = None
+        self._cloudwatch: Any = None
 
     def _client(self, service: str) -> Any:
         return self._session.client(service, config=self._config)
@@ -113,6 +119,14 @@ class AwsClients:
                     self._history = self._session.client("dynamodb", config=self._config.merge(HISTORY_AWS_CONFIG))
         return self._history
 
+    def cloudwatch(self) -> Any:
+        """The CloudWatch client of the hold check (a factory: only hold checks and alarms leaving ALARM ask)."""
+        if self._cloudwatch is None:
+            with self._building:
+                if self._cloudwatch is None:
+                    self._cloudwatch = self._client("cloudwatch")
+        return self._cloudwatch
+
     def ssm_parameters(self) -> SSMProvider:
         """The SSM provider of the alarm map and the producer policy (a factory: built at their first read)."""
         if self._ssm_parameters is None:
@@ -139,6 +153,7 @@ class Container:
     budgets: AccountBudgets
     clients: AwsClients
     trust: Trust = field(default_factory=Trust)  # what tells the events queue and the function's own messages apart
+    hold_checker: Callable[[], HoldChecker] | None = None  # its factory; None: HOLDS_TABLE is not set, no hold
 
 
 def aws_config(settings: Settings) -> Config:
@@ -190,6 +205,45 @@ def idempotent(
     return once
 
 
+def hold_parts(
+    settings: Settings, clients: AwsClients,
+) -> tuple[Callable[[], HoldStore] | None, Callable[[], AlarmStates]]:
+    """The hold store (None without HOLDS_TABLE) and CloudWatch's alarm states, as factories: made, and their modules
+    imported, at their first use (an alarm with ``hold: true``, one leaving ALARM, a hold check), so a cold start
+    loads none of the holds. The hold writes share the history's short-timeout client: they come at the end of the
+    report step too."""
+
+    @cache
+    def store() -> HoldStore:
+        from stop_campaign.adapters.holds import HoldStore
+
+        return HoldStore(settings.holds_table, clients.history_dynamodb)
+
+    @cache
+    def alarm_states() -> AlarmStates:
+        from stop_campaign.adapters.alarm_states import AlarmStates
+
+        return AlarmStates(clients.cloudwatch)
+
+    return (store if settings.holds_table else None), alarm_states
+
+
+def hold_checker(
+    settings: Settings, holds: Callable[[], HoldStore], alarm_states: Callable[[], AlarmStates],
+    processor: MessageProcessor, stopper: CampaignStopper,
+) -> Callable[[], HoldChecker]:
+    """The hold check's service, made at the first hold check."""
+
+    @cache
+    def checker() -> HoldChecker:
+        from stop_campaign.service.holds import HoldChecker
+
+        return HoldChecker(store=holds(), alarm_states=alarm_states(), processor=processor, stopper=stopper,
+                           telemetry=telemetry, interval_seconds=settings.hold_check_seconds)
+
+    return checker
+
+
 @cache
 def container() -> Container:
     settings = get_settings()  # raises ConfigurationError before any call when the environment is wrong
@@ -211,42 +265,46 @@ def container() -> Container:
     history = (RequestHistory(settings.request_history_table, clients.history_dynamodb,
                               settings.request_history_days) if settings.request_history_table else None)
     signing_key = ContinuationKey(settings.idempotency_table_name, clients.dynamodb)
-    return Container(
-        processor=MessageProcessor(
-            stopper=stopper,
-            stop_once=once(stop_and_observe(stopper, telemetry), "key", "stop",
-                           output_serializer=DataclassSerializer(StopOutcome)),
-            publish_once=once(observed(publisher.publish, telemetry), "identity", "result"),
-            publish_summary_once=once(observed_summary(publisher.publish_summary, telemetry), "identity", "summary"),
-            resolve_once=once(remember_stoppable(stopper), "key", "targets"),
-            hand_over_once=once(handing_over(StopQueue(settings.stop_queue_url, clients.sqs, signing_key.get),
-                                             budgets), "key", "handover"),
-            dead_letter_once=once(sending_dead_letters(DeadLetterQueue(settings.dead_letter_queue_url, clients.sqs)),
-                                  "key", "deadletter"),
-            alarm_targets=AlarmTargets(
-                settings.alarm_targets_parameter,
-                settings.alarm_targets_cache_seconds,
-                clients.ssm_parameters,
-            ),
-            executor=ThreadPoolExecutor(settings.stop_concurrency, thread_name_prefix="stop"),
-            telemetry=telemetry,
-            max_wait_seconds=settings.max_wait_seconds,
-            producer_policy=ProducerPolicySource(
-                settings.producer_policy_parameter, settings.producer_policy_cache_seconds, clients.ssm_parameters,
-            ),
-            signing_key=signing_key.get,
-            republish_once=once(republishing(publisher.republish), "identity", "republish"),
-            max_request_age_seconds=settings.max_request_age_seconds,
-            disable_once=once(disabling(stopper, telemetry), "key", "schedule"),
-            history=history,
-            start_once=once(starting(stopper, telemetry), "key", "start",
-                            output_serializer=DataclassSerializer(StopOutcome)),
-            hold_release=None,  # holds (issue 18, item 2): the hold store's release(request_id), once it exists
+    holds, alarm_states = hold_parts(settings, clients)
+    processor = MessageProcessor(
+        stopper=stopper,
+        stop_once=once(stop_and_observe(stopper, telemetry), "key", "stop",
+                       output_serializer=DataclassSerializer(StopOutcome)),
+        publish_once=once(observed(publisher.publish, telemetry), "identity", "result"),
+        publish_summary_once=once(observed_summary(publisher.publish_summary, telemetry), "identity", "summary"),
+        resolve_once=once(remember_stoppable(stopper), "key", "targets"),
+        hand_over_once=once(handing_over(StopQueue(settings.stop_queue_url, clients.sqs, signing_key.get),
+                                         budgets), "key", "handover"),
+        dead_letter_once=once(sending_dead_letters(DeadLetterQueue(settings.dead_letter_queue_url, clients.sqs)),
+                              "key", "deadletter"),
+        alarm_targets=AlarmTargets(
+            settings.alarm_targets_parameter,
+            settings.alarm_targets_cache_seconds,
+            clients.ssm_parameters,
         ),
+        executor=ThreadPoolExecutor(settings.stop_concurrency, thread_name_prefix="stop"),
+        telemetry=telemetry,
+        max_wait_seconds=settings.max_wait_seconds,
+        producer_policy=ProducerPolicySource(
+            settings.producer_policy_parameter, settings.producer_policy_cache_seconds, clients.ssm_parameters,
+        ),
+        signing_key=signing_key.get,
+        republish_once=once(republishing(publisher.republish), "identity", "republish"),
+        max_request_age_seconds=settings.max_request_age_seconds,
+        disable_once=once(disabling(stopper, telemetry), "key", "schedule"),
+        history=history,
+        start_once=once(starting(stopper, telemetry), "key", "start",
+                        output_serializer=DataclassSerializer(StopOutcome)),
+        holds=holds,
+        alarm_states=alarm_states,
+    )
+    return Container(
+        processor=processor,
         idempotency=idempotency,
         record_workers=ThreadPoolExecutor(settings.stop_concurrency, thread_name_prefix="record"),
         max_receive_count=settings.max_receive_count,
         budgets=budgets,
         clients=clients,
         trust=Trust(settings.stop_events_queue_arn, settings.function_role_id),
+        hold_checker=hold_checker(settings, holds, alarm_states, processor, stopper) if holds else None,
     )

@@ -47,6 +47,12 @@ OPTIONAL_ENV_VARS: dict[str, str] = {
     # `campaign-stop results --request-id` and `campaign-stop history`. Empty: no history is kept.
     "REQUEST_HISTORY_TABLE": "",
     "REQUEST_HISTORY_DAYS": "90",  # how long the history keeps a request (the table's TTL)
+    # The holds table (DynamoDB; the template declares it): alarm-map entries with hold: true keep their campaigns
+    # stopped while the alarm stays in ALARM. Empty: no hold is kept (such an entry stops once).
+    "HOLDS_TABLE": "",
+    # How often the template's schedule sends {"action": "hold-check"}; names each check's time slot (a repeated
+    # check in the same slot makes no second call). At least 60: schedules are minute-granular.
+    "HOLD_CHECK_SECONDS": "60",
     # Who may stop what (domain/policy.py): the SSM parameter holding the producer policy; "" = no policy, every
     # producer may stop everything (the template always sets one).
     "PRODUCER_POLICY_PARAMETER": "",
@@ -95,6 +101,8 @@ class Settings:
     max_request_age_seconds: int = 86400
     request_history_table: str = ""
     request_history_days: int = 90
+    holds_table: str = ""
+    hold_check_seconds: int = 60
 
 
 def _number(env: dict[str, str], name: str, kind: type[int] | type[float], low: float, high: float) -> float:
@@ -164,6 +172,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         max_request_age_seconds=int(_number(env, "MAX_REQUEST_AGE_SECONDS", int, 60, NO_AGE_LIMIT_SECONDS)),
         request_history_table=env.get("REQUEST_HISTORY_TABLE", "").strip(),
         request_history_days=int(_number(env, "REQUEST_HISTORY_DAYS", int, 1, 3650)),
+        holds_table=env.get("HOLDS_TABLE", "").strip(),
+        hold_check_seconds=int(_number(env, "HOLD_CHECK_SECONDS", int, 60, 86400)),
     )
 
 

@@ -67,6 +67,24 @@ def test_validate_warns_about_shadowing_and_duplicates_fail(runner: CliRunner, t
     assert runner.invoke(app, ["alarm-map", "validate", str(_write(tmp_path, "[1]"))]).exit_code == 2
 
 
+def test_validate_takes_hold_as_a_boolean_and_warns_about_a_held_dry_run(runner: CliRunner, tmp_path: Path) -> None:
+    held = {"checkout-errors": [{"streamId": "st-1", "campaignIds": ["cd-1"], "hold": True},
+                                {"streamId": "st-2", "campaigns": "all-active", "hold": True, "dryRun": True}]}
+    result = runner.invoke(app, ["-o", "json", "alarm-map", "validate", str(_write(tmp_path, held))])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["problems"] == []  # hold is a field of the entry, not an unknown one
+    assert report["warnings"] == [{"key": "checkout-errors[1]",
+                                   "message": "hold with dryRun: a dry run stops nothing, so nothing is held"}]
+    not_boolean = {"checkout-errors": {"streamId": "st-1", "campaignId": "cd-1", "hold": "yes"}}
+    broken = runner.invoke(app, ["-o", "json", "alarm-map", "validate", str(_write(tmp_path, not_boolean))])
+    assert broken.exit_code == 2
+    assert "hold must be boolean" in json.loads(broken.stdout)["problems"][0]["message"]
+    tried = runner.invoke(app, ["-o", "json", "alarm-map", "test", "checkout-errors", "--file",
+                                str(_write(tmp_path, held))])
+    assert [stop["hold"] for stop in json.loads(tried.stdout)["stops"]] == [True, True]
+
+
 def test_put_refuses_an_invalid_map_and_writes_a_valid_one(
     runner: CliRunner, stack: LocalStack, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -97,7 +115,7 @@ def test_test_shows_the_selected_entry(runner: CliRunner, stack: LocalStack, cli
     document = json.loads(exact.stdout)
     assert (document["entry"], document["match"]) == ("checkout-sms-error-rate", "exact")
     assert document["stops"] == [{"streamId": "st-1", "campaigns": ["cd-1", "cd-2"], "campaignType": "sms",
-                                  "dryRun": False, "accountId": None}]
+                                  "dryRun": False, "accountId": None, "hold": False}]
 
     prefix = runner.invoke(app, ["alarm-map", "test", "sms-delivery-failures"])
     assert prefix.exit_code == 0, prefix.output

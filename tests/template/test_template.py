@@ -112,6 +112,7 @@ def test_environment_variable_names_are_the_required_ones_plus_known_extras(func
               "FUNCTION_ROLE_ID"}
     assert set(REQUIRED_ENV_VARS) <= names
     extras |= {"MAX_REQUEST_AGE_SECONDS", "REQUEST_HISTORY_TABLE", "REQUEST_HISTORY_DAYS"}
+    extras |= {"HOLDS_TABLE", "HOLD_CHECK_SECONDS"}
     assert names - set(REQUIRED_ENV_VARS) == powertools | extras
     assert extras <= set(OPTIONAL_ENV_VARS)
 
@@ -128,6 +129,8 @@ def test_environment_is_wired_to_the_stack_resources(function):
     assert variables["STOP_QUEUE_URL"] == _ref("StopQueue")  # continuations go back to the stop queue
     assert variables["REQUEST_HISTORY_TABLE"] == _ref("RequestHistoryTable")
     assert variables["REQUEST_HISTORY_DAYS"] == _ref("RequestHistoryDays")
+    assert variables["HOLDS_TABLE"] == _ref("HoldsTable")
+    assert variables["HOLD_CHECK_SECONDS"] == _ref("HoldCheckSeconds")
     assert variables["KORE_RATE_LIMIT"] == _ref("KoreRateLimit")
     assert variables["MAX_REQUEST_AGE_SECONDS"] == _ref("MaxRequestAgeSeconds")
     assert variables["POWERTOOLS_SERVICE_NAME"] == "campaign-stop"
@@ -395,6 +398,47 @@ def test_request_history_table_keys_recent_index_ttl_pitr_and_encryption(resourc
     assert transformed["Outputs"]["RequestHistoryTableName"]["Value"] == _ref("RequestHistoryTable")
 
 
+def test_holds_table_key_ttl_on_demand_pitr_and_encryption(resources, transformed):
+    from stop_campaign.domain import holds
+
+    table = resources["HoldsTable"]["Properties"]
+    assert table["KeySchema"] == [{"AttributeName": holds.PARTITION_KEY, "KeyType": "HASH"}]
+    assert table["AttributeDefinitions"] == [{"AttributeName": holds.PARTITION_KEY, "AttributeType": "S"}]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": holds.TTL_ATTRIBUTE, "Enabled": True}
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert table["SSESpecification"] == {"SSEEnabled": True}
+    assert transformed["Outputs"]["HoldsTableName"]["Value"] == _ref("HoldsTable")
+
+
+def test_hold_check_schedule_invokes_the_function_with_the_hold_check_payload(resources):
+    schedule = resources["HoldCheckSchedule"]["Properties"]
+    target = schedule["Target"]
+    assert target["Arn"] == _arn("StopCampaignFunction")
+    assert target["RoleArn"] == _arn("HoldCheckSchedulerRole")
+    payload = json.loads(target["Input"])
+    assert payload == {"action": "hold-check", "at": "<aws.scheduler.scheduled-time>"}  # Scheduler fills `at` in
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] == 0  # the next check is its retry
+    assert schedule["FlexibleTimeWindow"] == {"Mode": "OFF"}
+    assert schedule["ScheduleExpression"] == {"Fn::FindInMap": ["HoldCheckRate", _ref("HoldCheckSeconds"),
+                                                                "Expression"]}
+    role = resources["HoldCheckSchedulerRole"]["Properties"]
+    (statement,) = role["Policies"][0]["PolicyDocument"]["Statement"]
+    assert (statement["Action"], statement["Resource"]) == ("lambda:InvokeFunction", _arn("StopCampaignFunction"))
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "scheduler.amazonaws.com"}
+
+
+def test_hold_check_rate_is_the_parameter_in_whole_minutes_at_least_one(source_template):
+    parameter = source_template["Parameters"]["HoldCheckSeconds"]
+    assert parameter["Default"] == 60
+    rates = source_template["Mappings"]["HoldCheckRate"]
+    assert sorted(rates, key=int) == [str(value) for value in parameter["AllowedValues"]]
+    for seconds, rate in rates.items():
+        minutes = int(seconds) // 60
+        assert int(seconds) >= 60 and int(seconds) % 60 == 0
+        assert rate["Expression"] == f"rate({minutes} minute{'s' if minutes > 1 else ''})"
+
+
 def test_ttl_attribute_matches_the_settings(resources):
     ttl = resources["IdempotencyTable"]["Properties"]["TimeToLiveSpecification"]
     assert ttl["AttributeName"] == IDEMPOTENCY_TTL_ATTRIBUTE
@@ -471,9 +515,13 @@ def test_function_role_grants_what_the_function_uses(resources):
     assert grants["sns:Publish"] == [_ref("ResultsTopic")]
     for action in ("GetItem", "DeleteItem"):
         assert grants[f"dynamodb:{action}"] == [_arn("IdempotencyTable")]
-    for action in ("PutItem", "UpdateItem"):  # the history is written by the function
-        assert grants[f"dynamodb:{action}"] == [_arn("IdempotencyTable"), _arn("RequestHistoryTable")]
-    assert grants["dynamodb:Query"] == [_arn("RequestHistoryTable")]  # read by a resume only
+    # the history is written by the function, and read by a resume only
+    assert grants["dynamodb:PutItem"] == [_arn("IdempotencyTable"), _arn("RequestHistoryTable")]
+    assert grants["dynamodb:UpdateItem"] == [_arn("IdempotencyTable"), _arn("RequestHistoryTable"), _arn("HoldsTable")]
+    assert grants["dynamodb:Query"] == [_arn("RequestHistoryTable")]
+    assert grants["dynamodb:Scan"] == [_arn("HoldsTable")]  # the hold check's one read of the active holds
+    assert grants["cloudwatch:DescribeAlarms"] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:*"}]
     assert grants["secretsmanager:GetSecretValue"] == [_ref("CredentialsSecretArn")]
     parameter = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter"
     assert grants["ssm:GetParameter"] == [

@@ -195,7 +195,7 @@ def test_a_resume_releases_the_hold_of_the_request_it_resumes_once():
     requests = resumed_requests(RESUME, [stop_result("cd-1"), stop_result("cd-9", streamId="st-2")])
     plans = [PlannedRequest(request) for request in requests]
 
-    runnable, ends = release_holds(holds, plans, final_attempt=False)
+    runnable, ends = release_holds(lambda: holds, plans, final_attempt=False)
 
     assert (runnable, ends) == (plans, [])
     assert holds.released == ["req-incident"] and holds.held == {"alarm:other"}
@@ -206,7 +206,7 @@ def test_a_dry_run_or_a_stop_releases_no_hold():
     dry = [PlannedRequest(request) for request in resumed_requests(replace(RESUME, dry_run=True),
                                                                     [stop_result("cd-1")])]
     stop = [PlannedRequest(StopRequest("st-1", CampaignType.SMS, "req-x", Source.SQS, "t", ("cd-1",)))]
-    assert release_holds(holds, [*dry, *stop], final_attempt=False) == ([*dry, *stop], [])
+    assert release_holds(lambda: holds, [*dry, *stop], final_attempt=False) == ([*dry, *stop], [])
     assert holds.released == []
     assert release_holds(None, stop, final_attempt=False) == (stop, [])
 
@@ -215,10 +215,10 @@ def test_a_hold_that_cannot_be_released_starts_nothing():
     plans = [PlannedRequest(request) for request in resumed_requests(RESUME, [stop_result("cd-1"),
                                                                               stop_result("cd-2")])]
     with pytest.raises(RetryLater) as retry:
-        release_holds(InMemoryHolds(broken=True), plans, final_attempt=False)
+        release_holds(lambda: InMemoryHolds(broken=True), plans, final_attempt=False)
     assert retry.value.errors[0].code == "hold_not_released"
 
-    runnable, ends = release_holds(InMemoryHolds(broken=True), plans, final_attempt=True)
+    runnable, ends = release_holds(lambda: InMemoryHolds(broken=True), plans, final_attempt=True)
     assert runnable == []
     assert [(end.target.campaign_id, end.kind, end.transient and end.transient.code) for end in ends] == [
         ("cd-1", "transient", "hold_not_released"), ("cd-2", "transient", "hold_not_released")]

@@ -60,6 +60,7 @@ def requests_for_alarm(change: AlarmStateChange, alarm_map: dict[str, Any]) -> l
                 requested_by=f"cloudwatch-alarm:{change.alarm_name}"[:256],
                 requested_at=change.changed_at,
                 alarm_arn=change.alarm_arn,
+                hold=entry.get("hold") is True,  # validated as a boolean by the request schema
             )
         )
     return requests

@@ -281,4 +281,5 @@ def result_for(
         producer=request.producer,
         resume_of=request.resume_of,
         schedule=dict(SCHEDULE_NOT_REENABLED) if request.resume_of is not None else None,
+        hold_of=request.hold_of,
     )

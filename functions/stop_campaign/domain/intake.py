@@ -317,6 +317,8 @@ def parse_continuation(payload: dict[str, Any], origin: Origin) -> Continuation:
         attempt=origin.attempt,
         ticket=ticket if isinstance(ticket, str) and TICKET_PATTERN.fullmatch(ticket) else None,
         disable_schedule=body.get("disableSchedule") is True,
+        hold=body.get("hold") is True,
+        hold_of=usable_id(body.get("holdOf"), "") or None,
         producer=_producer(payload.get("producer")),
         resume_of=_resume_of(body.get("resumeOf")),
     )
@@ -411,6 +413,9 @@ def _parse_message(payload: Any, origin: Origin) -> StopRequest | AlarmStateChan
         raise InvalidRequest("a stop request must be a JSON object", origin.message_id)
     if payload.get("source") == "aws.cloudwatch" and "detail-type" not in payload:
         return _parse_alarm_action(payload, origin)
+    if payload.get("action") == "hold-check":  # the handler serves it; here only as a failed invocation's record
+        raise InvalidRequest("a hold check ({\"action\": \"hold-check\"}) whose invocation failed: no need to "
+                             "redrive it, the next scheduled check does its work", origin.message_id)
     if "detail-type" in payload and "detail" in payload:
         return _parse_eventbridge(payload, origin)
     return parse_request(payload, origin, default_request_id=origin.message_id)

@@ -109,6 +109,8 @@ class StopRequest:
     # A resume (``{"action": "resume"}``): the request whose stopped campaigns these are; they are started, not
     # stopped (domain/resume.py). None: a stop.
     resume_of: str | None = None
+    hold: bool = False  # an alarm-map entry's ``hold``: its campaigns are kept stopped while the alarm is in ALARM
+    hold_of: str | None = None  # a hold check's re-stop: the request id of the alarm whose hold it keeps
 
 
 @readonly_dataclass
@@ -227,6 +229,7 @@ class ResultEvent:
     schedule: dict[str, Any] | None = None
     producer: Producer | None = None  # not part of the identity: the same stop is the same result
     resume_of: str | None = None  # a resume's result: the request it resumes (its own request id tells it apart)
+    hold_of: str | None = None  # a hold check's re-stop: the alarm's request id (its own request id is the check's)
     schema_version: ClassVar[str] = "1"
 
     @property
@@ -258,7 +261,8 @@ class ResultEvent:
             "producer": self.producer.as_dict() if self.producer else None,
         } | ({"redrivenFrom": self.redriven_from} if self.redriven_from else {}) | (
             {"schedule": self.schedule} if self.schedule is not None else {}) | (
-            {"resumeOf": self.resume_of} if self.resume_of is not None else {})
+            {"resumeOf": self.resume_of} if self.resume_of is not None else {}) | (
+            {"holdOf": self.hold_of} if self.hold_of else {})
 
     def publication(self) -> dict[str, Any]:
         """What is published at most once: the identity, except that ``stopped`` and ``already_stopped`` are one
@@ -378,6 +382,8 @@ class Continuation:
                 "accountId": request.account_id, "dryRun": request.dry_run, "alarmArn": request.alarm_arn,
                 **({"disableSchedule": True} if request.disable_schedule else {}),
                 **({"resumeOf": request.resume_of} if request.resume_of is not None else {}),
+                **({"hold": True} if request.hold else {}),
+                **({"holdOf": request.hold_of} if request.hold_of else {}),
             },
             **({"producer": request.producer.as_dict()} if request.producer else {}),
         }

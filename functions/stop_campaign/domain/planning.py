@@ -56,13 +56,14 @@ def planned_requests(
 
 
 def merged(requests: list[StopRequest]) -> list[StopRequest]:
-    """Alarm map entries naming campaigns of the same stream (and type, account, dry run, disableSchedule) are one
-    request: one list of campaigns, one summary. (A schedule is never disabled for an entry that did not ask.)"""
+    """Alarm map entries naming campaigns of the same stream (and type, account, dry run, disableSchedule, hold) are
+    one request: one list of campaigns, one summary. (A schedule is never disabled, a campaign never held, for an
+    entry that did not ask.)"""
     by_scope: dict[tuple[object, ...], StopRequest] = {}
     kept: list[StopRequest] = []
     for request in requests:
         scope = (request.stream_id, request.campaign_type, request.account_id, request.dry_run,
-                 request.disable_schedule)
+                 request.disable_schedule, request.hold)
         earlier = by_scope.get(scope)
         if request.all_active or earlier is None:
             kept.append(request)

@@ -42,7 +42,7 @@ class HoldRelease(Protocol):
     """Ends the hold of a request (holds keep an alarm's campaigns stopped): called before any start of a resume, so
     that the hold check does not stop again what the resume starts. None when holds are not configured."""
 
-    def release(self, request_id: str) -> None: ...
+    def release(self, request_id: str) -> object: ...  # what it returns (released now or not) is not needed
 
 
 @readonly_dataclass

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -34,6 +34,7 @@ from stop_campaign.adapters.history import RequestHistory
 from stop_campaign.adapters.kore_client import DEADLINE_MARGIN_SECONDS, Deadline
 from stop_campaign.adapters.producer_policy import ProducerPolicySource
 from stop_campaign.adapters.stop_queue import StopQueue
+from stop_campaign.domain.alarms import ALARM_STATE
 from stop_campaign.domain.decision import IN_PROGRESS, ContinueLater, Decision, TargetEnd, decide, result_for
 from stop_campaign.domain.intake import AlarmStateChange, InvalidRequest, expiry, parse_event, parse_sqs_body
 from stop_campaign.domain.listing import ListPaging, PageRead
@@ -80,6 +81,10 @@ from stop_campaign.pacing.account_budgets import AccountBudgets
 from stop_campaign.pacing.rate_ledger import LedgerBusy, LedgerUnavailable
 from stop_campaign.pacing.rate_schedule import URGENT
 from stop_campaign.service.stopper import LIST_PAGE_SIZE, CampaignStopper, lane, schedule_not_disabled
+
+if TYPE_CHECKING:  # built and imported at their first use (composition.py): a cold start imports none of the holds
+    from stop_campaign.adapters.alarm_states import AlarmStates
+    from stop_campaign.adapters.holds import HoldStore
 
 logger = Logger(child=True)
 
@@ -156,6 +161,8 @@ def observed(publish: Callable[[ResultEvent], str], telemetry: Telemetry) -> Cal
                        ) -> dict[str, Any]:
         message_id = publish(result)
         telemetry.count(OUTCOME_METRICS[result.outcome])
+        if result.hold_of and result.outcome is Outcome.STOPPED:
+            telemetry.count("HoldRestops")  # a held campaign found running again, stopped again
         if result.time_to_stop_ms is not None:
             telemetry.milliseconds("TimeToStop", result.time_to_stop_ms)
         return published(message_id, delivery, result.as_message())
@@ -415,13 +422,16 @@ class MessageProcessor:
         disable_once: DisableOnce | None = None,
         history: RequestHistory | None = None,
         start_once: StartOnce | None = None,
-        hold_release: HoldRelease | None = None,
+        holds: Callable[[], HoldStore] | None = None,
+        alarm_states: Callable[[], AlarmStates] | None = None,
     ) -> None:
         """``producer_policy`` None: every producer may stop everything. ``signing_key``: the key continuations
         are signed with (None: none is honoured). ``history`` None: nothing is remembered, and no resume can be
-        served. ``hold_release`` None: holds are not configured (a resume releases none)."""
+        served. ``holds`` (the hold store's factory) None: no hold is kept (``hold: true`` stops once, and a resume
+        releases none)."""
         self._start_once = start_once
-        self._hold_release = hold_release
+        self._holds = holds
+        self._alarm_states = alarm_states
         self._disable_once = disable_once
         self._history = history
         self._max_wait_seconds = max_wait_seconds
@@ -445,12 +455,38 @@ class MessageProcessor:
         planned = self._plan(message)
         if isinstance(planned, _EndedInPlanning):  # rejected, ignored, or the alarm map unreadable to the end
             return planned.results
-        runnable, released = release_holds(self._hold_release, planned.runnable, message.final_attempt)
+        return self._serve(message, planned, deadline, started)
+
+    def serve_planned(
+        self, message: InboundMessage, planned: list[PlannedRequest], deadline: Deadline, started: float,
+    ) -> list[ResultEvent]:
+        """Requests planned by the function itself (a hold check's re-stops): run, decided and reported like a
+        message's (``message`` is what a dead letter keeps). Each is judged by the producer policy as it is now, as
+        its producer's own (the alarm's): a campaign it may no longer stop is left out, with a warning (a hold
+        re-stops only what the alarm may stop; it asks nothing of a campaign it leaves alone)."""
+        policy = self._producer_policy.current() if self._producer_policy is not None else None
+        allowed: list[PlannedRequest] = []
+        for plan in planned:
+            producer = plan.request.producer
+            sender = Sender(producer.kind, producer.id) if producer is not None else Sender("direct", "-")
+            verdict = judge_request(policy, sender, plan.request)
+            if verdict.refused:
+                refused = [campaign_id for campaign_id, _ in verdict.refused]
+                logger.warning("Held campaigns the producer policy no longer lets their alarm stop: left alone",
+                               extra={"producer": str(sender), "refused": refused})
+            if verdict.allowed:
+                request = replace(plan.request, campaign_ids=verdict.allowed, producer=producer_of(sender, policy))
+                allowed.append(replace(plan, request=request))
+        return self._serve(message, _Authorized(allowed, allowed, []), deadline, started) if allowed else []
+
+    def _serve(self, message: InboundMessage, planned: _Authorized, deadline: Deadline, started: float,
+               ) -> list[ResultEvent]:
+        runnable, released = release_holds(self._holds, planned.runnable, message.final_attempt)
         ends = [*released, *self._run(runnable, deadline, started)]
         ends = self._disable_schedules(ends, deadline)  # after every stop of the message, never before one
         decision = decide(planned.planned, [*planned.refused, *ends], message.origin,
                           final_attempt=message.final_attempt, now=utc_now(), max_wait_seconds=self._max_wait_seconds)
-        self._report(message, decision, deadline, planned.delivery)
+        self._report(message, decision, deadline, planned.delivery, (planned.planned, ends))
         return decision.publish
 
     # -- plan ------------------------------------------------------------------------------------------
@@ -475,6 +511,7 @@ class MessageProcessor:
             if isinstance(parsed, AlarmStateChange) and not needs_alarm_map(parsed):
                 ignored = replace(ignored_alarm(parsed, origin), producer=producer)
                 self._keep_history([self._publish(ignored, delivery)], [], None)
+                self._end_holds_of(parsed)
                 return _EndedInPlanning([ignored])
             # First served (not a retry of a request taken up before, nor the function's own hand-over): in time?
             late = None if isinstance(parsed, Continuation) or origin.attempt > 1 else expiry(
@@ -820,9 +857,13 @@ class MessageProcessor:
 
     # -- report ----------------------------------------------------------------------------------------
 
-    def _report(self, message: InboundMessage, decision: Decision, deadline: Deadline, delivery: str | None) -> None:
+    def _report(
+        self, message: InboundMessage, decision: Decision, deadline: Deadline, delivery: str | None,
+        served: tuple[list[PlannedRequest], list[TargetEnd]] = ([], []),
+    ) -> None:
         """Stops first, reports second: the last campaign of a stop-all does not wait for results. The request
-        history comes last of all (it can wait; a hand-over or a dead letter cannot)."""
+        history comes last of all (it can wait; a hand-over or a dead letter cannot), after the holds that the
+        requests ``served`` begin (or add to)."""
         published = self._publish_each(decision.publish, delivery)
         for later in decision.continuations:
             self._hand_over(later, message.origin.redriven_from, deadline)
@@ -830,9 +871,94 @@ class MessageProcessor:
         failure = next((result for result in decision.publish if result.error is not None), None)
         if decision.dead_letter is not None:
             self._dead_letter(message, decision.dead_letter, decision.dead_letter_request_id, failure)
+        unkept = self._keep_holds(*served, final_attempt=message.final_attempt)
         self._keep_history(published, summaries, deadline)
-        if decision.retry:
-            raise RetryLater(decision.retry)
+        if decision.retry or unkept:
+            raise RetryLater([*decision.retry, *unkept])
+
+    # -- holds (an alarm-map entry's hold: true) --------------------------------------------------------
+
+    def _keep_holds(self, planned: list[PlannedRequest], ends: list[TargetEnd], *, final_attempt: bool,
+                    ) -> list[StopError]:
+        """An alarm request with ``hold: true`` (not a dry run) begins its hold once served, or adds the campaigns of
+        this segment to it. A write that fails hands the message back (another attempt stops nothing twice and
+        writes the hold then); on the final attempt it is logged, and the campaigns stay stopped, unheld."""
+        asked = [plan for plan in planned if plan.request.hold and not plan.request.dry_run
+                 and not plan.request.hold_of]
+        if not asked:
+            return []
+        if self._holds is None:
+            logger.warning("hold: true asked, but HOLDS_TABLE is not set: the campaigns are stopped once, not held")
+            return []
+        from stop_campaign.domain.holds import held_entries, item_fields, scope_of  # only when a hold is asked
+
+        store = self._holds()
+        unkept: list[StopError] = []
+        for plan in asked:
+            request = plan.request
+            all_active = request.all_active or plan.progress.all_active
+            results = [end.result for end in ends if end.target.request is request and end.result is not None]
+            campaigns = held_entries(request, all_active, results)
+            if not campaigns:  # nothing it stopped (or may stop) to keep stopped
+                continue
+            try:
+                store.record(request.request_id, item_fields(request, utc_now()), [scope_of(request, all_active)],
+                             campaigns)
+            except Exception as error:  # whatever the table or the SDK raised: the stops stand either way
+                logger.warning("Could not write the hold", extra={
+                    "request_id": request.request_id, "error": f"{type(error).__name__}: {error}"[:300]})
+                self._telemetry.count("HoldWriteFailures")
+                if not final_attempt:
+                    unkept.append(TransientStopError("holds_unavailable", "the hold could not be written"))
+                continue
+            logger.info("Hold kept", extra={"hold_of": request.request_id, "stream_id": request.stream_id})
+        return unkept
+
+    def _end_holds_of(self, alarm: AlarmStateChange) -> None:
+        """An alarm leaving ALARM ends its active holds begun before that change, once DescribeAlarms agrees that
+        it is out of ALARM (a state change anyone could send to the stop queue ends nothing on its word alone; an
+        alarm this account cannot see, another account's, is taken at its word). A failure is logged: the next
+        hold check asks CloudWatch itself."""
+        if self._holds is None:
+            return
+        from stop_campaign.domain.holds import ended_by  # only for an alarm leaving ALARM
+
+        try:
+            store = self._holds()
+            holds = [hold for hold in store.active()
+                     if hold.alarm_name == alarm.alarm_name and ended_by(hold, alarm.changed_at)]
+            if not holds:
+                return
+            states = self._alarm_states().states([alarm.alarm_name]) if self._alarm_states is not None else {}
+            state = states.get(alarm.alarm_name)
+            if state == ALARM_STATE:
+                logger.warning("Alarm said to leave ALARM is still in ALARM: its holds stay",
+                               extra={"alarm_name": alarm.alarm_name})
+                return
+            for hold in holds:
+                if store.end(hold.hold_of, f"alarm {alarm.alarm_name} changed to {alarm.state}"):
+                    self._telemetry.count("HoldsEnded")
+                    logger.info("Hold ended: its alarm left ALARM", extra={"hold_of": hold.hold_of})
+        except Exception as error:  # the hold check ends it then; an ignored alarm's result is already out
+            logger.warning("Could not end the holds of an alarm leaving ALARM", extra={
+                "alarm_name": alarm.alarm_name, "error": f"{type(error).__name__}: {error}"[:300]})
+
+    def list_running(self, request: StopRequest, account_id: str, deadline: Deadline) -> list[str]:
+        """Every campaign the stream lists in a stoppable status: Get All Campaigns v2, one call per page, each page
+        behind idempotency as a stop-all's (a repeat of the same request reads the pages it kept) and paced by the
+        account's budget. A hold check's listing: read whole before any stop, page after page."""
+        key = {
+            "accountId": account_id, "streamId": request.stream_id, "campaignType": request.campaign_type.value,
+            "requestId": request.request_id, "dryRun": request.dry_run, "read": 1,
+        }
+        paging = ListPaging(LIST_PAGE_SIZE)
+        while not paging.done:
+            pages = paging.requests()
+            if not pages:
+                break
+            for fields in pages:
+                paging.take(fields, self._read_page(key, request, account_id, fields, deadline))
+        return paging.campaign_ids
 
     def _publish_each(self, results: list[ResultEvent], delivery: str | None) -> list[dict[str, Any] | None]:
         if len(results) == 1:
@@ -983,7 +1109,7 @@ def _delivery(planned: list[PlannedRequest]) -> str | None:
 
 
 def release_holds(
-    holds: HoldRelease | None, runnable: list[PlannedRequest], final_attempt: bool,
+    holds: Callable[[], HoldRelease] | None, runnable: list[PlannedRequest], final_attempt: bool,
 ) -> tuple[list[PlannedRequest], list[TargetEnd]]:
     """Before any start of a resume, the hold of the request it resumes ends (a hold check would stop again what the
     resume starts); a dry run releases nothing. What may run now, and the ends of what may not: a release that fails
@@ -994,8 +1120,9 @@ def release_holds(
     if holds is None or not resumes:
         return runnable, []
     try:
+        store = holds()  # made at its first use (composition.hold_parts)
         for request_id in resumes:
-            holds.release(request_id)
+            store.release(request_id)
     except Exception as error:  # whatever the hold store raised: no start while the hold may still stand
         logger.warning("Could not release the hold of the request to resume", extra={
             "error": f"{type(error).__name__}: {error}"[:300]})
