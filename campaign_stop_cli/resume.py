@@ -37,7 +37,8 @@ from campaign_stop_cli.common import (
     print_json,
     resource,
 )
-from campaign_stop_cli.stop import Collected, _caller_identity, print_interrupted, send_and_wait
+from campaign_stop_cli.output import outcomes_exit_code
+from campaign_stop_cli.stop import Collected, caller_identity, print_interrupted, send_and_wait
 from stop_campaign.domain.intake import InvalidRequest, Origin, parse_resume_request
 from stop_campaign.domain.models import Source
 
@@ -87,7 +88,7 @@ def resume(
     request: dict[str, Any] = {"action": "resume", "resumeOf": resume_of, "requestId": request_id or str(uuid.uuid4())}
     if reason is not None:
         request["reason"] = reason
-    request["requestedBy"] = requested_by if requested_by is not None else _caller_identity()
+    request["requestedBy"] = requested_by if requested_by is not None else caller_identity()
     request["requestedAt"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     request["dryRun"] = dry_run
     _validate(request, mode)
@@ -110,7 +111,8 @@ def resume(
                            f"Sent resume [bold]{escape(request['requestId'])}[/] of {escape(resume_of)}; waiting "
                            "for results…")
     collected = waited.collected
-    code = _exit_code(collected)
+    code = outcomes_exit_code((r.get("outcome") for r in collected.results), collected.timed_out,
+                              collected.interrupted)
     if mode is OutputFormat.JSON:
         print_json({
             "requestId": request["requestId"], **(waited.sent or {}), "request": request,
@@ -180,14 +182,6 @@ def _preview(request: dict[str, Any], queue: str, topic: str, timeout: float, mo
     if not typer.confirm(f"Start these {len(campaigns)} campaign(s) again?", default=False, err=True):
         fail("not confirmed: nothing was started", EXIT_FAILED, mode)
     return campaigns
-
-
-def _exit_code(collected: Collected) -> int:
-    if collected.interrupted:
-        return EXIT_INTERRUPTED
-    if collected.timed_out:
-        return EXIT_TIMEOUT
-    return EXIT_OK if all(r.get("outcome") in RESUME_OK_OUTCOMES for r in collected.results) else EXIT_FAILED
 
 
 def print_results(collected: Collected, out: Console | None = None) -> None:

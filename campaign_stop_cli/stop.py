@@ -121,7 +121,7 @@ def stop(
     request["requestId"] = request_id or str(uuid.uuid4())
     if reason is not None:
         request["reason"] = reason
-    request["requestedBy"] = requested_by if requested_by is not None else _caller_identity()
+    request["requestedBy"] = requested_by if requested_by is not None else caller_identity()
     request["requestedAt"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     request["dryRun"] = dry_run
     _validate(request, mode)
@@ -208,7 +208,7 @@ def _explain_earlier(collected: Collected, request: dict[str, Any]) -> None:
                              "again. To stop again, pass a new --request-id.", style="yellow"), highlight=False)
 
 
-def _caller_identity() -> str:
+def caller_identity() -> str:
     try:
         return str(client("sts").get_caller_identity()["Arn"])[:256]
     except (BotoCoreError, ClientError, KeyError):
