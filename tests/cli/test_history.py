@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from campaign_stop_cli.main import app
 from devtools.local_stack import LocalStack
+from devtools.poller import SqsEventSourceMapping
 from stop_campaign.adapters.results import ResultsPublisher
 from stop_campaign.domain.models import Outcome, ResultEvent, Source
 
@@ -32,6 +33,11 @@ def _served(stack: LocalStack, *bodies: dict[str, Any]) -> list[dict[str, Any]]:
         results += stack.drain_results()
         time.sleep(0.1)
     assert not wanted - {result["requestId"] for result in results}, results
+    # The history is written after the results are published: served means the invocation ended (its message deleted).
+    queue = SqsEventSourceMapping(stack)
+    while queue.messages_in_queue() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert queue.messages_in_queue() == 0, "the invocation did not end"
     return results
 
 

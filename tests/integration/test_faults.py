@@ -71,9 +71,12 @@ def test_a_stop_whose_record_could_not_be_completed_has_one_outcome(
     with FaultyAwsProxy(moto_server.endpoint_url, fault_rate=1.0, operations=frozenset({"UpdateItem"}),
                         body_contains=b'"S": "stop#', times=2) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint_url)
-        answer = app.lambda_handler(first, LocalLambdaContext(timeout_seconds=5))
+        # 10 s: on a busy machine a cold start with 5 s could already hand the stop over (nothing to inject then)
+        started = time.monotonic()
+        answer = app.lambda_handler(first, LocalLambdaContext(timeout_seconds=10))
         assert proxy.injected == {"UpdateItem": 2}  # the stop's completion, and nothing else
-        time.sleep(5.2)  # the copy comes after the first invocation's in-progress record has expired
+        # the copy comes after the first invocation's in-progress record has expired (its time left at the start)
+        time.sleep(max(0.0, started + 10.2 - time.monotonic()))
         again = app.lambda_handler(duplicate, LocalLambdaContext(timeout_seconds=30))
     assert answer["batchItemFailures"] == [] and again["batchItemFailures"] == []
     results = stack.drain_results()
