@@ -80,11 +80,12 @@ def test_a_kill_switch_during_a_storm_is_served_ahead_of_it(stack, kore, cold_st
     mapping = SqsEventSourceMapping(stack, handler=app.lambda_handler, function_timeout_seconds=5,
                                     retry_delay_seconds=30)
     booked: list[str] = []
-    for _ in range(8):  # the storm's first batches: the budget is spent, the rest of the storm books its places
+    for _ in range(12):  # the storm's first batches: the budget is spent, the rest of the storm books its places
         mapping.poll_once()
-        booked = stack.client("dynamodb").get_item(
+        ledger = stack.client("dynamodb").get_item(
             TableName=stack.table_name, Key={"id": {"S": f"rate#{ACCOUNT_ID}"}}, ConsistentRead=True,
-        )["Item"]["tickets"]["S"].split()
+        ).get("Item", {})  # none yet when a busy machine's first batch handed everything over before any call
+        booked = ledger.get("tickets", {}).get("S", "").split()
         if len(booked) >= 5:
             break
     assert len(booked) >= 5  # the queue is ahead of the alarm
