@@ -11,6 +11,7 @@ import hashlib
 import json
 import sys
 import uuid
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -107,7 +108,9 @@ def resume(
         raise typer.Exit(EXIT_OK)
 
     assert topic is not None
-    waited = send_and_wait(topic, request["requestId"], lambda: _send(request, queue, mode), None, timeout, mode,
+    # one result per campaign the dry run named (one alone: its summary, which a resume always sends, ends the wait)
+    expected = len(preview) if preview and len(preview) > 1 else None
+    waited = send_and_wait(topic, request["requestId"], lambda: _send(request, queue, mode), expected, timeout, mode,
                            f"Sent resume [bold]{escape(request['requestId'])}[/] of {escape(resume_of)}; waiting "
                            "for results…")
     collected = waited.collected
@@ -116,7 +119,8 @@ def resume(
     if mode is OutputFormat.JSON:
         print_json({
             "requestId": request["requestId"], **(waited.sent or {}), "request": request,
-            "results": collected.results, "summary": collected.summary, "timedOut": collected.timed_out,
+            "results": collected.results, "summary": collected.summary, "summaries": collected.summaries,
+            "timedOut": collected.timed_out,
             "interrupted": collected.interrupted, "sent": waited.sent_state, "exitCode": code,
             **({"preview": preview} if preview is not None else {}),
         })
@@ -198,9 +202,12 @@ def print_results(collected: Collected, out: Console | None = None) -> None:
             Text(str(error.get("code", ""))), Text(str(error.get("message") or api.get("message") or "")),
         )
     out.print(table)
-    if collected.summary is not None:
-        counts = ", ".join(f"{name} {count}" for name, count in sorted((collected.summary.get("outcomes") or {})
-                                                                      .items()))
-        out.print(Text(f"Summary: {collected.summary.get('campaigns')} campaign(s): {counts or 'none'}"))
+    if collected.summaries:  # one per stream and campaign type: counted together
+        outcomes: Counter[str] = Counter()
+        for summary in collected.summaries:
+            outcomes.update(summary.get("outcomes") or {})
+        campaigns = sum(int(summary.get("campaigns") or 0) for summary in collected.summaries)
+        counts = ", ".join(f"{name} {count}" for name, count in sorted(outcomes.items()))
+        out.print(Text(f"Summary: {campaigns} campaign(s): {counts or 'none'}"))
     if collected.timed_out:
         out.print("[bold yellow]Timed out[/] before every result arrived.")

@@ -8,6 +8,7 @@ import json
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -312,7 +313,8 @@ def confirm_stream(stream: str, collected: Collected, mode: OutputFormat, action
 @dataclass
 class Collected:
     results: list[dict[str, Any]] = field(default_factory=list)
-    summary: dict[str, Any] | None = None
+    summary: dict[str, Any] | None = None  # the last summary (a stop has one; a resume one per stream and type)
+    summaries: list[dict[str, Any]] = field(default_factory=list)
     timed_out: bool = False
     interrupted: bool = False  # Ctrl-C (or SIGTERM, SIGHUP) while waiting
     _seen: set[str] = field(default_factory=set)
@@ -325,6 +327,7 @@ class Collected:
         self._seen.add(result_id)
         if (event_type or event.get("eventType")) == "summary":
             self.summary = event
+            self.summaries.append(event)
         else:
             self.results.append(event)
         return True
@@ -340,13 +343,19 @@ class Collected:
             return True  # the request itself was rejected (or a resume found nothing to resume): nothing follows
         if expected == 1:
             return len(self.results) >= 1
-        if self.summary is None:
+        if not self.summaries or (expected is not None and len(self.results) < expected):
             return False
-        return len(self.results) >= sum(self.summary.get("outcomes", {}).values())
+        # A request served as several (a resume: one per stream and campaign type) sums each up on its own: done
+        # when every part that has results has its summary, and each has all the results its summary counts.
+        totals: Counter[tuple[str, str]] = Counter()
+        for summary in self.summaries:
+            totals[_part(summary)] += sum(summary.get("outcomes", {}).values())
+        arrived = Counter(_part(result) for result in self.results if result.get("streamId"))
+        return all(part in totals for part in arrived) and all(arrived[part] >= n for part, n in totals.items())
 
     def total(self, expected: int | None) -> int | None:
-        if self.summary is not None:
-            return sum(self.summary.get("outcomes", {}).values())
+        if self.summaries:
+            return sum(sum(summary.get("outcomes", {}).values()) for summary in self.summaries)
         return expected
 
     def exit_code(self) -> int:
@@ -357,6 +366,11 @@ class Collected:
         if all(result.get("outcome") in SUCCESSFUL_OUTCOMES for result in self.results):
             return EXIT_OK
         return EXIT_FAILED
+
+
+def _part(event: dict[str, Any]) -> tuple[str, str]:
+    """The part of a request a result or summary belongs to: its stream and campaign type."""
+    return str(event.get("streamId") or ""), str(event.get("campaignType") or "sms")
 
 
 @dataclass

@@ -14,8 +14,9 @@ from typer.testing import CliRunner
 from campaign_stop_cli.main import app
 from devtools.kore_simulator import KoreSimulator
 from devtools.local_stack import LocalStack
+from stop_campaign.adapters.history import RequestHistory
 
-from .conftest import STREAM_ID
+from .conftest import ACCOUNT_ID, STREAM_ID
 
 STOPPED = ["cd-1", "cd-2"]
 
@@ -116,3 +117,25 @@ def test_a_dry_run_resume_needs_no_confirmation(
 def test_a_resume_naming_itself_is_a_usage_error(runner: CliRunner, cli_env: dict[str, str]) -> None:
     result = runner.invoke(app, ["resume", "req-1", "--request-id", "req-1", "--yes"])
     assert result.exit_code == 2 and "this very request" in " ".join(result.output.split())
+
+
+def test_a_resume_over_two_streams_waits_for_both_and_sums_them_up(
+    runner: CliRunner, stack: LocalStack, kore: KoreSimulator, cli_env: dict[str, str],
+    function_running: Callable[[], None],
+) -> None:
+    # An alarm's request stopped campaigns of two streams: its resume is served as one request per stream, each
+    # with its own summary. The history is seeded as the function writes it (the request's published results).
+    kore.add_campaign(STREAM_ID, "cd-1", status="Stopped")
+    kore.add_campaign("st-2", "cd-7", status="Stopped")
+    history = RequestHistory(stack.history_table_name, lambda: stack.client("dynamodb"), days=1)
+    for stream_id, campaign_id in [(STREAM_ID, "cd-1"), ("st-2", "cd-7")]:
+        history.record_result({"requestId": "req-alarm", "streamId": stream_id, "campaignId": campaign_id,
+                               "campaignType": "sms", "accountId": ACCOUNT_ID, "outcome": "stopped",
+                               "source": "alarm", "completedAt": "2026-12-03T03:00:00Z"})
+
+    result = runner.invoke(app, ["resume", "req-alarm", "--yes", "--wait", "--timeout", "30"],
+                           env={"COLUMNS": "200"})
+
+    assert result.exit_code == 0, result.output
+    assert "Summary: 2 campaign(s): resumed 2" in result.stdout  # both streams' summaries, counted together
+    assert sorted(call.path.rsplit("/", 1)[1] for call in kore.start_calls()) == ["cd-1", "cd-7"]
