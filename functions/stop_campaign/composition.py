@@ -59,9 +59,8 @@ if TYPE_CHECKING:  # built (and imported) at their first use: see ``holds``
     from stop_campaign.adapters.holds import HoldStore
     from stop_campaign.service.holds import HoldChecker
 
-# A history write takes at most ~4 s (two attempts, max_attempts counting retries, of 0.5 s connect + 1 s read,
-# and the backoff between them):
-# processing.HISTORY_MIN_SECONDS keeps that much, and the end of the invocation's own bookkeeping, in hand.
+# A history write is one attempt of at most 0.5 s connect + 1 s read: one stuck on a bad connection ends soon after
+# the invocation stops waiting for it (processing.HISTORY_RESERVE_SECONDS).
 HISTORY_AWS_CONFIG = Config(connect_timeout=0.5, read_timeout=1.0, retries={"mode": "standard", "max_attempts": 1})
 NORMAL_HORIZON_SECONDS = 1.0  # how far ahead a routine call may hold a grant (pacing.account_budgets.AccountBudgets)
 metrics = Metrics()

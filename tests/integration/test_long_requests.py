@@ -81,6 +81,11 @@ def test_a_stop_all_past_the_rate_budget_continues_and_ends_whole(stack, kore, c
     assert summary["invocations"] == len(reports) and summary["allActive"] is True
     assert summary["firstStopAt"] <= summary["lastStopAt"]
     assert stack.drain_dead_letters() == []
+    # Every segment ended near its deadline (paced), and each one's results are kept for a resume all the same.
+    kept = stack.client("dynamodb").query(
+        TableName=stack.history_table_name, KeyConditionExpression="requestId = :id",
+        ExpressionAttributeValues={":id": {"S": "stop-all-long"}}, ConsistentRead=True)["Items"]
+    assert sorted(item["campaignId"]["S"] for item in kept if "campaignId" in item) == sorted(expected)
 
 
 def test_a_request_whose_list_cannot_be_read_in_time_continues_as_all_active(invoke, stack, kore, monkeypatch):

@@ -170,9 +170,9 @@ def observed(publish: Callable[[ResultEvent], str], telemetry: Telemetry) -> Cal
     return publish_result
 
 
-# A history write starts only with this long left in the invocation: a write (composition.HISTORY_AWS_CONFIG, ~4 s
-# at worst) then still ends before the end-of-invocation bookkeeping (app.SETTLE_SECONDS) and Lambda's timeout.
-HISTORY_MIN_SECONDS = 6.0
+# The history writes are waited for until this long before the invocation's end: the end-of-invocation bookkeeping
+# (app.SETTLE_SECONDS, 2 s) and the return. A write still running then goes on in its thread, counted as unconfirmed.
+HISTORY_RESERVE_SECONDS = 2.5
 
 
 def disabling(stopper: CampaignStopper, telemetry: Telemetry) -> Callable[..., dict[str, Any]]:
@@ -980,11 +980,6 @@ class MessageProcessor:
             return
 
         def write(record: Callable[[dict[str, Any]], None], message: dict[str, Any]) -> None:
-            if deadline is not None and deadline.seconds_left() < HISTORY_MIN_SECONDS:
-                logger.warning("No time left to write the request history", extra={
-                    "request_id": message.get("requestId")})
-                self._telemetry.count("HistoryWriteFailures")
-                return
             try:
                 record(message)
             except Exception as error:  # whatever the table or the SDK raised: history must not fail a request
@@ -992,10 +987,18 @@ class MessageProcessor:
                     "request_id": message.get("requestId"), "error": f"{type(error).__name__}: {error}"[:300]})
                 self._telemetry.count("HistoryWriteFailures")
 
-        if len(writes) == 1:
-            write(*writes[0])
-        else:
-            list(self._executor.map(lambda pair: write(*pair), writes))
+        if deadline is None:
+            for pair in writes:
+                write(*pair)
+            return
+        # Not skipped for want of time (a paced request's segments end near their deadline, and resume reads this):
+        # the writes, a few ms each, are waited for as long as the invocation can spare.
+        unconfirmed = wait([self._executor.submit(write, *pair) for pair in writes],
+                           timeout=max(0.0, deadline.seconds_left() - HISTORY_RESERVE_SECONDS)).not_done
+        if unconfirmed:
+            logger.warning("Request history writes not confirmed before the invocation's end", extra={
+                "request_id": writes[0][1].get("requestId"), "writes": len(unconfirmed)})
+            self._telemetry.count("HistoryWriteFailures", len(unconfirmed))
 
     def _dead_letter(
         self, message: InboundMessage, error: ResultError, request_id: str | None, failure: ResultEvent | None,
