@@ -46,12 +46,12 @@ ALARM_OWNED_FIELDS = ("requestId", "reason", "requestedBy", "requestedAt")  # th
 
 OutputOption = Annotated[OutputFormat | None, typer.Option("--output", "-o", help=OUTPUT_HELP)]
 ParameterOption = Annotated[
-    str | None, typer.Option("--parameter", help="SSM parameter name (env ALARM_TARGETS_PARAMETER).")
+    str | None, typer.Option("--parameter", help="SSM parameter name (env ALARM_TARGETS_PARAMETER).", metavar="NAME")
 ]
 SecretOption = Annotated[
     str | None,
     typer.Option("--secret-id", help="Credentials secret, to warn about streams it has no credentials for "
-                                     "(env CREDENTIALS_SECRET_ID; skipped when unknown)."),
+                                     "(env CREDENTIALS_SECRET_ID; skipped when unknown).", metavar="SECRET_ID"),
 ]
 CREDENTIALS_MAX_AGE = 300  # seconds: one read of the secret serves every stream of the map
 
@@ -359,7 +359,7 @@ def test(
     ctx: typer.Context,
     alarm_name: Annotated[str, typer.Argument(help="CloudWatch alarm name.")],
     file: Annotated[
-        Path | None, typer.Option("--file", help="Try a map file instead of the SSM parameter.")
+        Path | None, typer.Option("--file", help="Try a map file instead of the SSM parameter.", metavar="PATH")
     ] = None,
     parameter: ParameterOption = None,
     output: OutputOption = None,

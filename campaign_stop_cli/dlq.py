@@ -73,8 +73,10 @@ app = typer.Typer(help="Look at the dead-letter queue and send its messages back
                   no_args_is_help=True)
 
 OutputOption = Annotated[OutputFormat | None, typer.Option("--output", "-o", help=OUTPUT_HELP)]
-DlqOption = Annotated[str | None, typer.Option("--dlq-url", help="Dead-letter queue URL (env DEAD_LETTER_QUEUE_URL).")]
-QueueOption = Annotated[str | None, typer.Option("--queue-url", help="Stop queue URL (env STOP_QUEUE_URL).")]
+DlqOption = Annotated[str | None, typer.Option("--dlq-url", help="Dead-letter queue URL (env DEAD_LETTER_QUEUE_URL).",
+                                               metavar="URL")]
+QueueOption = Annotated[str | None, typer.Option("--queue-url", help="Stop queue URL (env STOP_QUEUE_URL).",
+                                                 metavar="URL")]
 
 SQS_MAX_PER_CALL = 10  # ReceiveMessage, ChangeMessageVisibilityBatch
 HOLD_SECONDS = 30  # how long a received message stays hidden at most, should this run die before releasing it
@@ -571,24 +573,25 @@ def _letters_table(letters: list[DeadLetter], title: str | None = None,
 # -- list ------------------------------------------------------------------------------------------------
 
 RequestIdFilter = Annotated[list[str] | None, typer.Option(
-    "--request-id", help="Only dead letters of this request (repeat for several).")]
+    "--request-id", help="Only dead letters of this request (repeat for several).", metavar="REQUEST_ID")]
 ErrorCodeFilter = Annotated[list[str] | None, typer.Option(
-    "--error-code", help="Only dead letters with this error code (repeat for several).")]
+    "--error-code", help="Only dead letters with this error code (repeat for several).", metavar="CODE")]
 
 
 @app.command("list")
 def list_letters(
     ctx: typer.Context,
     request_ids: RequestIdFilter = None,
-    streams: Annotated[list[str] | None, typer.Option("--stream", help="Only this stream's (repeat for several).")]
+    streams: Annotated[list[str] | None, typer.Option("--stream", help="Only this stream's (repeat for several).",
+                                                      metavar="STREAM_ID")]
     = None,
     campaigns: Annotated[list[str] | None, typer.Option(
         "--campaign", help="Only requests naming this campaign id (repeat for several; all-active matches "
-                           "all-active requests).")] = None,
+                           "all-active requests).", metavar="CAMPAIGN_ID")] = None,
     error_codes: ErrorCodeFilter = None,
     older_than: Annotated[str | None, typer.Option(
-        "--older-than", help="Only dead letters at least this old: seconds, or 90m, 2h, 1d.")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000, help="Show at most this many.")] = 50,
+        "--older-than", help="Only dead letters at least this old: seconds, or 90m, 2h, 1d.", metavar="AGE")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000, help="Show at most this many.", metavar="N")] = 50,
     dlq_url: DlqOption = None,
     output: OutputOption = None,
 ) -> None:
@@ -736,10 +739,12 @@ def redrive(
     ctx: typer.Context,
     all_letters: Annotated[bool, typer.Option("--all", help="Every dead letter.")] = False,
     message_ids: Annotated[
-        list[str] | None, typer.Option("--message-id", help="This dead letter (repeat for several).")
+        list[str] | None, typer.Option("--message-id", help="This dead letter (repeat for several).",
+                                       metavar="MESSAGE_ID")
     ] = None,
     error_codes: Annotated[
-        list[str] | None, typer.Option("--error-code", help="Dead letters with this errorCode (repeat for several).")
+        list[str] | None, typer.Option("--error-code", help="Dead letters with this errorCode (repeat for several).",
+                                       metavar="CODE")
     ] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before moving.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would move; move nothing.")] = False,
@@ -747,14 +752,15 @@ def redrive(
     wait: Annotated[bool, typer.Option(
         "--wait", help="Follow the redriven requests to their new results on the results topic, then show them.")]
     = False,
-    timeout: Annotated[float, typer.Option("--timeout", min=1, help="Seconds --wait waits before exit code 3.")]
+    timeout: Annotated[float, typer.Option("--timeout", min=1, help="Seconds --wait waits before exit code 3.",
+                                           metavar="SECONDS")]
     = 120.0,
     results_topic_arn: Annotated[str | None, typer.Option(
-        "--results-topic-arn", help="Results topic ARN, for --wait (env RESULTS_TOPIC_ARN).")] = None,
+        "--results-topic-arn", help="Results topic ARN, for --wait (env RESULTS_TOPIC_ARN).", metavar="ARN")] = None,
     max_age: Annotated[int | None, typer.Option(
         "--max-request-age", min=1, help="The function's MAX_REQUEST_AGE_SECONDS, to say which dead letters it would "
         "now reject as expired (default: the stack's MaxRequestAgeSeconds, else env MAX_REQUEST_AGE_SECONDS, else "
-        f"{OPTIONAL_ENV_VARS['MAX_REQUEST_AGE_SECONDS']}).")] = None,
+        f"{OPTIONAL_ENV_VARS['MAX_REQUEST_AGE_SECONDS']}).", metavar="SECONDS")] = None,
     dlq_url: DlqOption = None,
     queue_url: QueueOption = None,
     output: OutputOption = None,

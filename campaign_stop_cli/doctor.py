@@ -105,34 +105,40 @@ def doctor(
     ctx: typer.Context,
     stream: Annotated[
         str | None, typer.Option("--stream", help="Stream id (st-…): check its credentials and, with --campaign, "
-                                                  "ask Kore.ai for that campaign's status.")
+                                                  "ask Kore.ai for that campaign's status.", metavar="STREAM_ID")
     ] = None,
     campaign: Annotated[
-        str | None, typer.Option("--campaign", help="Campaign id (cd-…) whose status to ask for (read-only).")
+        str | None, typer.Option("--campaign", help="Campaign id (cd-…) whose status to ask for (read-only).",
+                                 metavar="CAMPAIGN_ID")
     ] = None,
     secret_id: Annotated[
-        str | None, typer.Option("--secret-id", help="Credentials secret id or ARN (env CREDENTIALS_SECRET_ID).")
+        str | None, typer.Option("--secret-id", help="Credentials secret id or ARN (env CREDENTIALS_SECRET_ID).",
+                                 metavar="SECRET_ID")
     ] = None,
     kore_base_url: Annotated[
-        str | None, typer.Option("--kore-base-url", help="Kore.ai API base URL (env KORE_BASE_URL).")
+        str | None, typer.Option("--kore-base-url", help="Kore.ai API base URL (env KORE_BASE_URL).", metavar="URL")
     ] = None,
     parameter: Annotated[
-        str | None, typer.Option("--parameter", help="Alarm map SSM parameter (env ALARM_TARGETS_PARAMETER).")
+        str | None, typer.Option("--parameter", help="Alarm map SSM parameter (env ALARM_TARGETS_PARAMETER).",
+                                 metavar="NAME")
     ] = None,
-    queue_url: Annotated[str | None, typer.Option("--queue-url", help="Stop queue URL (env STOP_QUEUE_URL).")] = None,
+    queue_url: Annotated[str | None, typer.Option("--queue-url", help="Stop queue URL (env STOP_QUEUE_URL).",
+                                                  metavar="URL")] = None,
     dlq_url: Annotated[
-        str | None, typer.Option("--dlq-url", help="Dead-letter queue URL (env DEAD_LETTER_QUEUE_URL).")
+        str | None, typer.Option("--dlq-url", help="Dead-letter queue URL (env DEAD_LETTER_QUEUE_URL).", metavar="URL")
     ] = None,
     results_topic_arn: Annotated[
-        str | None, typer.Option("--results-topic-arn", help="Results topic ARN (env RESULTS_TOPIC_ARN).")
+        str | None, typer.Option("--results-topic-arn", help="Results topic ARN (env RESULTS_TOPIC_ARN).",
+                                 metavar="ARN")
     ] = None,
     table_name: Annotated[
-        str | None, typer.Option("--table-name", help="Idempotency table (env IDEMPOTENCY_TABLE_NAME).")
+        str | None, typer.Option("--table-name", help="Idempotency table (env IDEMPOTENCY_TABLE_NAME).",
+                                 metavar="TABLE")
     ] = None,
     allow_host: Annotated[list[str] | None, typer.Option(
         "--allow-host", help="Also send the status call's token to this host (repeat for several): a Kore.ai host "
         f"other than the documented ones ({', '.join(DOCUMENTED_KORE_HOSTS)}), e.g. a private deployment.",
-    )] = None,
+        metavar="HOST")] = None,
     output: Annotated[OutputFormat | None, typer.Option("--output", "-o", help=OUTPUT_HELP)] = None,
 ) -> None:
     """Check the setup without stopping anything: credentials, token, Kore.ai, alarm map, queues, topic, table.

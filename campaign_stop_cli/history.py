@@ -102,12 +102,15 @@ def recent_requests(table: str, limit: int, days: int, today: datetime | None = 
 
 def history(
     ctx: typer.Context,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="How many requests to show at most.")]
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="How many requests to show at most.",
+                                       metavar="N")]
     = DEFAULT_LIMIT,
-    days: Annotated[int, typer.Option("--days", min=1, max=3650, help="How many days back (UTC) to look.")]
+    days: Annotated[int, typer.Option("--days", min=1, max=3650, help="How many days back (UTC) to look.",
+                                      metavar="DAYS")]
     = DEFAULT_DAYS,
     history_table: Annotated[
-        str | None, typer.Option("--history-table", help="Request history table (env REQUEST_HISTORY_TABLE).")
+        str | None, typer.Option("--history-table", help="Request history table (env REQUEST_HISTORY_TABLE).",
+                                 metavar="TABLE")
     ] = None,
     output: Annotated[OutputFormat | None, typer.Option("--output", "-o", help=OUTPUT_HELP)] = None,
 ) -> None:

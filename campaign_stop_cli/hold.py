@@ -32,7 +32,8 @@ app = typer.Typer(help="Holds: what kill switches with \"hold\": true keep stopp
                   no_args_is_help=True)
 
 OutputOption = Annotated[OutputFormat | None, typer.Option("--output", "-o", help=OUTPUT_HELP)]
-TableOption = Annotated[str | None, typer.Option("--holds-table", help="Holds table (env HOLDS_TABLE).")]
+TableOption = Annotated[str | None, typer.Option("--holds-table", help="Holds table (env HOLDS_TABLE).",
+                                                 metavar="TABLE")]
 
 
 def _store(table: str) -> HoldStore:

@@ -36,7 +36,7 @@ def main(
     ] = OutputFormat.TABLE,
     stack: Annotated[str | None, typer.Option(
         "--stack", envvar="CAMPAIGN_STOP_STACK", help="CloudFormation stack whose outputs name the resources "
-        "(after a command's own flags, before the environment variables).")] = None,
+        "(after a command's own flags, before the environment variables).", metavar="STACK")] = None,
 ) -> None:
     ctx.obj = {"output": output, "stack": (stack or "").strip() or None}  # a blank CAMPAIGN_STOP_STACK is none
 

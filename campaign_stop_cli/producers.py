@@ -49,7 +49,7 @@ app = typer.Typer(help="Check, show, write and try the producer policy (who may 
 
 OutputOption = Annotated[OutputFormat | None, typer.Option("--output", "-o", help=OUTPUT_HELP)]
 ParameterOption = Annotated[
-    str | None, typer.Option("--parameter", help="SSM parameter name (env PRODUCER_POLICY_PARAMETER).")
+    str | None, typer.Option("--parameter", help="SSM parameter name (env PRODUCER_POLICY_PARAMETER).", metavar="NAME")
 ]
 
 
@@ -278,9 +278,12 @@ def _policy_for_test(file: Path | None, parameter: str | None, mode: OutputForma
 @app.command("test")
 def test(
     ctx: typer.Context,
-    sender: Annotated[str, typer.Option("--sender", help="Who sends it, KIND:ID, as the function would read it.")],
-    request: Annotated[str, typer.Option("--request", help="A stop request: JSON, or a file holding it.")],
-    file: Annotated[Path | None, typer.Option("--file", help="Try a policy file instead of the SSM parameter.")]
+    sender: Annotated[str, typer.Option("--sender", help="Who sends it, KIND:ID, as the function would read it.",
+                                        metavar="KIND:ID")],
+    request: Annotated[str, typer.Option("--request", help="A stop request: JSON, or a file holding it.",
+                                         metavar="JSON")],
+    file: Annotated[Path | None, typer.Option("--file", help="Try a policy file instead of the SSM parameter.",
+                                              metavar="PATH")]
     = None,
     parameter: ParameterOption = None,
     output: OutputOption = None,

@@ -42,13 +42,15 @@ FAILED_OUTCOMES = frozenset({Outcome.FAILED.value, Outcome.REJECTED.value})
 
 def results(
     ctx: typer.Context,
-    request_id: Annotated[str | None, typer.Option("--request-id", help="Only this request's events.")] = None,
+    request_id: Annotated[str | None, typer.Option("--request-id", help="Only this request's events.",
+                                                   metavar="REQUEST_ID")] = None,
     outcome: Annotated[
         list[Outcome] | None,
         typer.Option("--outcome", help="Only results with this outcome; repeat for several. Summaries carry no "
-                                       "outcome, so this leaves them out."),
+                                       "outcome, so this leaves them out.", metavar="OUTCOME"),
     ] = None,
-    stream: Annotated[str | None, typer.Option("--stream", help="Only this stream's events (st-…).")] = None,
+    stream: Annotated[str | None, typer.Option("--stream", help="Only this stream's events (st-…).",
+                                               metavar="STREAM_ID")] = None,
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing events as they arrive, until Ctrl-C or --timeout.")
     ] = False,
@@ -56,14 +58,15 @@ def results(
         float | None,
         typer.Option("--timeout", min=1, help=f"Seconds to listen. Default: {DEFAULT_WINDOW_SECONDS:g} (ending "
                                               f"earlier once {QUIET_SECONDS:g} s pass with nothing new); with "
-                                              "--follow, no limit."),
+                                              "--follow, no limit.", metavar="SECONDS"),
     ] = None,
     results_topic_arn: Annotated[
-        str | None, typer.Option("--results-topic-arn", help="Results topic ARN (env RESULTS_TOPIC_ARN).")
+        str | None, typer.Option("--results-topic-arn", help="Results topic ARN (env RESULTS_TOPIC_ARN).",
+                                 metavar="ARN")
     ] = None,
     history_table: Annotated[
         str | None, typer.Option("--history-table", help="Request history table, read with --request-id (env "
-                                                         "REQUEST_HISTORY_TABLE).")
+                                                         "REQUEST_HISTORY_TABLE).", metavar="TABLE")
     ] = None,
     output: Annotated[OutputFormat | None, typer.Option("--output", "-o", help=OUTPUT_HELP)] = None,
 ) -> None:

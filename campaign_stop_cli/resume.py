@@ -50,24 +50,28 @@ RESUME_OK_OUTCOMES = frozenset({"resumed", "ignored", "dry_run"})
 def resume(
     ctx: typer.Context,
     resume_of: Annotated[str, typer.Argument(metavar="REQUEST_ID", help="The request whose stops to undo.")],
-    reason: Annotated[str | None, typer.Option("--reason", help="Why (kept in every result).")] = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why (kept in every result).", metavar="TEXT")] = None,
     requested_by: Annotated[
-        str | None, typer.Option("--requested-by", help="Who asks; default: your AWS identity (STS caller ARN).")
+        str | None, typer.Option("--requested-by", help="Who asks; default: your AWS identity (STS caller ARN).",
+                                 metavar="WHO")
     ] = None,
     request_id: Annotated[
-        str | None, typer.Option("--request-id", help="This resume's own request id; default: a new UUID.")
+        str | None, typer.Option("--request-id", help="This resume's own request id; default: a new UUID.",
+                                 metavar="REQUEST_ID")
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would be started; start nothing.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for every campaign's result, then show them.")] = False,
     timeout: Annotated[
         float, typer.Option("--timeout", min=1, help="Seconds --wait (and the dry run before) waits before exit "
-                                                     "code 3.")
+                                                     "code 3.", metavar="SECONDS")
     ] = 120.0,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Go ahead without the dry run and without asking (needed "
                                                           "when stdin is not a terminal).")] = False,
-    queue_url: Annotated[str | None, typer.Option("--queue-url", help="Stop queue URL (env STOP_QUEUE_URL).")] = None,
+    queue_url: Annotated[str | None, typer.Option("--queue-url", help="Stop queue URL (env STOP_QUEUE_URL).",
+                                                  metavar="URL")] = None,
     results_topic_arn: Annotated[
-        str | None, typer.Option("--results-topic-arn", help="Results topic ARN (env RESULTS_TOPIC_ARN).")
+        str | None, typer.Option("--results-topic-arn", help="Results topic ARN (env RESULTS_TOPIC_ARN).",
+                                 metavar="ARN")
     ] = None,
     output: Annotated[OutputFormat | None, typer.Option("--output", "-o", help=OUTPUT_HELP)] = None,
 ) -> None:

@@ -80,7 +80,7 @@ LAST_YEAR = 2199  # the last year a cron expression can name
 
 OutputOption = Annotated[OutputFormat | None, typer.Option("--output", "-o", help=OUTPUT_HELP)]
 GroupOption = Annotated[
-    str | None, typer.Option("--schedule-group", help="Schedule group (env SCHEDULE_GROUP_NAME).")
+    str | None, typer.Option("--schedule-group", help="Schedule group (env SCHEDULE_GROUP_NAME).", metavar="GROUP")
 ]
 
 
@@ -484,43 +484,49 @@ def _summary(schedule: dict[str, Any], now: datetime) -> dict[str, Any]:
 def create(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Schedule name (letters, digits, - _ .; up to 64).")],
-    stream: Annotated[str, typer.Option("--stream", help="Stream id (st-…) whose campaigns to stop.")],
+    stream: Annotated[str, typer.Option("--stream", help="Stream id (st-…) whose campaigns to stop.",
+                                        metavar="STREAM_ID")],
     timezone: Annotated[str, typer.Option(
-        "--timezone", help="IANA time zone the time is in, e.g. America/New_York, America/Phoenix.")],
+        "--timezone", help="IANA time zone the time is in, e.g. America/New_York, America/Phoenix.", metavar="ZONE")],
     campaign: Annotated[
-        list[str] | None, typer.Option("--campaign", help="Campaign id (cd-…); repeat for several.")
+        list[str] | None, typer.Option("--campaign", help="Campaign id (cd-…); repeat for several.",
+                                       metavar="CAMPAIGN_ID")
     ] = None,
     all_active: Annotated[bool, typer.Option("--all-active", help="Every active campaign of the stream.")] = False,
     campaign_type: Annotated[CampaignType, typer.Option("--type", help="Campaign type.")] = CampaignType.SMS,
     at: Annotated[str | None, typer.Option(
         "--at", help="Once, at this local wall time in --timezone (2026-12-24T20:55); the schedule then deletes "
-        "itself.")] = None,
+        "itself.", metavar="TIME")] = None,
     cron: Annotated[str | None, typer.Option(
         "--cron", help="Recurring, EventBridge cron in --timezone: minutes hours day-of-month month day-of-week "
-        "year, e.g. '55 20 * * ? *' (20:55 daily).")] = None,
-    reason: Annotated[str | None, typer.Option("--reason", help="Why (kept in every result).")] = None,
+        "year, e.g. '55 20 * * ? *' (20:55 daily).", metavar="EXPRESSION")] = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why (kept in every result).", metavar="TEXT")] = None,
     dry_run_request: Annotated[bool, typer.Option(
         "--dry-run-request", help="Each firing sends a dry run: reports what would stop, stops nothing.")] = False,
-    description: Annotated[str | None, typer.Option("--description", help="Shown with the schedule.")] = None,
+    description: Annotated[str | None, typer.Option("--description", help="Shown with the schedule.",
+                                                    metavar="TEXT")] = None,
     max_event_age: Annotated[int, typer.Option(
         "--max-event-age", min=60, max=86400,
-        help="Seconds Scheduler keeps retrying a delivery that fails before it gives up.")] = DEFAULT_MAX_EVENT_AGE,
+        help="Seconds Scheduler keeps retrying a delivery that fails before it gives up.",
+                                               metavar="SECONDS")] = DEFAULT_MAX_EVENT_AGE,
     schedule_group: GroupOption = None,
     scheduler_role_arn: Annotated[str | None, typer.Option(
-        "--scheduler-role-arn", help="Role Scheduler assumes to send (env SCHEDULER_ROLE_ARN).")] = None,
-    queue_url: Annotated[str | None, typer.Option("--queue-url", help="Stop queue URL (env STOP_QUEUE_URL).")] = None,
+        "--scheduler-role-arn", help="Role Scheduler assumes to send (env SCHEDULER_ROLE_ARN).", metavar="ARN")] = None,
+    queue_url: Annotated[str | None, typer.Option("--queue-url", help="Stop queue URL (env STOP_QUEUE_URL).",
+                                                  metavar="URL")] = None,
     dlq_url: Annotated[str | None, typer.Option(
         "--dlq-url", help="Dead-letter queue for deliveries Scheduler gives up on (env DEAD_LETTER_QUEUE_URL; "
         "none found, or a FIFO queue, which Scheduler does not support there: such a delivery is dropped, with a "
-        "warning now).")] = None,
+        "warning now).", metavar="URL")] = None,
     no_dlq: Annotated[bool, typer.Option(
         "--no-dlq", help="No dead-letter queue: a delivery Scheduler gives up on is dropped.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="With --all-active: " + stop_command.YES_HELP)] = False,
     timeout: Annotated[float, typer.Option(
-        "--timeout", min=1, help="Seconds the dry run before an --all-active schedule waits for.")] = 120.0,
+        "--timeout", min=1, help="Seconds the dry run before an --all-active schedule waits for.",
+                                           metavar="SECONDS")] = 120.0,
     results_topic_arn: Annotated[str | None, typer.Option(
         "--results-topic-arn", help="Results topic ARN, for the dry run before --all-active (env "
-        "RESULTS_TOPIC_ARN).")] = None,
+        "RESULTS_TOPIC_ARN).", metavar="ARN")] = None,
     output: OutputOption = None,
 ) -> None:
     """Create a schedule that sends a stop request to the stop queue, once (--at) or on a cron (--cron).
@@ -772,7 +778,8 @@ def fire(
     at: Annotated[str | None, typer.Option(
         "--at", help="The scheduled time to fill in: a local wall time in the schedule's time zone "
         "(2026-12-24T20:55) or an instant with offset (2026-12-25T01:55:00Z); default: now. The same time again "
-        "is the same request, as a retried delivery is. A time later than now is refused without --force.")] = None,
+        "is the same request, as a retried delivery is. A time later than now is refused without --force.",
+                                           metavar="TIME")] = None,
     force: Annotated[bool, typer.Option(
         "--force", help="Allow an --at later than now. That firing's request id is the one the real firing will "
         "carry, so the function (which remembers request ids for a day) will take the real firing as a duplicate "
@@ -780,11 +787,12 @@ def fire(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Without --at: " + stop_command.YES_HELP)] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for every campaign's result, then show them.")] = False,
     timeout: Annotated[
-        float, typer.Option("--timeout", min=1, help="Seconds --wait waits before exit code 3.")
+        float, typer.Option("--timeout", min=1, help="Seconds --wait waits before exit code 3.", metavar="SECONDS")
     ] = 120.0,
     schedule_group: GroupOption = None,
     results_topic_arn: Annotated[
-        str | None, typer.Option("--results-topic-arn", help="Results topic ARN, for --wait (env RESULTS_TOPIC_ARN).")
+        str | None, typer.Option("--results-topic-arn", help="Results topic ARN, for --wait (env RESULTS_TOPIC_ARN).",
+                                 metavar="ARN")
     ] = None,
     output: OutputOption = None,
 ) -> None:

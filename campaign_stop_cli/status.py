@@ -66,19 +66,21 @@ class Queues:
 def status(
     ctx: typer.Context,
     window: Annotated[
-        int, typer.Option("--window", min=1, max=24 * 60, help="Minutes of CloudWatch history to sum up.")
+        int, typer.Option("--window", min=1, max=24 * 60, help="Minutes of CloudWatch history to sum up.",
+                          metavar="MINUTES")
     ] = 60,
-    queue_url: Annotated[str | None, typer.Option("--queue-url", help="Stop queue URL (env STOP_QUEUE_URL).")] = None,
+    queue_url: Annotated[str | None, typer.Option("--queue-url", help="Stop queue URL (env STOP_QUEUE_URL).",
+                                                  metavar="URL")] = None,
     dlq_url: Annotated[
-        str | None, typer.Option("--dlq-url", help="Dead-letter queue URL (env DEAD_LETTER_QUEUE_URL).")
+        str | None, typer.Option("--dlq-url", help="Dead-letter queue URL (env DEAD_LETTER_QUEUE_URL).", metavar="URL")
     ] = None,
     function_name: Annotated[
         str | None,
         typer.Option("--function-name", help="The stop function, for CloudWatch figures (env STOP_FUNCTION_NAME; "
-                                             "stack output StopCampaignFunctionName)."),
+                                             "stack output StopCampaignFunctionName).", metavar="NAME"),
     ] = None,
     dashboard_url: Annotated[
-        str | None, typer.Option("--dashboard-url", help="CloudWatch dashboard URL (env DASHBOARD_URL).")
+        str | None, typer.Option("--dashboard-url", help="CloudWatch dashboard URL (env DASHBOARD_URL).", metavar="URL")
     ] = None,
     output: Annotated[OutputFormat | None, typer.Option("--output", "-o", help=OUTPUT_HELP)] = None,
 ) -> None:

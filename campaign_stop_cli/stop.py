@@ -62,17 +62,21 @@ class Via(StrEnum):
 
 def stop(
     ctx: typer.Context,
-    stream: Annotated[str, typer.Option("--stream", help="Stream id (st-…) whose campaigns to stop.")],
+    stream: Annotated[str, typer.Option("--stream", help="Stream id (st-…) whose campaigns to stop.",
+                                        metavar="STREAM_ID")],
     campaign: Annotated[
-        list[str] | None, typer.Option("--campaign", help="Campaign id (cd-…); repeat for several.")
+        list[str] | None, typer.Option("--campaign", help="Campaign id (cd-…); repeat for several.",
+                                       metavar="CAMPAIGN_ID")
     ] = None,
     all_active: Annotated[bool, typer.Option("--all-active", help="Every active campaign of the stream.")] = False,
     campaign_type: Annotated[CampaignType, typer.Option("--type", help="Campaign type.")] = CampaignType.SMS,
-    reason: Annotated[str | None, typer.Option("--reason", help="Why (kept in every result).")] = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why (kept in every result).", metavar="TEXT")] = None,
     requested_by: Annotated[
-        str | None, typer.Option("--requested-by", help="Who asks; default: your AWS identity (STS caller ARN).")
+        str | None, typer.Option("--requested-by", help="Who asks; default: your AWS identity (STS caller ARN).",
+                                 metavar="WHO")
     ] = None,
-    request_id: Annotated[str | None, typer.Option("--request-id", help="Request id; default: a new UUID.")] = None,
+    request_id: Annotated[str | None, typer.Option("--request-id", help="Request id; default: a new UUID.",
+                                                   metavar="REQUEST_ID")] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Resolve and report what would stop; stop nothing.")
     ] = False,
@@ -82,15 +86,17 @@ def stop(
     wait: Annotated[bool, typer.Option("--wait", help="Wait for every campaign's result, then show them.")] = False,
     timeout: Annotated[
         float, typer.Option("--timeout", min=1, help="Seconds --wait (and the dry run before --all-active) waits "
-                                                     "before exit code 3.")
+                                                     "before exit code 3.", metavar="SECONDS")
     ] = 120.0,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="With --all-active: " + YES_HELP)] = False,
     queue_url: Annotated[
-        str | None, typer.Option("--queue-url", help="Stop queue URL (env STOP_QUEUE_URL).")
+        str | None, typer.Option("--queue-url", help="Stop queue URL (env STOP_QUEUE_URL).", metavar="URL")
     ] = None,
-    bus_name: Annotated[str | None, typer.Option("--bus-name", help="Stop bus name (env STOP_BUS_NAME).")] = None,
+    bus_name: Annotated[str | None, typer.Option("--bus-name", help="Stop bus name (env STOP_BUS_NAME).",
+                                                 metavar="NAME")] = None,
     results_topic_arn: Annotated[
-        str | None, typer.Option("--results-topic-arn", help="Results topic ARN, for --wait (env RESULTS_TOPIC_ARN).")
+        str | None, typer.Option("--results-topic-arn", help="Results topic ARN, for --wait (env RESULTS_TOPIC_ARN).",
+                                 metavar="ARN")
     ] = None,
     output: Annotated[OutputFormat | None, typer.Option("--output", "-o", help=OUTPUT_HELP)] = None,
 ) -> None:
