@@ -22,8 +22,8 @@ from campaign_stop_cli.common import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
-    OUTPUT_HELP,
     OutputFormat,
+    OutputOption,
     client,
     console,
     error_console,
@@ -44,7 +44,6 @@ app = typer.Typer(help="Check, show, write and try the alarm map (CloudWatch ala
 
 ALARM_OWNED_FIELDS = ("requestId", "reason", "requestedBy", "requestedAt")  # the alarm sets these, not the map
 
-OutputOption = Annotated[OutputFormat | None, typer.Option("--output", "-o", help=OUTPUT_HELP)]
 ParameterOption = Annotated[
     str | None, typer.Option("--parameter", help="SSM parameter name (env ALARM_TARGETS_PARAMETER).", metavar="NAME")
 ]

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import boto3
 import typer
@@ -64,6 +64,16 @@ RESOURCES = {
     # parameter, else the function's own variable.
     "max_request_age": Resource("--max-request-age", "MaxRequestAgeSeconds", "MAX_REQUEST_AGE_SECONDS"),
 }
+
+
+# Options several commands declare alike (Typer reads an Annotated alias as it reads the declaration inline).
+OutputOption = Annotated[OutputFormat | None, typer.Option("--output", "-o", help=OUTPUT_HELP)]
+QueueUrlOption = Annotated[str | None, typer.Option("--queue-url", help="Stop queue URL (env STOP_QUEUE_URL).",
+                                                    metavar="URL")]
+DlqUrlOption = Annotated[str | None, typer.Option(
+    "--dlq-url", help="Dead-letter queue URL (env DEAD_LETTER_QUEUE_URL).", metavar="URL")]
+ResultsTopicOption = Annotated[str | None, typer.Option(
+    "--results-topic-arn", help="Results topic ARN (env RESULTS_TOPIC_ARN).", metavar="ARN")]
 # Kept for callers that only need the variable or flag names.
 RESOURCE_VARIABLES = {name: item.variable for name, item in RESOURCES.items()}
 RESOURCE_FLAGS = {name: item.flag for name, item in RESOURCES.items()}

@@ -38,8 +38,11 @@ from campaign_stop_cli.common import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
-    OUTPUT_HELP,
+    DlqUrlOption,
     OutputFormat,
+    OutputOption,
+    QueueUrlOption,
+    ResultsTopicOption,
     client,
     console,
     error_console,
@@ -72,11 +75,7 @@ from stop_campaign.settings import OPTIONAL_ENV_VARS
 app = typer.Typer(help="Look at the dead-letter queue and send its messages back to the stop queue.",
                   no_args_is_help=True)
 
-OutputOption = Annotated[OutputFormat | None, typer.Option("--output", "-o", help=OUTPUT_HELP)]
-DlqOption = Annotated[str | None, typer.Option("--dlq-url", help="Dead-letter queue URL (env DEAD_LETTER_QUEUE_URL).",
-                                               metavar="URL")]
-QueueOption = Annotated[str | None, typer.Option("--queue-url", help="Stop queue URL (env STOP_QUEUE_URL).",
-                                                 metavar="URL")]
+DlqUrlOption = DlqUrlOption
 
 SQS_MAX_PER_CALL = 10  # ReceiveMessage, ChangeMessageVisibilityBatch
 HOLD_SECONDS = 30  # how long a received message stays hidden at most, should this run die before releasing it
@@ -592,7 +591,7 @@ def list_letters(
     older_than: Annotated[str | None, typer.Option(
         "--older-than", help="Only dead letters at least this old: seconds, or 90m, 2h, 1d.", metavar="AGE")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=10_000, help="Show at most this many.", metavar="N")] = 50,
-    dlq_url: DlqOption = None,
+    dlq_url: DlqUrlOption = None,
     output: OutputOption = None,
 ) -> None:
     """List dead letters: message id, request id, stream and campaign, error code and message, source, age.
@@ -650,7 +649,7 @@ def show(
     ctx: typer.Context,
     letter_id: Annotated[str, typer.Argument(
         metavar="ID", help="The dead letter's SQS message id, or a request id (every dead letter of that request).")],
-    dlq_url: DlqOption = None,
+    dlq_url: DlqUrlOption = None,
     output: OutputOption = None,
 ) -> None:
     """Show a dead letter: its attributes and its full body (pretty-printed when it is JSON). ID is its message id
@@ -755,14 +754,13 @@ def redrive(
     timeout: Annotated[float, typer.Option("--timeout", min=1, help="Seconds --wait waits before exit code 3.",
                                            metavar="SECONDS")]
     = 120.0,
-    results_topic_arn: Annotated[str | None, typer.Option(
-        "--results-topic-arn", help="Results topic ARN, for --wait (env RESULTS_TOPIC_ARN).", metavar="ARN")] = None,
+    results_topic_arn: ResultsTopicOption = None,
     max_age: Annotated[int | None, typer.Option(
         "--max-request-age", min=1, help="The function's MAX_REQUEST_AGE_SECONDS, to say which dead letters it would "
         "now reject as expired (default: the stack's MaxRequestAgeSeconds, else env MAX_REQUEST_AGE_SECONDS, else "
         f"{OPTIONAL_ENV_VARS['MAX_REQUEST_AGE_SECONDS']}).", metavar="SECONDS")] = None,
-    dlq_url: DlqOption = None,
-    queue_url: QueueOption = None,
+    dlq_url: DlqUrlOption = None,
+    queue_url: QueueUrlOption = None,
     output: OutputOption = None,
 ) -> None:
     """Send dead letters back to the stop queue, once their cause is fixed.

@@ -23,8 +23,11 @@ from campaign_stop_cli.common import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
-    OUTPUT_HELP,
+    DlqUrlOption,
     OutputFormat,
+    OutputOption,
+    QueueUrlOption,
+    ResultsTopicOption,
     client,
     console,
     fail,
@@ -122,15 +125,9 @@ def doctor(
         str | None, typer.Option("--parameter", help="Alarm map SSM parameter (env ALARM_TARGETS_PARAMETER).",
                                  metavar="NAME")
     ] = None,
-    queue_url: Annotated[str | None, typer.Option("--queue-url", help="Stop queue URL (env STOP_QUEUE_URL).",
-                                                  metavar="URL")] = None,
-    dlq_url: Annotated[
-        str | None, typer.Option("--dlq-url", help="Dead-letter queue URL (env DEAD_LETTER_QUEUE_URL).", metavar="URL")
-    ] = None,
-    results_topic_arn: Annotated[
-        str | None, typer.Option("--results-topic-arn", help="Results topic ARN (env RESULTS_TOPIC_ARN).",
-                                 metavar="ARN")
-    ] = None,
+    queue_url: QueueUrlOption = None,
+    dlq_url: DlqUrlOption = None,
+    results_topic_arn: ResultsTopicOption = None,
     table_name: Annotated[
         str | None, typer.Option("--table-name", help="Idempotency table (env IDEMPOTENCY_TABLE_NAME).",
                                  metavar="TABLE")
@@ -139,7 +136,7 @@ def doctor(
         "--allow-host", help="Also send the status call's token to this host (repeat for several): a Kore.ai host "
         f"other than the documented ones ({', '.join(DOCUMENTED_KORE_HOSTS)}), e.g. a private deployment.",
         metavar="HOST")] = None,
-    output: Annotated[OutputFormat | None, typer.Option("--output", "-o", help=OUTPUT_HELP)] = None,
+    output: OutputOption = None,
 ) -> None:
     """Check the setup without stopping anything: credentials, token, Kore.ai, alarm map, queues, topic, table.
 

@@ -18,8 +18,7 @@ from rich.text import Text
 from campaign_stop_cli.common import (
     EXIT_FAILED,
     EXIT_OK,
-    OUTPUT_HELP,
-    OutputFormat,
+    OutputOption,
     client,
     console,
     fail,
@@ -112,7 +111,7 @@ def history(
         str | None, typer.Option("--history-table", help="Request history table (env REQUEST_HISTORY_TABLE).",
                                  metavar="TABLE")
     ] = None,
-    output: Annotated[OutputFormat | None, typer.Option("--output", "-o", help=OUTPUT_HELP)] = None,
+    output: OutputOption = None,
 ) -> None:
     """List recent requests, newest first: when each was first seen, its source or producer, and how many
     campaigns ended in each outcome. `campaign-stop results --request-id ID` shows one request's results.

@@ -15,8 +15,7 @@ from rich.text import Text
 from campaign_stop_cli.common import (
     EXIT_FAILED,
     EXIT_OK,
-    OUTPUT_HELP,
-    OutputFormat,
+    OutputOption,
     aws_error_exit_code,
     client,
     console,
@@ -31,7 +30,6 @@ from stop_campaign.domain.holds import ACTIVE, hold_from_item, listing_row
 app = typer.Typer(help="Holds: what kill switches with \"hold\": true keep stopped while their alarm is in ALARM.",
                   no_args_is_help=True)
 
-OutputOption = Annotated[OutputFormat | None, typer.Option("--output", "-o", help=OUTPUT_HELP)]
 TableOption = Annotated[str | None, typer.Option("--holds-table", help="Holds table (env HOLDS_TABLE).",
                                                  metavar="TABLE")]
 

@@ -23,8 +23,8 @@ from campaign_stop_cli.common import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
-    OUTPUT_HELP,
     OutputFormat,
+    OutputOption,
     client,
     console,
     error_console,
@@ -47,7 +47,6 @@ from stop_campaign.domain.policy import (
 
 app = typer.Typer(help="Check, show, write and try the producer policy (who may stop what).", no_args_is_help=True)
 
-OutputOption = Annotated[OutputFormat | None, typer.Option("--output", "-o", help=OUTPUT_HELP)]
 ParameterOption = Annotated[
     str | None, typer.Option("--parameter", help="SSM parameter name (env PRODUCER_POLICY_PARAMETER).", metavar="NAME")
 ]

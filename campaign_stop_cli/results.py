@@ -17,8 +17,9 @@ from campaign_stop_cli.common import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
-    OUTPUT_HELP,
     OutputFormat,
+    OutputOption,
+    ResultsTopicOption,
     console,
     error_console,
     fail,
@@ -60,15 +61,12 @@ def results(
                                               f"earlier once {QUIET_SECONDS:g} s pass with nothing new); with "
                                               "--follow, no limit.", metavar="SECONDS"),
     ] = None,
-    results_topic_arn: Annotated[
-        str | None, typer.Option("--results-topic-arn", help="Results topic ARN (env RESULTS_TOPIC_ARN).",
-                                 metavar="ARN")
-    ] = None,
+    results_topic_arn: ResultsTopicOption = None,
     history_table: Annotated[
         str | None, typer.Option("--history-table", help="Request history table, read with --request-id (env "
                                                          "REQUEST_HISTORY_TABLE).", metavar="TABLE")
     ] = None,
-    output: Annotated[OutputFormat | None, typer.Option("--output", "-o", help=OUTPUT_HELP)] = None,
+    output: OutputOption = None,
 ) -> None:
     """Show result and summary events (outcome, error code and message) as the function publishes them.
 

@@ -28,8 +28,10 @@ from campaign_stop_cli.common import (
     EXIT_OK,
     EXIT_TIMEOUT,
     EXIT_USAGE,
-    OUTPUT_HELP,
     OutputFormat,
+    OutputOption,
+    QueueUrlOption,
+    ResultsTopicOption,
     client,
     console,
     error_console,
@@ -67,13 +69,9 @@ def resume(
     ] = 120.0,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Go ahead without the dry run and without asking (needed "
                                                           "when stdin is not a terminal).")] = False,
-    queue_url: Annotated[str | None, typer.Option("--queue-url", help="Stop queue URL (env STOP_QUEUE_URL).",
-                                                  metavar="URL")] = None,
-    results_topic_arn: Annotated[
-        str | None, typer.Option("--results-topic-arn", help="Results topic ARN (env RESULTS_TOPIC_ARN).",
-                                 metavar="ARN")
-    ] = None,
-    output: Annotated[OutputFormat | None, typer.Option("--output", "-o", help=OUTPUT_HELP)] = None,
+    queue_url: QueueUrlOption = None,
+    results_topic_arn: ResultsTopicOption = None,
+    output: OutputOption = None,
 ) -> None:
     """Start again the campaigns REQUEST_ID stopped (outcome stopped, not already_stopped) that are still Stopped.
 

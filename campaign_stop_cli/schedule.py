@@ -47,8 +47,10 @@ from campaign_stop_cli.common import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
-    OUTPUT_HELP,
     OutputFormat,
+    OutputOption,
+    QueueUrlOption,
+    ResultsTopicOption,
     client,
     console,
     error_console,
@@ -78,7 +80,6 @@ MAX_RETRY_ATTEMPTS = 185  # Scheduler's maximum; the event age below is what rea
 DEFAULT_MAX_EVENT_AGE = 3600  # a stop delivered more than an hour late could stop a campaign the next morning
 LAST_YEAR = 2199  # the last year a cron expression can name
 
-OutputOption = Annotated[OutputFormat | None, typer.Option("--output", "-o", help=OUTPUT_HELP)]
 GroupOption = Annotated[
     str | None, typer.Option("--schedule-group", help="Schedule group (env SCHEDULE_GROUP_NAME).", metavar="GROUP")
 ]
@@ -512,8 +513,7 @@ def create(
     schedule_group: GroupOption = None,
     scheduler_role_arn: Annotated[str | None, typer.Option(
         "--scheduler-role-arn", help="Role Scheduler assumes to send (env SCHEDULER_ROLE_ARN).", metavar="ARN")] = None,
-    queue_url: Annotated[str | None, typer.Option("--queue-url", help="Stop queue URL (env STOP_QUEUE_URL).",
-                                                  metavar="URL")] = None,
+    queue_url: QueueUrlOption = None,
     dlq_url: Annotated[str | None, typer.Option(
         "--dlq-url", help="Dead-letter queue for deliveries Scheduler gives up on (env DEAD_LETTER_QUEUE_URL; "
         "none found, or a FIFO queue, which Scheduler does not support there: such a delivery is dropped, with a "
@@ -790,10 +790,7 @@ def fire(
         float, typer.Option("--timeout", min=1, help="Seconds --wait waits before exit code 3.", metavar="SECONDS")
     ] = 120.0,
     schedule_group: GroupOption = None,
-    results_topic_arn: Annotated[
-        str | None, typer.Option("--results-topic-arn", help="Results topic ARN, for --wait (env RESULTS_TOPIC_ARN).",
-                                 metavar="ARN")
-    ] = None,
+    results_topic_arn: ResultsTopicOption = None,
     output: OutputOption = None,
 ) -> None:
     """Send the schedule's request now, filled in as Scheduler fills it: try a schedule, or resend one firing.

@@ -20,9 +20,11 @@ from campaign_stop_cli.common import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
-    OUTPUT_HELP,
     RESOURCES,
+    DlqUrlOption,
     OutputFormat,
+    OutputOption,
+    QueueUrlOption,
     client,
     console,
     fail,
@@ -69,11 +71,8 @@ def status(
         int, typer.Option("--window", min=1, max=24 * 60, help="Minutes of CloudWatch history to sum up.",
                           metavar="MINUTES")
     ] = 60,
-    queue_url: Annotated[str | None, typer.Option("--queue-url", help="Stop queue URL (env STOP_QUEUE_URL).",
-                                                  metavar="URL")] = None,
-    dlq_url: Annotated[
-        str | None, typer.Option("--dlq-url", help="Dead-letter queue URL (env DEAD_LETTER_QUEUE_URL).", metavar="URL")
-    ] = None,
+    queue_url: QueueUrlOption = None,
+    dlq_url: DlqUrlOption = None,
     function_name: Annotated[
         str | None,
         typer.Option("--function-name", help="The stop function, for CloudWatch figures (env STOP_FUNCTION_NAME; "
@@ -82,7 +81,7 @@ def status(
     dashboard_url: Annotated[
         str | None, typer.Option("--dashboard-url", help="CloudWatch dashboard URL (env DASHBOARD_URL).", metavar="URL")
     ] = None,
-    output: Annotated[OutputFormat | None, typer.Option("--output", "-o", help=OUTPUT_HELP)] = None,
+    output: OutputOption = None,
 ) -> None:
     """Stop-queue depth, dead letters waiting and, for a deployed stack, recent figures from CloudWatch.
 

@@ -29,8 +29,10 @@ from campaign_stop_cli.common import (
     EXIT_OK,
     EXIT_TIMEOUT,
     EXIT_USAGE,
-    OUTPUT_HELP,
     OutputFormat,
+    OutputOption,
+    QueueUrlOption,
+    ResultsTopicOption,
     aws_error_exit_code,
     client,
     console,
@@ -89,16 +91,11 @@ def stop(
                                                      "before exit code 3.", metavar="SECONDS")
     ] = 120.0,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="With --all-active: " + YES_HELP)] = False,
-    queue_url: Annotated[
-        str | None, typer.Option("--queue-url", help="Stop queue URL (env STOP_QUEUE_URL).", metavar="URL")
-    ] = None,
+    queue_url: QueueUrlOption = None,
     bus_name: Annotated[str | None, typer.Option("--bus-name", help="Stop bus name (env STOP_BUS_NAME).",
                                                  metavar="NAME")] = None,
-    results_topic_arn: Annotated[
-        str | None, typer.Option("--results-topic-arn", help="Results topic ARN, for --wait (env RESULTS_TOPIC_ARN).",
-                                 metavar="ARN")
-    ] = None,
-    output: Annotated[OutputFormat | None, typer.Option("--output", "-o", help=OUTPUT_HELP)] = None,
+    results_topic_arn: ResultsTopicOption = None,
+    output: OutputOption = None,
 ) -> None:
     """Send a stop request (validated locally first); with --wait, show each campaign's outcome.
 
